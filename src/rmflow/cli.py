@@ -1,0 +1,159 @@
+"""``rmflow <command>``: the one entry point every Snakemake rule, sbatch script and test calls.
+
+Each subcommand parses its arguments and calls one module's ``main``; no logic lives here. User mistakes
+(``RmflowError``) print one line and exit 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from rmflow.errors import RmflowError
+
+
+def _threads(n: int | None) -> None:
+    if n:
+        import torch
+
+        torch.set_num_threads(n)
+
+
+def cmd_make_synthetic(a):
+    from rmflow.data import synth
+
+    synth.main(a.seed, a.n_train, a.n_test, a.out_dir)
+
+
+def cmd_prepare_data(a):
+    from rmflow.data import prepare
+
+    prepare.main(a.source, a.out, a.report, a.format, a.split, a.revision or None, a.on_invalid)
+
+
+def cmd_build_base(a):
+    import json
+
+    from rmflow.models import tiny
+
+    _threads(a.threads)
+    values = json.loads(open(a.spec, encoding="utf-8").read())
+    unknown = sorted(set(values) - set(tiny.TinySpec.__dataclass_fields__))
+    if unknown:
+        raise RmflowError(f"unknown tiny model keys {unknown}", file=a.spec)
+    tiny.build(tiny.TinySpec(**values), tiny.corpus_from_pairs(a.corpus), a.out)
+
+
+def cmd_train(a):
+    from rmflow import methods
+    from rmflow.spec import RunSpec
+
+    _threads(a.threads)
+    spec = RunSpec.read(a.spec)
+    methods.get(spec.method, where=f"{a.spec}: method").train(spec, a.out)
+
+
+def cmd_evaluate(a):
+    from rmflow.evaluate import run
+
+    _threads(a.threads)
+    run.main(a.model_dir, a.method, a.data, a.sections, a.out_dir, a.eval_set, a.base, a.split, a.revision or None,
+             a.tie_rule, a.batch_size)
+
+
+def cmd_leaderboard(a):
+    from rmflow import leaderboard
+
+    files = a.scores or leaderboard.find_scores(a.root)
+    markdown = leaderboard.main(files, a.csv, a.md, a.subsets)
+    if a.print:
+        print(markdown)
+
+
+def cmd_methods(a):
+    from rmflow import methods
+
+    for name in methods.available():
+        print(name)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rmflow", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("make-synthetic", help="generate the synthetic preference suite")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-train", type=int, default=160, help="train pairs per subset")
+    p.add_argument("--n-test", type=int, default=40, help="test rows per subset")
+    p.add_argument("--out-dir", required=True)
+    p.set_defaults(func=cmd_make_synthetic)
+
+    p = sub.add_parser("prepare-data", help="load, convert and validate preference rows into parquet")
+    p.add_argument("--source", required=True, help="local .jsonl/.json/.parquet file or folder, or a hub dataset id")
+    p.add_argument("--format", default="standard",
+                   help="standard | hh | rewardbench | ratings_best_vs_each | ratings_best_vs_worst")
+    p.add_argument("--split", default="train")
+    p.add_argument("--revision", default=None)
+    p.add_argument("--on-invalid", default="error", choices=["error", "skip"])
+    p.add_argument("--out", required=True)
+    p.add_argument("--report", required=True)
+    p.set_defaults(func=cmd_prepare_data)
+
+    p = sub.add_parser("build-base", help="build a tiny base model and tokenizer from a JSON spec")
+    p.add_argument("--spec", required=True)
+    p.add_argument("--corpus", required=True, help="prepared standard-row parquet whose texts train the tokenizer")
+    p.add_argument("--out", required=True)
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(func=cmd_build_base)
+
+    p = sub.add_parser("train", help="train one method on one base model from a run spec")
+    p.add_argument("--spec", required=True, help="run spec JSON (results/runs/<method>/<base>.json)")
+    p.add_argument("--out", required=True, help="model directory to write")
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="score a RewardBench-format set and write examples.parquet + scores.json")
+    p.add_argument("--model-dir", required=True)
+    p.add_argument("--method", required=True)
+    p.add_argument("--data", required=True, help="local file/folder or hub id (allenai/reward-bench)")
+    p.add_argument("--split", default="filtered")
+    p.add_argument("--revision", default=None)
+    p.add_argument("--sections", default="rewardbench_v1", help="subset-to-section map: rewardbench_v1 | synthetic_v1")
+    p.add_argument("--tie-rule", default="official", choices=["official", "seed"])
+    p.add_argument("--eval-set", required=True, help="name written into scores.json")
+    p.add_argument("--base", required=True, help="base model name written into scores.json")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("leaderboard", help="gather scores.json files into the leaderboard tables")
+    p.add_argument("--root", default="results/eval", help="gather every <eval set>/<method>/<base>/scores.json")
+    p.add_argument("--scores", nargs="+", help="gather exactly these scores.json files instead of --root")
+    p.add_argument("--csv", default="results/leaderboard.csv")
+    p.add_argument("--md", default="results/leaderboard.md")
+    p.add_argument("--subsets", default="results/leaderboard_subsets.csv")
+    p.add_argument("--print", action="store_true", help="also print the Markdown table")
+    p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("methods", help="list the registered reward-model methods")
+    p.set_defaults(func=cmd_methods)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        args.func(args)
+    except RmflowError as exc:
+        print(f"rmflow {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

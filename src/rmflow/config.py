@@ -1,0 +1,69 @@
+"""Load and validate a workflow config against its JSON schema, filling defaults, with errors that name the key.
+
+Snakemake's own ``validate`` reports the schema path but not which config file a bad key came from; this one
+names both, so "unknown key" and "wrong type" errors point at the line a user has to change.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import yaml
+
+from rmflow.errors import RmflowError
+
+
+def _validator_with_defaults(schema: dict):
+    from jsonschema import Draft7Validator, validators
+
+    base = Draft7Validator.VALIDATORS["properties"]
+
+    def properties_with_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if isinstance(sub, dict) and "default" in sub:
+                    instance.setdefault(name, copy.deepcopy(sub["default"]))
+        yield from base(validator, properties, instance, schema)
+
+    cls = validators.extend(Draft7Validator, {"properties": properties_with_defaults})
+    return cls(schema)
+
+
+def _describe(error) -> str:
+    path = ".".join(str(p) for p in error.absolute_path) or "<top level>"
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(allowed))
+        keys = ", ".join(f"'{path}.{k}'" if error.absolute_path else f"'{k}'" for k in unknown)
+        hint = f" (allowed here: {', '.join(allowed)})" if allowed else ""
+        return f"unknown config key {keys}{hint}"
+    return f"config key '{path}': {error.message}"
+
+
+def validate_config(config: dict, schema_path: str | Path, sources: list[str] | None = None) -> dict:
+    """Validate ``config`` in place (defaults filled) and return it; raise RmflowError on the first problem."""
+    schema = yaml.safe_load(Path(schema_path).read_text(encoding="utf-8"))
+    validator = _validator_with_defaults(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
+    if errors:
+        where = ", ".join(str(s) for s in sources) if sources else "config"
+        raise RmflowError(_describe(errors[0]), file=where)
+    return config
+
+
+def load_config(*paths: str | Path, schema_path: str | Path) -> dict:
+    """Merge YAML files the way Snakemake's --configfile does (dicts deep-merge, other values replace)."""
+    merged: dict = {}
+    for path in paths:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        _deep_update(merged, data)
+    return validate_config(merged, schema_path, [str(p) for p in paths])
+
+
+def _deep_update(target: dict, update: dict) -> None:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _deep_update(target[key], value)
+        else:
+            target[key] = copy.deepcopy(value)

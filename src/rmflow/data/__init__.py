@@ -1,0 +1,1 @@
+"""Preference data: the standard row format, its validation, loaders, converters and the synthetic suite."""

@@ -1,0 +1,1 @@
+"""Evaluation: per-example scoring and RewardBench's section and overall rules."""

@@ -1,0 +1,66 @@
+"""Load any hub or local model for reward modelling: pad token, ``pad_token_id``, no remote code by default."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from rmflow.data.loaders import looks_local
+from rmflow.errors import RmflowError
+
+log = logging.getLogger(__name__)
+
+NEW_PAD_TOKEN = "[PAD]"
+
+
+def check_model_ref(ref: str, field: str = "model") -> None:
+    """A local-looking reference must exist; a hub id is checked when it is loaded."""
+    if looks_local(ref) and not os.path.isdir(os.path.expanduser(ref)):
+        raise RmflowError(f"base model path '{ref}' does not exist or is not a directory", field=field)
+
+
+def _hub_hint(ref: str, exc: Exception) -> RmflowError:
+    return RmflowError(
+        f"could not load model '{ref}': {type(exc).__name__}: {exc}. If this machine is offline, download the "
+        "model elsewhere (e.g. `hf download <id> --local-dir DIR`) and set the base model's 'model' to DIR."
+    )
+
+
+def load_tokenizer(ref: str, *, revision: str | None = None, trust_remote_code: bool = False):
+    """Load a tokenizer; give it a dedicated pad token when it has none (Llama-3, Mistral)."""
+    from transformers import AutoTokenizer
+
+    check_model_ref(ref)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            os.path.expanduser(ref), revision=revision, trust_remote_code=trust_remote_code
+        )
+    except (OSError, ValueError) as exc:
+        raise _hub_hint(ref, exc) from exc
+    if tokenizer.pad_token is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
+        # pad == eos breaks pooling because EOS also occurs inside chat templates (Llama-3, TRL #2758).
+        tokenizer.add_special_tokens({"pad_token": NEW_PAD_TOKEN})
+        log.info("added pad token %s (id %d) to %s", NEW_PAD_TOKEN, tokenizer.pad_token_id, ref)
+    if tokenizer.chat_template is None:
+        raise RmflowError(f"tokenizer of '{ref}' has no chat template; reward models here render conversations "
+                          "with it. Use an instruct/chat model or add a template to its tokenizer_config.json.")
+    return tokenizer
+
+
+def load_model(ref: str, tokenizer, *, auto_class: str = "AutoModelForSequenceClassification",
+               revision: str | None = None, trust_remote_code: bool = False, dtype=None, **kwargs):
+    """Load ``ref`` with the given auto class, resize for an added pad token and set ``pad_token_id``."""
+    import transformers
+
+    check_model_ref(ref)
+    cls = getattr(transformers, auto_class)
+    try:
+        model = cls.from_pretrained(
+            os.path.expanduser(ref), revision=revision, trust_remote_code=trust_remote_code, dtype=dtype, **kwargs
+        )
+    except (OSError, ValueError) as exc:
+        raise _hub_hint(ref, exc) from exc
+    if model.get_input_embeddings().num_embeddings < len(tokenizer):
+        model.resize_token_embeddings(len(tokenizer))
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model

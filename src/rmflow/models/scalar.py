@@ -1,0 +1,76 @@
+"""Scalar reward heads: pooling at the last real token and batched scoring of conversations."""
+
+from __future__ import annotations
+
+import logging
+
+from rmflow.train.batching import encode, pad
+
+log = logging.getLogger(__name__)
+
+
+def last_token_index(attention_mask):
+    """Index of the last position whose mask is 1, for left or right padding alike.
+
+    Pooling on the mask rather than searching for the pad id keeps working when pad == eos (methods-detail §1a).
+    """
+    import torch
+
+    positions = torch.arange(attention_mask.shape[-1], device=attention_mask.device)
+    return (positions * attention_mask).argmax(-1)
+
+
+def position_ids(attention_mask):
+    return (attention_mask.cumsum(-1) - 1).clamp(min=0)
+
+
+def hidden_at_last(model, input_ids, attention_mask):
+    """Last-layer hidden state at the last real token (the embedding ArmoRM-style heads read)."""
+    import torch
+
+    backbone = getattr(model, model.base_model_prefix)
+    out = backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids(attention_mask))
+    hidden = out.last_hidden_state
+    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last_token_index(attention_mask)]
+
+
+def rewards(model, input_ids, attention_mask):
+    """Scalar rewards of a ``*ForSequenceClassification`` model with one label, shape (batch,)."""
+    head = getattr(model, "score", None)
+    if head is None:
+        raise TypeError(f"{type(model).__name__} has no 'score' head; expected a decoder *ForSequenceClassification")
+    pooled = hidden_at_last(model, input_ids, attention_mask)
+    return head(pooled.to(head.weight.dtype)).squeeze(-1).float()
+
+
+class ScalarScorer:
+    """Scores conversations with a scalar RM, batching rows of similar length."""
+
+    kind = "scalar"
+
+    def __init__(self, model, tokenizer, max_length: int = 4096, truncation_side: str = "left",
+                 batch_size: int = 16, device: str = "cpu"):
+        self.model, self.tokenizer = model.eval().to(device), tokenizer
+        self.max_length, self.truncation_side = max_length, truncation_side
+        self.batch_size, self.device = batch_size, device
+
+    def score_conversations(self, conversations: list[list[dict]], progress: bool = True) -> list[float]:
+        import torch
+        from tqdm.auto import tqdm
+
+        encoded = [encode(self.tokenizer, c, self.max_length, self.truncation_side) for c in conversations]
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        scores = [0.0] * len(encoded)
+        with torch.inference_mode():
+            for start in tqdm(range(0, len(order), self.batch_size), desc="score", disable=not progress):
+                idx = order[start:start + self.batch_size]
+                ids, mask = pad([encoded[i] for i in idx], self.tokenizer.pad_token_id)
+                values = rewards(self.model, ids.to(self.device), mask.to(self.device))
+                for i, value in zip(idx, values.tolist()):
+                    scores[i] = value
+        return scores
+
+    def score_pairs(self, rows: list[dict]) -> dict:
+        n = len(rows)
+        scores = self.score_conversations([r["chosen"] for r in rows] + [r["rejected"] for r in rows])
+        return {"score_chosen": scores[:n], "score_rejected": scores[n:]}

@@ -1,0 +1,133 @@
+"""From a validated config to the workflow's runs, paths and specs. Imports no torch: the DAG stays cheap.
+
+Everything the Snakefile needs to know about names lives here, so rules stay a table of contents and errors about
+names (unknown method, undefined base model, missing local path) surface before any job is submitted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from rmflow import methods
+from rmflow.data.loaders import looks_local
+from rmflow.errors import RmflowError
+from rmflow.models.load import check_model_ref
+from rmflow.spec import RunSpec
+from rmflow.train.config import TrainConfig
+
+GPU_PRESETS = ("cpu", "a100_80g", "a40_48g")
+RESULTS = "results"
+
+
+class Plan:
+    def __init__(self, config: dict, sources: list[str] | None = None):
+        self.config = config
+        self.where = ", ".join(str(s) for s in sources) if sources else "config"
+        run = config["run"]
+        self.methods: list[str] = run["methods"]
+        self.bases: list[str] = run["base_models"]
+        self.eval_sets: list[str] = run["eval_sets"]
+        for i, name in enumerate(self.methods):
+            self._method_config(name, f"run.methods[{i}]")
+        for name in self.bases:
+            self._check_base(name)
+        for name in self.eval_sets:
+            self._defined("eval_sets", name)
+        for name in self.methods:
+            self._defined("datasets", self.dataset_of(name))
+        for name in self.bases:
+            for method in self.methods:
+                self._train_config(method, name)
+
+    # ---- checks -------------------------------------------------------------------------------------------
+    def _fail(self, message: str, key: str) -> None:
+        raise RmflowError(message, file=self.where, field=key)
+
+    def _defined(self, section: str, name: str) -> dict:
+        entries = self.config.get(section, {})
+        if name not in entries:
+            self._fail(f"'{name}' is not defined (defined: {', '.join(sorted(entries)) or 'none'})",
+                       f"{section}.{name}")
+        return entries[name]
+
+    def _method_config(self, name: str, key: str):
+        if name not in methods.available():
+            self._fail(f"unknown method '{name}' (available: {', '.join(methods.available())})", key)
+        options = self.config.get("methods", {}).get(name, {}).get("options", {})
+        try:
+            return methods.method_config(name, options, where="methods")
+        except RmflowError as exc:
+            raise RmflowError(str(exc), file=self.where) from exc
+
+    def _check_base(self, name: str) -> None:
+        entry = self._defined("base_models", name)
+        if ("model" in entry) == ("tiny" in entry):
+            self._fail("needs exactly one of 'model' (hub id or local directory) or 'tiny'", f"base_models.{name}")
+        if "model" in entry:
+            try:
+                check_model_ref(entry["model"])
+            except RmflowError as exc:
+                self._fail(str(exc).split(": ", 1)[-1], f"base_models.{name}.model")
+
+    def _train_config(self, method: str, base: str) -> TrainConfig:
+        values = {**self.config.get("train", {}), **self.config["base_models"][base].get("train", {}),
+                  **self.config.get("methods", {}).get(method, {}).get("train", {})}
+        try:
+            return TrainConfig.from_dict(values)
+        except (RmflowError, TypeError) as exc:
+            self._fail(str(exc), f"train ({method}/{base})")
+
+    # ---- names and paths ----------------------------------------------------------------------------------
+    def dataset_of(self, method: str) -> str:
+        return self.config.get("methods", {}).get(method, {}).get("dataset", self.config["run"]["train_dataset"])
+
+    def datasets(self) -> list[str]:
+        return sorted({self.dataset_of(m) for m in self.methods})
+
+    def base_entry(self, base: str) -> dict:
+        return self.config["base_models"][base]
+
+    def is_tiny(self, base: str) -> bool:
+        return "tiny" in self.base_entry(base)
+
+    def base_model_ref(self, base: str) -> str:
+        return f"{RESULTS}/bases/{base}" if self.is_tiny(base) else self.base_entry(base)["model"]
+
+    def bases_with_preset(self, preset: str) -> list[str]:
+        return [b for b in self.bases if self.base_entry(b).get("gpu_preset", "cpu") == preset]
+
+    def local_inputs(self, section: str, name: str) -> list[str]:
+        path = self.config[section][name]["path"]
+        return [path] if looks_local(path) else []
+
+    @staticmethod
+    def regex(names: list[str]) -> str:
+        # a regex that matches nothing keeps a preset's train rule from claiming any base
+        return "|".join(re.escape(n) for n in names) if names else "(?!x)x"
+
+    def targets(self) -> list[str]:
+        return [f"{RESULTS}/leaderboard.csv", f"{RESULTS}/leaderboard.md", f"{RESULTS}/leaderboard_subsets.csv"]
+
+    def score_files(self) -> list[str]:
+        return [f"{RESULTS}/eval/{e}/{m}/{b}/scores.json"
+                for e in self.eval_sets for m in self.methods for b in self.bases]
+
+    # ---- specs written to disk ----------------------------------------------------------------------------
+    def run_spec(self, method: str, base: str) -> dict:
+        entry = self.base_entry(base)
+        spec = RunSpec(
+            method=method,
+            base=base,
+            base_model=self.base_model_ref(base),
+            train_data=f"{RESULTS}/data/prepared/{self.dataset_of(method)}.parquet",
+            train=dataclasses.asdict(self._train_config(method, base)),
+            options=dataclasses.asdict(self._method_config(method, "methods")),
+            method_version=methods.get(method).VERSION,
+            revision=entry.get("revision"),
+            trust_remote_code=entry.get("trust_remote_code", False),
+        )
+        return dataclasses.asdict(spec)
+
+    def tiny_spec(self, base: str) -> dict:
+        return dict(self.base_entry(base)["tiny"])

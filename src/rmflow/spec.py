@@ -1,0 +1,38 @@
+"""RunSpec: everything one training run needs, resolved from config at plan time and kept beside the model."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rmflow.errors import RmflowError
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    method: str  # registry name (= config key = path segment)
+    base: str  # base model name from config
+    base_model: str  # hub id or local directory of the base model
+    train_data: str  # prepared standard-row parquet
+    train: dict = field(default_factory=dict)  # TrainConfig values
+    options: dict = field(default_factory=dict)  # the method's own Config values
+    method_version: int = 1
+    revision: str | None = None
+    trust_remote_code: bool = False
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def read(cls, path: str | Path) -> "RunSpec":
+        try:
+            values = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise RmflowError(f"unreadable run spec ({exc})", file=str(path)) from exc
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise RmflowError(f"unknown run spec keys {unknown}", file=str(path))
+        return cls(**values)

@@ -1,0 +1,1 @@
+"""The shared training machinery: options, tokenisation, length-grouped batching and the loop."""

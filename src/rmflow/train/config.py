@@ -1,0 +1,43 @@
+"""Training options shared by every method (one source of truth for defaults; config.yaml mirrors them)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from rmflow.errors import RmflowError
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimiser, schedule and sequence options. Defaults follow the Llama-3-8B BT recipe where one exists."""
+
+    lr: float = 2e-6  # peak learning rate
+    epochs: float = 1.0  # passes over the training pairs (fractions allowed)
+    max_steps: int | None = None  # optimizer steps; overrides epochs when set
+    per_device_batch: int = 1  # pairs per device per micro-step
+    grad_accum: int = 64  # micro-steps per optimizer step
+    warmup_ratio: float = 0.03  # share of optimizer steps spent warming up
+    lr_schedule: str = "cosine"  # any transformers.get_scheduler name
+    weight_decay: float = 0.001
+    max_grad_norm: float = 1.0
+    max_length: int = 4096  # tokens per side of a pair, after truncation
+    truncation_side: str = "left"  # drop the oldest context, keep the answer's end
+    bf16: bool = False  # bf16 mixed precision (GPU); CPU runs stay fp32
+    gradient_checkpointing: bool = False
+    deepspeed: str | None = None  # path to a DeepSpeed JSON (config/deepspeed/zero3.json)
+    seed: int = 42
+    margin_field: str | None = None  # optional per-row margin subtracted inside the BT loss
+    group_by_length: bool = True  # length-grouped batches keep padding small
+    log_every: int = 10  # optimizer steps between log lines
+
+    @classmethod
+    def from_dict(cls, values: dict, where: str = "train") -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise RmflowError(f"unknown training option(s) {unknown}; known: {sorted(known)}", field=where)
+        config = cls(**values)
+        if config.truncation_side not in ("left", "right"):
+            raise RmflowError("must be 'left' or 'right'", field=f"{where}.truncation_side")
+        return config

@@ -1,0 +1,31 @@
+# Base models: tiny ones are built from config (hub or local bases need no rule; training loads them directly).
+
+
+rule base_spec:
+    output:
+        f"{RESULTS}/specs/bases/{{base}}.json",
+    params:
+        spec=tiny_spec,
+    log:
+        f"{RESULTS}/logs/base_spec/{{base}}.log",
+    localrule: True
+    run:
+        write_json(output[0], params.spec)
+
+
+rule build_base:
+    input:
+        spec=f"{RESULTS}/specs/bases/{{base}}.json",
+        corpus=tokenizer_corpus,
+    output:
+        directory(f"{RESULTS}/bases/{{base}}"),
+    threads: config["threads"]["build_base"]
+    log:
+        f"{RESULTS}/logs/build_base/{{base}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/build_base/{{base}}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    shell:
+        "rmflow build-base --spec {input.spec} --corpus {input.corpus} --out {output}"
+        " --threads {threads} > {log} 2>&1"

@@ -1,0 +1,43 @@
+# Data: the synthetic suite (embedded default) and any configured dataset -> validated standard-row parquet.
+
+
+rule synthetic_data:
+    output:
+        train=f"{RESULTS}/data/synthetic/train.jsonl",
+        test=f"{RESULTS}/data/synthetic/test.jsonl",
+        attributes=f"{RESULTS}/data/synthetic/attributes.jsonl",
+        steps=f"{RESULTS}/data/synthetic/steps.jsonl",
+        manifest=f"{RESULTS}/data/synthetic/manifest.json",
+    params:
+        seed=config["seed"],
+        n_train=config["synthetic"]["n_train_per_subset"],
+        n_test=config["synthetic"]["n_test_per_subset"],
+    log:
+        f"{RESULTS}/logs/synthetic_data.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/synthetic_data.tsv"
+    conda:
+        "../../envs/data.yaml"
+    shell:
+        "rmflow make-synthetic --seed {params.seed} --n-train {params.n_train} --n-test {params.n_test}"
+        " --out-dir $(dirname {output.train}) > {log} 2>&1"
+
+
+rule prepare_data:
+    input:
+        unpack(dataset_inputs),
+    output:
+        pairs=f"{RESULTS}/data/prepared/{{dataset}}.parquet",
+        report=f"{RESULTS}/data/prepared/{{dataset}}.report.json",
+    params:
+        data=dataset_params,
+    log:
+        f"{RESULTS}/logs/prepare_data/{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/prepare_data/{{dataset}}.tsv"
+    conda:
+        "../../envs/data.yaml"
+    shell:
+        "rmflow prepare-data --source {params.data[path]:q} --format {params.data[format]}"
+        " --split {params.data[split]:q} --revision {params.data[revision]:q}"
+        " --on-invalid {params.data[on_invalid]} --out {output.pairs} --report {output.report} > {log} 2>&1"

@@ -1,0 +1,25 @@
+# Evaluation: score each trained model on each eval set with RewardBench's rules.
+
+
+rule evaluate:
+    input:
+        unpack(eval_inputs),
+    output:
+        scores=f"{RESULTS}/eval/{{eval_set}}/{{method}}/{{base}}/scores.json",
+        examples=f"{RESULTS}/eval/{{eval_set}}/{{method}}/{{base}}/examples.parquet",
+    params:
+        data=eval_params,
+        tie_rule=config["evaluate"]["tie_rule"],
+        batch_size=config["evaluate"]["batch_size"],
+    threads: config["threads"]["evaluate"]
+    log:
+        f"{RESULTS}/logs/evaluate/{{eval_set}}/{{method}}/{{base}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/evaluate/{{eval_set}}/{{method}}/{{base}}.tsv"
+    conda:
+        "../../envs/eval.yaml"
+    shell:
+        "rmflow evaluate --model-dir {input.model} --method {wildcards.method} --data {params.data[path]:q}"
+        " --split {params.data[split]:q} --revision {params.data[revision]:q} --sections {params.data[sections]}"
+        " --tie-rule {params.tie_rule} --batch-size {params.batch_size} --eval-set {wildcards.eval_set}"
+        " --base {wildcards.base} --out-dir $(dirname {output.scores}) --threads {threads} > {log} 2>&1"
