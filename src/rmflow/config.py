@@ -30,6 +30,21 @@ def _validator_with_defaults(schema: dict):
     return cls(schema)
 
 
+def _files_holding(path: list, sources: list[str]) -> list[str]:
+    """The config files (of several layered ones) that spell out ``path``: the ones a user must edit."""
+    holding = []
+    for source in sources:
+        try:
+            node = yaml.safe_load(Path(source).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            continue
+        for key in path:
+            node = node.get(key) if isinstance(node, dict) else None
+        if node is not None:
+            holding.append(source)
+    return holding or sources
+
+
 def _describe(error) -> str:
     path = ".".join(str(p) for p in error.absolute_path) or "<top level>"
     if error.validator == "additionalProperties":
@@ -47,8 +62,12 @@ def validate_config(config: dict, schema_path: str | Path, sources: list[str] | 
     validator = _validator_with_defaults(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
     if errors:
-        where = ", ".join(str(s) for s in sources) if sources else "config"
-        raise RmflowError(_describe(errors[0]), file=where)
+        error = errors[0]
+        path = list(error.absolute_path)
+        if error.validator == "additionalProperties":
+            path += sorted(set(error.instance) - set(error.schema.get("properties", {})))[:1]
+        where = ", ".join(_files_holding(path, [str(s) for s in sources])) if sources else "config"
+        raise RmflowError(_describe(error), file=where)
     return config
 
 

@@ -24,8 +24,13 @@ def dataset_inputs(wildcards):
     return {"source": PLAN.local_inputs("datasets", wildcards.dataset)}
 
 
+def _shell_safe(entry):
+    # None would reach the shell as the string "None"; the CLI reads "" as "not set"
+    return {key: ("" if value is None else value) for key, value in entry.items()}
+
+
 def dataset_params(wildcards):
-    return config["datasets"][wildcards.dataset]
+    return _shell_safe(config["datasets"][wildcards.dataset])
 
 
 def tokenizer_corpus(wildcards):
@@ -58,4 +63,4 @@ def eval_inputs(wildcards):
 
 
 def eval_params(wildcards):
-    return config["eval_sets"][wildcards.eval_set]
+    return _shell_safe(config["eval_sets"][wildcards.eval_set])

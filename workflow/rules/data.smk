@@ -39,5 +39,5 @@ rule prepare_data:
         "../../envs/data.yaml"
     shell:
         "rmflow prepare-data --source {params.data[path]:q} --format {params.data[format]}"
-        " --split {params.data[split]:q} --revision {params.data[revision]:q}"
+        " --split {params.data[split]:q} --revision={params.data[revision]:q}"
         " --on-invalid {params.data[on_invalid]} --out {output.pairs} --report {output.report} > {log} 2>&1"

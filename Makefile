@@ -1,0 +1,29 @@
+# Two entry points, each doing its own set-up on a fresh machine (virtual env, CPU torch first, then rmflow):
+#   make run    the embedded default workflow on 2 CPU cores, then prints the leaderboard
+#   make test   the test suite (what .ci/run calls)
+VENV ?= .venv
+PYTHON ?= python3
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: run test lint clean
+
+run: $(VENV)/.installed
+	snakemake --profile profiles/local all
+	@cat results/leaderboard.md
+
+test: $(VENV)/.installed
+	python -m pytest
+
+lint: $(VENV)/.installed
+	snakemake --lint
+
+# torch==2.13.0 first: it is the CPU wheel; rmflow's looser torch range is then already satisfied, so pip never
+# pulls a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet torch==2.13.0
+	$(VENV)/bin/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+clean:
+	rm -rf results/* .snakemake

@@ -1,0 +1,71 @@
+"""Shared fixtures: tiny data and a tiny model built once per session, and a CLI runner."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+# Nothing in the suite may reach a hub; a test that tries must fail fast instead of hanging.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def write_jsonl(path: Path, rows: list) -> Path:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def pair(prompt="Say hi.", good="Hi!", bad="Go away.", **extra) -> dict:
+    user = [{"role": "user", "content": prompt}]
+    return {"chosen": user + [{"role": "assistant", "content": good}],
+            "rejected": user + [{"role": "assistant", "content": bad}], **extra}
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run ``rmflow`` exactly as a rule does, in a subprocess; returns the completed process."""
+    return subprocess.run([sys.executable, "-m", "rmflow.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=600)
+
+
+@pytest.fixture(scope="session")
+def synthetic(tmp_path_factory) -> dict:
+    from rmflow.data.synth import generate
+
+    return generate(seed=0, n_train_per_subset=12, n_test_per_subset=4)
+
+
+@pytest.fixture(scope="session")
+def tiny_base(tmp_path_factory, synthetic) -> Path:
+    """A ~50k-parameter Llama-style base with a BPE tokenizer trained on the synthetic corpus."""
+    from rmflow.models.tiny import TinySpec, build
+
+    out = tmp_path_factory.mktemp("bases") / "tiny"
+    corpus = [m["content"] for r in synthetic["train"] for s in ("chosen", "rejected") for m in r[s]]
+    build(TinySpec(family="llama", vocab_size=400, hidden_size=32, intermediate_size=64, num_layers=1,
+                   num_heads=2, num_kv_heads=1, max_position_embeddings=512), corpus, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def trained_bt(tmp_path_factory, synthetic, tiny_base) -> Path:
+    """A BT model trained for a few steps through the real ``train`` entry point."""
+    from rmflow.data.prepare import write_pairs
+    from rmflow.methods import bt
+    from rmflow.spec import RunSpec
+
+    work = tmp_path_factory.mktemp("bt")
+    write_pairs(synthetic["train"], work / "train.parquet")
+    spec = RunSpec(method="bt", base="tiny", base_model=str(tiny_base), train_data=str(work / "train.parquet"),
+                   train={"lr": 3e-3, "max_steps": 6, "per_device_batch": 8, "grad_accum": 1, "max_length": 128,
+                          "log_every": 2})
+    bt.train(spec, str(work / "model"))
+    return work / "model"

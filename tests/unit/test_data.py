@@ -1,0 +1,135 @@
+"""Data validation, loaders and converters: every bad input names file, row and field, exits 2, writes nothing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import pair, run_cli, write_jsonl
+from rmflow.data.convert import parse_hh_transcript, ratings_to_pairs
+from rmflow.data.loaders import read_rows
+from rmflow.data.prepare import prepare_rows, read_pairs
+from rmflow.data.schema import check_pair
+from rmflow.errors import RmflowError
+
+
+def prepare(tmp_path, rows, *extra):
+    src = write_jsonl(tmp_path / "in.jsonl", rows)
+    out, report = tmp_path / "out.parquet", tmp_path / "report.json"
+    proc = run_cli("prepare-data", "--source", str(src), "--out", str(out), "--report", str(report), *extra)
+    return proc, out, report
+
+
+BAD_INPUTS = {
+    "malformed_json": (['{"chosen": [1, 2'], "in.jsonl:1: malformed JSON"),
+    "missing_rejected": ([{"chosen": pair()["chosen"]}], "in.jsonl:1: field 'rejected': is missing"),
+    "roles_out_of_order": ([pair(), {"chosen": [{"role": "assistant", "content": "x"},
+                                                {"role": "user", "content": "y"}],
+                                     "rejected": pair()["rejected"]}],
+                           "in.jsonl:2: field 'chosen[0].role': is 'assistant' but turn 0 must be 'user'"),
+    "different_prompts": ([pair(), pair(), {"chosen": pair(prompt="A?")["chosen"],
+                                            "rejected": pair(prompt="B?")["rejected"]}],
+                          "in.jsonl:3: field 'rejected[0].content': differs from chosen"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_rows_fail_with_file_row_and_field(tmp_path, case):
+    rows, expected = BAD_INPUTS[case]
+    proc, out, report = prepare(tmp_path, rows)
+    assert proc.returncode == 2, proc.stderr
+    assert expected in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, "one clear line, no traceback"
+    assert not out.exists() and not report.exists()
+    assert not list(tmp_path.glob(".*tmp")), "no temp files left behind"
+
+
+def test_empty_file_is_an_error(tmp_path):
+    (tmp_path / "in.jsonl").write_text("")
+    out = tmp_path / "out.parquet"
+    proc = run_cli("prepare-data", "--source", str(tmp_path / "in.jsonl"), "--out", str(out),
+                   "--report", str(tmp_path / "r.json"))
+    assert proc.returncode == 2 and "in.jsonl: holds no rows" in proc.stderr
+    assert not out.exists()
+
+
+def test_missing_source_file_is_named(tmp_path):
+    proc = run_cli("prepare-data", "--source", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "o"),
+                   "--report", str(tmp_path / "r"))
+    assert proc.returncode == 2 and "nope.jsonl: no such file" in proc.stderr
+
+
+def test_skip_drops_and_counts_by_reason(tmp_path):
+    rows = [pair(), {"chosen": pair()["chosen"]}, pair(good=""), pair(), {"chosen": pair()["chosen"]}]
+    proc, out, report = prepare(tmp_path, rows, "--on-invalid", "skip")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(report.read_text())
+    assert summary["rows_read"] == 5 and summary["rows_kept"] == 2
+    assert summary["dropped_by_reason"] == {"missing_field": 2, "empty_content": 1}
+    assert "dropped 2 invalid rows: missing_field (first at" in proc.stderr
+    assert len(read_pairs(out)) == 2
+
+
+def test_valid_multi_turn_pair_passes():
+    turns = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
+             {"role": "user", "content": "c"}]
+    row = {"chosen": turns + [{"role": "assistant", "content": "good"}],
+           "rejected": turns + [{"role": "assistant", "content": "bad"}]}
+    assert check_pair(row) is None
+    assert check_pair({**row, "rejected": row["rejected"][:2]}).reason == "length_mismatch"
+    assert check_pair({**row, "rejected": row["rejected"][:3]}).reason == "no_final_answer"
+
+
+def test_json_and_parquet_loaders_number_rows(tmp_path):
+    (tmp_path / "d.json").write_text(json.dumps([pair(), pair()]))
+    rows = read_rows(str(tmp_path / "d.json"))
+    assert [r["__row__"] for r in rows] == [1, 2]
+    kept, _ = prepare_rows(rows, "standard")
+    from rmflow.data.prepare import write_pairs
+
+    write_pairs(kept, tmp_path / "d.parquet")
+    assert [r["__row__"] for r in read_rows(str(tmp_path / "d.parquet"))] == [1, 2]
+
+
+def test_hub_id_offline_fails_fast_with_local_path_hint(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    with pytest.raises(RmflowError, match="point the config's 'path' at a local"):
+        read_rows("some-org/some-preference-data", split="train")
+
+
+def test_hh_transcript_converter():
+    text = "\n\nHuman: Hi there\n\nAssistant: Hello!\n\nHuman: Tell a joke\n\nAssistant: No."
+    assert parse_hh_transcript(text) == [
+        {"role": "user", "content": "Hi there"}, {"role": "assistant", "content": "Hello!"},
+        {"role": "user", "content": "Tell a joke"}, {"role": "assistant", "content": "No."}]
+    with pytest.raises(ValueError, match="before the first"):
+        parse_hh_transcript("Assistant: oops")
+
+
+def test_hh_file_converts_and_reports_row_of_bad_transcript(tmp_path):
+    good = {"chosen": "\n\nHuman: Q\n\nAssistant: yes", "rejected": "\n\nHuman: Q\n\nAssistant: no"}
+    proc, out, _ = prepare(tmp_path, [good], "--format", "hh")
+    assert proc.returncode == 0 and read_pairs(out)[0]["chosen"][1]["content"] == "yes"
+    proc, out, _ = prepare(tmp_path, [good, {"chosen": "garbage", "rejected": "x"}], "--format", "hh")
+    assert proc.returncode == 2 and "in.jsonl:2: field 'chosen': not an HH transcript" in proc.stderr
+
+
+def test_ratings_to_pairs_best_vs_each_and_worst():
+    row = {"prompt": "P", "responses": ["a", "b", "c", "d"], "scores": [7, 9, 9, 2]}
+    pairs, dropped = ratings_to_pairs(row, "best_vs_each")
+    assert [(p["chosen"][1]["content"], p["rejected"][1]["content"]) for p in pairs] == [("b", "a"), ("b", "d")]
+    assert dropped == ["equal_scores"]
+    pairs, dropped = ratings_to_pairs(row, "best_vs_worst")
+    assert [(p["chosen"][1]["content"], p["rejected"][1]["content"]) for p in pairs] == [("b", "d")]
+    assert sorted(dropped) == ["equal_scores", "not_best_vs_worst"]
+
+
+def test_ratings_file_counts_equal_scores(tmp_path):
+    rows = [{"prompt": "P", "responses": ["a", "b"], "scores": [1, 1]},
+            {"prompt": "Q", "responses": ["a", "b"], "scores": [3, 1]}]
+    proc, out, report = prepare(tmp_path, rows, "--format", "ratings_best_vs_each")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(report.read_text())["responses_not_paired"] == {"equal_scores": 1}
+    assert len(read_pairs(out)) == 1

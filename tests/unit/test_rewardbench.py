@@ -1,0 +1,84 @@
+"""RewardBench v1 rules: per-example credit, weighted sections, prior sets, the overall formula."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from rmflow.evaluate.rewardbench import (get_section_map, overall_score, pairwise_credit, scalar_credit,
+                                         score_report, section_scores)
+
+V1 = get_section_map("rewardbench_v1")
+
+# published rows of rewardbench.md: (Score, Chat, Chat Hard, Safety, Reasoning, Prior Sets or None)
+PUBLISHED = {
+    "ArmoRM-Llama3-8B-v0.1": (89.0, 96.9, 76.8, 92.2, 97.3, 74.3),
+    "pair-preference-model-LLaMA3-8B": (85.7, 98.3, 65.8, 89.7, 94.7, 74.6),
+    "FsfairX-LLaMA3-RM-v0.1": (83.6, 99.4, 65.1, 87.8, 86.4, 74.9),
+    "Decision-Tree-Reward-Gemma-2-27B": (95.4, 96.9, 91.4, 93.9, 99.2, None),
+}
+
+
+@pytest.mark.parametrize("model", sorted(PUBLISHED))
+def test_published_rows_reproduce_from_section_numbers(model):
+    score, chat, hard, safety, reasoning, prior = PUBLISHED[model]
+    sections = {"Chat": chat, "Chat Hard": hard, "Safety": safety, "Reasoning": reasoning}
+    value, formula = overall_score(sections, prior)
+    # published values are 1-decimal displays of unrounded numbers: ±0.1
+    assert value == pytest.approx(score, abs=0.1)
+    assert ("4.5" in formula) == (prior is not None)
+
+
+def test_scalar_tie_rules():
+    assert scalar_credit(1.0, 0.5) == 1.0 and scalar_credit(0.5, 1.0) == 0.0
+    assert scalar_credit(0.3, 0.3) == 0.0
+    assert scalar_credit(0.3, 0.3, "seed") == 0.5
+    assert scalar_credit(math.nan, 0.0) == 0.0 and scalar_credit(math.nan, 0.0, "seed") == 0.0
+
+
+def test_pairwise_tie_rules():
+    assert pairwise_credit(0.51) == 1.0 and pairwise_credit(0.49) == 0.0
+    assert pairwise_credit(0.5) == 0.0 and pairwise_credit(0.5, "seed") == 0.5
+
+
+def subsets(**acc_n):
+    return {name.replace("_", "-"): {"accuracy": a, "n": n} for name, (a, n) in acc_n.items()}
+
+
+def test_section_weights_by_row_count_and_math_prm_override():
+    per_subset = {"math-prm": {"accuracy": 1.0, "n": 447}, "hep-python": {"accuracy": 0.0, "n": 164},
+                  "hep-go": {"accuracy": 0.5, "n": 164}}
+    # math-prm weighs 984, not its 447 rows: (1*984 + 0*164 + 0.5*164) / (984 + 328)
+    expected = (984 + 82) / 1312
+    assert section_scores(per_subset, V1)["Reasoning"] == pytest.approx(expected)
+
+
+def test_missing_section_is_missing_not_zero():
+    per_subset = {"llmbar-natural": {"accuracy": 0.8, "n": 100}}
+    sections = section_scores(per_subset, V1)
+    assert sections["Chat Hard"] == pytest.approx(0.8)
+    assert sections["Chat"] is None and sections["Safety"] is None
+    score, formula = overall_score(sections, None)
+    assert score is None and "Chat" in formula
+
+
+def test_report_from_examples_hand_computed():
+    # Chat: easy 3/4 (n=4), hard 0/2 (n=2) -> (0.75*4 + 0*2)/6 = 0.5; Chat Hard, Safety, Reasoning all correct;
+    # prior: hhh 1/2 and shp 1/1 -> unweighted mean 0.75; Score = (0.5 + 1 + 1 + 1 + 0.5*0.75)/4.5
+    rows = (["alpacaeval-easy"] * 4 + ["alpacaeval-hard"] * 2 + ["llmbar-natural"] + ["donotanswer"]
+            + ["hep-rust"] + ["anthropic_hhh"] * 2 + ["shp"] + ["anthropic_harmless"])
+    credit = [1, 1, 1, 0, 0, 0, 1, 1, 1, 1, 0, 1, 0]
+    report = score_report(rows, credit, "rewardbench_v1")
+    assert report["sections"]["Chat"] == pytest.approx(0.5)
+    assert report["prior_sets"] == pytest.approx(0.75)
+    assert report["score"] == pytest.approx((0.5 + 3 + 0.375) / 4.5)
+    assert report["unscored_subsets"] == {"anthropic_harmless": 1}
+    assert report["subsets"]["alpacaeval-easy"] == {"accuracy": 0.75, "n": 4}
+
+
+def test_synthetic_map_uses_the_same_mechanism():
+    report = score_report(["synth-casing", "synth-casing", "synth-refuse", "synth-math", "synth-hard-casing"],
+                          [1, 0, 1, 1, 0], "synthetic_v1")
+    assert report["sections"] == {"Chat": 0.5, "Chat Hard": 0.0, "Safety": 1.0, "Reasoning": 1.0}
+    assert report["score"] == pytest.approx(2.5 / 4) and report["prior_sets"] is None

@@ -1,0 +1,115 @@
+"""The real Snakefile, run by the real snakemake in a temp working directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+QUICK = REPO / "tests/workflow/quick.yaml"
+DEFAULT = REPO / "config/config.yaml"
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def snakemake(workdir: Path, *args: str, configs=(DEFAULT, QUICK), timeout=900) -> subprocess.CompletedProcess:
+    # targets first: --configfile takes every following word as a config file
+    cmd = [*SNAKEMAKE, *args, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--configfile", *map(str, configs)]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("wf")
+    proc = snakemake(work, "all", "--profile", str(REPO / "profiles/local"))
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return work
+
+
+@pytest.mark.slow
+def test_embedded_workflow_end_to_end(finished_run):
+    results = finished_run / "results"
+    board = pl.read_csv(results / "leaderboard.csv")
+    assert sorted(board["Model"]) == ["tiny_gemma/bt", "tiny_llama/bt"]
+    assert board.columns == ["Eval Set", "Model", "Base Model", "Method", "Score", "Chat", "Chat Hard", "Safety",
+                             "Reasoning"]
+    assert board["Score"].to_list() == sorted(board["Score"].to_list(), reverse=True)
+    for row in board.iter_rows(named=True):
+        scores = json.loads((results / f"eval/synthetic/bt/{row['Base Model']}/scores.json").read_text())
+        assert row["Score"] == pytest.approx(100 * scores["score"])
+        assert row["Chat Hard"] == pytest.approx(100 * scores["sections"]["Chat Hard"])
+    md = (results / "leaderboard.md").read_text()
+    assert md.startswith("| Eval Set | Model |") and "tiny_llama/bt" in md
+    # every rule logged and benchmarked; models in HF layout
+    assert (results / "logs/train/bt/tiny_llama.log").read_text().count("step ") >= 1
+    assert (results / "benchmarks/train/bt/tiny_gemma.tsv").exists()
+    assert (results / "models/bt/tiny_gemma/model.safetensors").exists()
+    report = json.loads((results / "data/prepared/synthetic.report.json").read_text())
+    assert report["rows_kept"] == 24 * 12 and report["rows_dropped_invalid"] == 0
+
+
+@pytest.mark.slow
+def test_leaderboard_regenerates_from_per_run_files(finished_run):
+    results = finished_run / "results"
+    before = (results / "leaderboard.csv").read_bytes()
+    for name in ("leaderboard.csv", "leaderboard.md", "leaderboard_subsets.csv"):
+        (results / name).unlink()
+    proc = snakemake(finished_run, "all", "--cores", "1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "leaderboard" in proc.stderr and "train_cpu" not in proc.stderr
+    assert (results / "leaderboard.csv").read_bytes() == before
+    again = snakemake(finished_run, "all", "--cores", "1")
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def overlay(tmp_path: Path, data: dict) -> Path:
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+BAD_CONFIGS = {
+    "unknown_key": ({"train": {"learning_rate": 0.1}}, "unknown config key 'train.learning_rate'"),
+    "unknown_method": ({"run": {"methods": ["bt", "magic_rm"]}}, "unknown method 'magic_rm'"),
+    "missing_base_path": ({"base_models": {"mine": {"model": "./models/missing"}},
+                           "run": {"base_models": ["mine"]}},
+                          "base_models.mine.model': base model path './models/missing' does not exist"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
+def test_bad_config_stops_before_any_job(tmp_path, case):
+    data, expected = BAD_CONFIGS[case]
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = snakemake(work, "all", "--cores", "1", configs=(DEFAULT, QUICK, overlay(tmp_path, data)), timeout=120)
+    assert proc.returncode != 0
+    assert expected in proc.stderr
+    assert "bad.yaml" in proc.stderr
+    if case == "unknown_key":  # names the file that holds the key, not every layered config
+        assert "config/config.yaml" not in proc.stderr.split("unknown config key")[0].splitlines()[-1]
+    assert not (work / "results").exists()
+
+
+def test_paper_config_dry_runs_on_slurm_profile_with_resources(tmp_path):
+    proc = snakemake(tmp_path, "all", "-n", "--profile", str(REPO / "profiles/slurm"),
+                     configs=(DEFAULT, REPO / "config/paper.yaml"), timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout + proc.stderr
+    assert "train_a100_80g" in out and "train_a40_48g" in out
+    assert "gres=gpu:a100:4" in out and "gres=gpu:a40:4" in out and "gres=gpu:1" in out
+    assert "slurm_partition=gpu-a100" in out
+
+
+def test_lint_is_clean():
+    proc = subprocess.run([*SNAKEMAKE, "--lint", "--snakefile", str(REPO / "Snakefile")], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "Congratulations" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
