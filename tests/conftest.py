@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+# CI clones the repo with shared/ beside it; elsewhere point RMFLOW_SHARED_DATA at a copy
+SHARED_DATA = Path(os.environ.get("RMFLOW_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 # Nothing in the suite may reach a hub; a test that tries must fail fast instead of hanging.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

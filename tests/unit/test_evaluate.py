@@ -42,7 +42,7 @@ def test_evaluate_bad_row_names_row_and_writes_nothing(tmp_path, trained_bt):
 
 @pytest.mark.shared_data
 @pytest.mark.skipif(not (SHARED_DATA / "rewardbench-partial").is_dir(),
-                    reason="../shared/data/rewardbench-partial is absent on this machine")
+                    reason="../shared/data/rewardbench-partial is absent (point RMFLOW_SHARED_DATA at shared/data)")
 def test_evaluate_real_rewardbench_rows(tmp_path, trained_bt):
     """Real LLMBar, HumanEvalPack and HHH rows: Chat Hard, Reasoning and Prior Sets present, no overall Score."""
     src = SHARED_DATA / "rewardbench-partial"
