@@ -133,3 +133,19 @@ def test_ratings_file_counts_equal_scores(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(report.read_text())["responses_not_paired"] == {"equal_scores": 1}
     assert len(read_pairs(out)) == 1
+
+
+def test_unreachable_hub_switches_to_offline_and_fails_fast(monkeypatch):
+    import time
+
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # discard port: connection refused at once
+    from rmflow.hub import go_offline_if_unreachable
+
+    started = time.time()
+    assert go_offline_if_unreachable() is True
+    assert time.time() - started < 5
+    import os
+
+    assert os.environ["HF_HUB_OFFLINE"] == "1"

@@ -75,6 +75,9 @@ def _read_file(path: Path) -> list[dict]:
 
 
 def _read_hub(dataset_id: str, split: str, revision: str | None) -> list[dict]:
+    from rmflow.hub import go_offline_if_unreachable
+
+    go_offline_if_unreachable()
     import datasets
 
     try:

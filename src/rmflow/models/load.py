@@ -19,6 +19,13 @@ def check_model_ref(ref: str, field: str = "model") -> None:
         raise RmflowError(f"base model path '{ref}' does not exist or is not a directory", field=field)
 
 
+def _prepare_hub(ref: str) -> None:
+    if not looks_local(ref):
+        from rmflow.hub import go_offline_if_unreachable
+
+        go_offline_if_unreachable()
+
+
 def _hub_hint(ref: str, exc: Exception) -> RmflowError:
     return RmflowError(
         f"could not load model '{ref}': {type(exc).__name__}: {exc}. If this machine is offline, download the "
@@ -31,6 +38,7 @@ def load_tokenizer(ref: str, *, revision: str | None = None, trust_remote_code: 
     from transformers import AutoTokenizer
 
     check_model_ref(ref)
+    _prepare_hub(ref)
     try:
         tokenizer = AutoTokenizer.from_pretrained(
             os.path.expanduser(ref), revision=revision, trust_remote_code=trust_remote_code
@@ -53,6 +61,7 @@ def load_model(ref: str, tokenizer, *, auto_class: str = "AutoModelForSequenceCl
     import transformers
 
     check_model_ref(ref)
+    _prepare_hub(ref)
     cls = getattr(transformers, auto_class)
     try:
         model = cls.from_pretrained(
