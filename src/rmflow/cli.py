@@ -51,7 +51,37 @@ def cmd_train(a):
 
     _threads(a.threads)
     spec = RunSpec.read(a.spec)
-    methods.get(spec.method, where=f"{a.spec}: method").train(spec, a.out)
+    module = methods.get(spec.method, where=f"{a.spec}: method")
+    overrides = {k: v for k, v in (("data", a.data), ("init", a.init)) if v}
+    module.train(spec, a.out, **overrides)
+
+
+def cmd_transform(a):
+    from rmflow import methods
+    from rmflow.data.prepare import read_pairs
+    from rmflow.io import write_json
+    from rmflow.methods._io import write_rows
+    from rmflow.spec import RunSpec
+
+    spec = RunSpec.read(a.spec)
+    rows, counts = methods.get(spec.method).transform(read_pairs(a.data),
+                                                      methods.method_config(spec.method, spec.options))
+    write_rows(rows, a.out)
+    write_json(a.report, {"method": spec.method, "source": a.data, **counts})
+
+
+def cmd_ssrm(a):
+    from rmflow.methods import ssrm
+
+    _threads(a.threads)
+    if a.step == "split":
+        ssrm.main_split(a.spec, a.data, a.pool or None, a.out_labeled, a.out_pool, a.report)
+    elif a.step == "label":
+        ssrm.main_label(a.model_dir, a.pool, a.shard, a.shards, a.out, a.batch_size)
+    elif a.step == "select":
+        ssrm.main_select(a.spec, a.shard_files, a.labeled, a.iteration, a.out_train, a.stats)
+    else:
+        ssrm.main_report(a.stats_files, a.model_dirs, a.data, a.split, a.out, a.batch_size)
 
 
 def cmd_evaluate(a):
@@ -111,8 +141,41 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train one method on one base model from a run spec")
     p.add_argument("--spec", required=True, help="run spec JSON (results/runs/<method>/<base>.json)")
     p.add_argument("--out", required=True, help="model directory to write")
+    p.add_argument("--data", default=None, help="train on this file instead of the spec's train_data")
+    p.add_argument("--init", default=None, help="start from this model directory instead of the spec's base")
     p.add_argument("--threads", type=int, default=None)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("transform", help="a method's own data preparation (e.g. pair-PM rows, RRM augmentation)")
+    p.add_argument("--spec", required=True)
+    p.add_argument("--data", required=True, help="prepared standard-row parquet")
+    p.add_argument("--out", required=True)
+    p.add_argument("--report", required=True, help="JSON with the row counts")
+    p.set_defaults(func=cmd_transform)
+
+    p = sub.add_parser("ssrm", help="one SSRM step: split | label | select | report")
+    p.add_argument("step", choices=["split", "label", "select", "report"])
+    p.add_argument("--spec")
+    p.add_argument("--data", help="split: prepared training pairs; report: eval set")
+    p.add_argument("--split", default="filtered", help="report: split of a hub eval set")
+    p.add_argument("--pool", default="", help="split: optional unlabeled dataset; label: the pool parquet")
+    p.add_argument("--out-labeled")
+    p.add_argument("--out-pool")
+    p.add_argument("--report")
+    p.add_argument("--model-dir")
+    p.add_argument("--shard", type=int, default=0)
+    p.add_argument("--shards", type=int, default=1)
+    p.add_argument("--shard-files", nargs="+")
+    p.add_argument("--labeled")
+    p.add_argument("--iteration", type=int, default=0)
+    p.add_argument("--out-train")
+    p.add_argument("--stats")
+    p.add_argument("--stats-files", nargs="*", default=[])
+    p.add_argument("--model-dirs", nargs="+")
+    p.add_argument("--out")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(func=cmd_ssrm)
 
     p = sub.add_parser("evaluate", help="score a RewardBench-format set and write examples.parquet + scores.json")
     p.add_argument("--model-dir", required=True)

@@ -34,8 +34,8 @@ class Plan:
             self._check_base(name)
         for name in self.eval_sets:
             self._defined("eval_sets", name)
-        for name in self.methods:
-            self._defined("datasets", self.dataset_of(name))
+        for name in self.datasets():
+            self._defined("datasets", name)
         for name in self.bases:
             for method in self.methods:
                 self._train_config(method, name)
@@ -83,7 +83,37 @@ class Plan:
         return self.config.get("methods", {}).get(method, {}).get("dataset", self.config["run"]["train_dataset"])
 
     def datasets(self) -> list[str]:
-        return sorted({self.dataset_of(m) for m in self.methods})
+        """Every dataset a run reads: each method's training set and any extra it names (SSRM's pool)."""
+        names = {self.dataset_of(m) for m in self.methods}
+        for method in self.methods:
+            extra = getattr(self._method_config(method, "methods"), "unlabeled_dataset", None)
+            if extra:
+                names.add(extra)
+        return sorted(names)
+
+    def module(self, method: str):
+        return methods.get(method)
+
+    def has_own_workflow(self, method: str) -> bool:
+        """Methods with their own rules (SSRM's rounds) are not trained by the generic train rule."""
+        return hasattr(self.module(method), "final_model_dir")
+
+    def generic_methods(self) -> list[str]:
+        return [m for m in self.methods if not self.has_own_workflow(m)]
+
+    def model_dir(self, method: str, base: str) -> str:
+        if self.has_own_workflow(method):
+            return self.module(method).final_model_dir(base, self._method_config(method, "methods"), RESULTS)
+        return f"{RESULTS}/models/{method}/{base}"
+
+    def train_data(self, method: str, base: str) -> str:
+        """The file the train step reads: a method's own transform of the prepared set, else the prepared set."""
+        if hasattr(self.module(method), "transform"):
+            return f"{RESULTS}/data/transformed/{method}/{base}.parquet"
+        return f"{RESULTS}/data/prepared/{self.dataset_of(method)}.parquet"
+
+    def method_options(self, method: str):
+        return self._method_config(method, "methods")
 
     def base_entry(self, base: str) -> dict:
         return self.config["base_models"][base]
@@ -107,7 +137,10 @@ class Plan:
         return "|".join(re.escape(n) for n in names) if names else "(?!x)x"
 
     def targets(self) -> list[str]:
-        return [f"{RESULTS}/leaderboard.csv", f"{RESULTS}/leaderboard.md", f"{RESULTS}/leaderboard_subsets.csv"]
+        extra = [target for m in self.methods if hasattr(self.module(m), "extra_targets")
+                 for b in self.bases for target in self.module(m).extra_targets(b, RESULTS)]
+        return [f"{RESULTS}/leaderboard.csv", f"{RESULTS}/leaderboard.md", f"{RESULTS}/leaderboard_subsets.csv",
+                *extra]
 
     def score_files(self) -> list[str]:
         return [f"{RESULTS}/eval/{e}/{m}/{b}/scores.json"
@@ -120,7 +153,7 @@ class Plan:
             method=method,
             base=base,
             base_model=self.base_model_ref(base),
-            train_data=f"{RESULTS}/data/prepared/{self.dataset_of(method)}.parquet",
+            train_data=self.train_data(method, base),
             train=dataclasses.asdict(self._train_config(method, base)),
             options=dataclasses.asdict(self._method_config(method, "methods")),
             method_version=methods.get(method).VERSION,

@@ -38,12 +38,13 @@ def finished_run(tmp_path_factory) -> Path:
 def test_embedded_workflow_end_to_end(finished_run):
     results = finished_run / "results"
     board = pl.read_csv(results / "leaderboard.csv")
-    assert sorted(board["Model"]) == ["tiny_gemma/bt", "tiny_llama/bt"]
+    assert sorted(board["Model"]) == sorted(f"{b}/{m}" for b in ("tiny_llama", "tiny_gemma")
+                                            for m in ("bt", "pair_pm", "ssrm", "rrm"))
     assert board.columns == ["Eval Set", "Model", "Base Model", "Method", "Score", "Chat", "Chat Hard", "Safety",
                              "Reasoning"]
     assert board["Score"].to_list() == sorted(board["Score"].to_list(), reverse=True)
     for row in board.iter_rows(named=True):
-        scores = json.loads((results / f"eval/synthetic/bt/{row['Base Model']}/scores.json").read_text())
+        scores = json.loads((results / f"eval/synthetic/{row['Method']}/{row['Base Model']}/scores.json").read_text())
         assert row["Score"] == pytest.approx(100 * scores["score"])
         assert row["Chat Hard"] == pytest.approx(100 * scores["sections"]["Chat Hard"])
     md = (results / "leaderboard.md").read_text()
@@ -54,6 +55,27 @@ def test_embedded_workflow_end_to_end(finished_run):
     assert (results / "models/bt/tiny_gemma/model.safetensors").exists()
     report = json.loads((results / "data/prepared/synthetic.report.json").read_text())
     assert report["rows_kept"] == 24 * 12 and report["rows_dropped_invalid"] == 0
+
+
+@pytest.mark.slow
+def test_pairwise_methods_in_the_workflow(finished_run):
+    results = finished_run / "results"
+    for method in ("pair_pm", "ssrm", "rrm"):
+        scores = json.loads((results / f"eval/synthetic/{method}/tiny_llama/scores.json").read_text())
+        assert scores["kind"] == "pairwise" and 0 <= scores["method_stats"]["position_bias"] <= 1
+        examples = pl.read_parquet(results / f"eval/synthetic/{method}/tiny_llama/examples.parquet")
+        assert {"p_chosen", "p_order1", "p_order2"} <= set(examples.columns)
+    assert "mean_tie_mass" in json.loads((results / "eval/synthetic/rrm/tiny_gemma/scores.json").read_text())[
+        "method_stats"]
+    rrm = json.loads((results / "data/transformed/rrm/tiny_llama.report.json").read_text())
+    assert rrm["non_neutral_rows"] == 8 * 288 and rrm["neutral_rows"] == 6 * 288 and rrm["original_rows"] == 288
+    report = json.loads((results / "ssrm/tiny_llama/report.json").read_text())
+    assert [it["iteration"] for it in report["iterations"]] == [0, 1, 2]
+    for it in report["iterations"][:2]:
+        assert it["kept_rows"] <= it["pool_rows"] and "kept_pseudo_label_accuracy" in it
+        assert 0 <= it["eval_accuracy"] <= 1
+    # the shards really are separate jobs
+    assert len(list((results / "ssrm/tiny_llama/iter1/labels").glob("shard*.parquet"))) == 2
 
 
 @pytest.mark.slow

@@ -18,6 +18,8 @@ wildcard_constraints:
     base=Plan.regex(PLAN.bases),
     eval_set=Plan.regex(PLAN.eval_sets),
     dataset=Plan.regex(PLAN.datasets()),
+    k=r"\d+",
+    shard=r"\d+",
 
 
 def dataset_inputs(wildcards):
@@ -45,22 +47,86 @@ def run_spec(wildcards):
     return PLAN.run_spec(wildcards.method, wildcards.base)
 
 
+def base_inputs(wildcards):
+    return [f"{RESULTS}/bases/{wildcards.base}"] if PLAN.is_tiny(wildcards.base) else []
+
+
+def prepared_data(wildcards):
+    return f"{RESULTS}/data/prepared/{PLAN.dataset_of(wildcards.method)}.parquet"
+
+
 def train_inputs(wildcards):
-    inputs = {
+    return {
         "spec": f"{RESULTS}/specs/runs/{wildcards.method}/{wildcards.base}.json",
-        "data": f"{RESULTS}/data/prepared/{PLAN.dataset_of(wildcards.method)}.parquet",
+        "data": PLAN.train_data(wildcards.method, wildcards.base),
+        "base": base_inputs(wildcards),
     }
-    if PLAN.is_tiny(wildcards.base):
-        inputs["base"] = f"{RESULTS}/bases/{wildcards.base}"
-    return inputs
 
 
 def eval_inputs(wildcards):
     return {
-        "model": f"{RESULTS}/models/{wildcards.method}/{wildcards.base}",
+        "model": PLAN.model_dir(wildcards.method, wildcards.base),
         "data": PLAN.local_inputs("eval_sets", wildcards.eval_set),
     }
 
 
 def eval_params(wildcards):
     return _shell_safe(config["eval_sets"][wildcards.eval_set])
+
+
+# ---- SSRM rounds (workflow/rules/ssrm.smk) ----------------------------------------------------------------------
+def _ssrm():
+    return PLAN.method_options("ssrm")
+
+
+def ssrm_labeled_source(wildcards):
+    return f"{RESULTS}/data/prepared/{PLAN.dataset_of('ssrm')}.parquet"
+
+
+def ssrm_pool_source(wildcards):
+    pool = _ssrm().unlabeled_dataset
+    return f"{RESULTS}/data/prepared/{pool}.parquet" if pool else ""
+
+
+def ssrm_pool_input(wildcards):
+    return [path for path in [ssrm_pool_source(wildcards)] if path]
+
+
+def ssrm_shards(wildcards):
+    return _ssrm().shards
+
+
+def ssrm_init(wildcards):
+    """Round 0 starts from the base model (a hub id is no input file); round k from model k - 1."""
+    k, base = int(wildcards.k), wildcards.base
+    return PLAN.base_model_ref(base) if k == 0 else f"{RESULTS}/ssrm/{base}/iter{k - 1}/model"
+
+
+def ssrm_train_inputs(wildcards):
+    k, base = int(wildcards.k), wildcards.base
+    if k == 0:
+        start, data = base_inputs(wildcards), f"{RESULTS}/ssrm/{base}/labeled.parquet"
+    else:
+        start, data = [ssrm_init(wildcards)], f"{RESULTS}/ssrm/{base}/iter{k - 1}/train.parquet"
+    return {"spec": f"{RESULTS}/specs/runs/ssrm/{base}.json", "data": data, "start": start}
+
+
+def ssrm_label_shards(wildcards):
+    return [
+        f"{RESULTS}/ssrm/{wildcards.base}/iter{wildcards.k}/labels/shard{s}.parquet"
+        for s in range(_ssrm().shards)
+    ]
+
+
+def ssrm_report_inputs(wildcards):
+    rounds = range(_ssrm().iterations + 1)
+    base = f"{RESULTS}/ssrm/{wildcards.base}"
+    return {
+        "stats": [f"{base}/iter{k}/select.json" for k in rounds[:-1]],
+        "models": [f"{base}/iter{k}/model" for k in rounds],
+        "eval": PLAN.local_inputs("eval_sets", PLAN.eval_sets[0]),
+    }
+
+
+def ssrm_report_eval_set(wildcards):
+    return _shell_safe(config["eval_sets"][PLAN.eval_sets[0]])

@@ -14,6 +14,24 @@ rule run_spec:
         write_json(output[0], params.spec)
 
 
+rule transform_data:
+    input:
+        spec=f"{RESULTS}/specs/runs/{{method}}/{{base}}.json",
+        data=prepared_data,
+    output:
+        data=f"{RESULTS}/data/transformed/{{method}}/{{base}}.parquet",
+        report=f"{RESULTS}/data/transformed/{{method}}/{{base}}.report.json",
+    log:
+        f"{RESULTS}/logs/transform_data/{{method}}/{{base}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/transform_data/{{method}}/{{base}}.tsv"
+    conda:
+        "../../envs/data.yaml"
+    shell:
+        "rmflow transform --spec {input.spec} --data {input.data} --out {output.data}"
+        " --report {output.report} > {log} 2>&1"
+
+
 for preset in GPU_PRESETS:
 
     rule:
@@ -24,6 +42,7 @@ for preset in GPU_PRESETS:
         output:
             directory(f"{RESULTS}/models/{{method}}/{{base}}"),
         wildcard_constraints:
+            method=Plan.regex(PLAN.generic_methods()),
             base=Plan.regex(PLAN.bases_with_preset(preset)),
         threads: config["threads"]["train"]
         log:

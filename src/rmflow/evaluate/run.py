@@ -68,7 +68,8 @@ def main(model_dir: str, method: str, data: str, sections: str, out_dir: str, ev
         examples.write_parquet(tmp)
     scores = {"schema": SCORES_SCHEMA, "eval_set": eval_set, "method": method, "base": base,
               "model_dir": model_dir, "data": data, "kind": module.KIND, "tie_rule": tie_rule,
-              "n_examples": len(rows), **report}
+              "n_examples": len(rows), **report,
+              "method_stats": scorer.summary(scored) if hasattr(scorer, "summary") else {}}
     for subset, n in report["unscored_subsets"].items():
         log.warning("subset %s (%d rows) belongs to no section of map %s: reported, not scored", subset, n, sections)
     write_json(out / "scores.json", scores)  # last: its presence marks a complete evaluation

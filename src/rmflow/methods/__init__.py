@@ -44,8 +44,8 @@ def method_config(name: str, options: dict | None, where: str = "methods"):
     unknown = sorted(set(options) - known)
     if unknown:
         raise RmflowError(f"unknown option(s) {unknown} for method '{name}' (known: {sorted(known) or 'none'})",
-                          field=f"{where}.{name}")
+                          field=f"{where}.{name}.options")
     try:
         return module.Config(**options)
     except (TypeError, ValueError) as exc:
-        raise RmflowError(str(exc), field=f"{where}.{name}") from exc
+        raise RmflowError(str(exc), field=f"{where}.{name}.options") from exc

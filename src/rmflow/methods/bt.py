@@ -44,7 +44,7 @@ def encode_pairs(rows: list[dict], tokenizer, max_length: int, truncation_side: 
             for r in tqdm(rows, desc="tokenize", unit="pair")]
 
 
-def train(spec: RunSpec, out_dir: str) -> None:
+def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None = None) -> None:
     import torch
 
     from rmflow.data.prepare import read_pairs
@@ -59,16 +59,17 @@ def train(spec: RunSpec, out_dir: str) -> None:
     config, options = TrainConfig.from_dict(spec.train), Config(**spec.options)
     random.seed(config.seed)
     torch.manual_seed(config.seed)
-    tokenizer = load_tokenizer(spec.base_model, revision=spec.revision, trust_remote_code=spec.trust_remote_code)
-    model = load_model(spec.base_model, tokenizer, num_labels=1, revision=spec.revision,
+    source, start = data or spec.train_data, init or spec.base_model
+    tokenizer = load_tokenizer(start, revision=spec.revision, trust_remote_code=spec.trust_remote_code)
+    model = load_model(start, tokenizer, num_labels=1, revision=spec.revision,
                        trust_remote_code=spec.trust_remote_code)
-    rows = read_pairs(spec.train_data)
+    rows = read_pairs(source)
     margins = None
     if config.margin_field:
         missing = [i for i, r in enumerate(rows, 1) if not isinstance(r.get(config.margin_field), (int, float))]
         if missing:
             raise RmflowError(f"margin_field '{config.margin_field}' is not a number in {len(missing)} rows "
-                              f"(first: row {missing[0]})", file=spec.train_data, field=config.margin_field)
+                              f"(first: row {missing[0]})", file=source, field=config.margin_field)
         margins = [float(r[config.margin_field]) for r in rows]
     pairs = encode_pairs(rows, tokenizer, config.max_length, config.truncation_side)
     lengths = [max(len(c), len(r)) for c, r in pairs]
@@ -92,7 +93,8 @@ def train(spec: RunSpec, out_dir: str) -> None:
     pad_frac = padding_fraction([[s for i in b for s in pairs[i]] for b in first_epoch])
     log.info("%d pairs, %d micro-batches per epoch, padding fraction %.3f", len(pairs), len(first_epoch), pad_frac)
     result = train_loop(model, epoch_batches, len(first_epoch), loss_fn, config)
-    metrics = {**result["metrics"], "padding_fraction": pad_frac, "train_pairs": len(pairs)}
+    metrics = {**result["metrics"], "padding_fraction": pad_frac, "train_pairs": len(pairs), "train_data": source,
+               "initialised_from": start}
     save_run(result, tokenizer, spec, out_dir, metrics)
 
 

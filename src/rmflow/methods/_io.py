@@ -1,0 +1,18 @@
+"""Parquet rows for method-specific intermediate files (PM rows, SSRM pools and labels), written atomically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rmflow.errors import RmflowError
+
+
+def write_rows(rows: list[dict], out: str | Path) -> None:
+    import polars as pl
+
+    from rmflow.io import atomic_path
+
+    if not rows:
+        raise RmflowError("no rows to write", file=str(out))
+    with atomic_path(out) as tmp:
+        pl.DataFrame(rows).write_parquet(tmp)

@@ -1,0 +1,123 @@
+"""Shared machinery of the pairwise preference model family (pair_pm, ssrm, rrm): methods.md sections 2-4.
+
+A pair-PM is a causal LM asked, in one user turn, which of two responses is better; the answer is the single token
+``A`` or ``B`` (``Same`` for RRM's neutral rows). Data on disk uses the recipe's PM chat layout:
+``{"messages": [{"role": "user", "content": "[CONTEXT] … [RESPONSE A] … [RESPONSE B] … \\n"},
+{"role": "assistant", "content": "A" | "B" | "Same"}]}``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+
+from rmflow.errors import RmflowError
+
+log = logging.getLogger(__name__)
+
+A, B, TIE = "A", "B", "Same"
+LABELS = (A, B, TIE)
+
+
+def render_context(messages: list[dict]) -> str:
+    """The recipe's model-independent context template (everything but the compared answers)."""
+    parts = ["\n"]
+    for i, message in enumerate(messages):
+        role = "user" if i % 2 == 0 else "assistant"
+        parts.append(f"\n\n<turn> {role}\n {message['content']}")
+    parts.append("\n\n\n")
+    return "".join(parts)
+
+
+def pm_prompt(context: list[dict], response_a: str, response_b: str) -> str:
+    return f"[CONTEXT] {render_context(context)} [RESPONSE A] {response_a} [RESPONSE B] {response_b} \n"
+
+
+def pm_row(context: list[dict], response_a: str, response_b: str, label: str, **extra) -> dict:
+    return {"messages": [{"role": "user", "content": pm_prompt(context, response_a, response_b)},
+                         {"role": "assistant", "content": label}], **extra}
+
+
+def standard_to_pm(rows: list[dict], seed: int, both_orders: bool = False) -> list[dict]:
+    """Standard pairs to PM rows; chosen lands on A or B by a seeded coin (or both orders when asked)."""
+    rng = random.Random(seed)
+    out = []
+    for row in rows:
+        context, good, bad = row["chosen"][:-1], row["chosen"][-1]["content"], row["rejected"][-1]["content"]
+        if both_orders:
+            out += [pm_row(context, good, bad, A), pm_row(context, bad, good, B)]
+        elif rng.random() < 0.5:
+            out.append(pm_row(context, good, bad, A))
+        else:
+            out.append(pm_row(context, bad, good, B))
+    return out
+
+
+def check_pm_rows(rows: list[dict], source: str) -> None:
+    """Every PM row needs a user prompt and an assistant answer that is exactly A, B or Same."""
+    for i, row in enumerate(rows, start=1):
+        messages = row.get("messages")
+        if not isinstance(messages, list) or len(messages) != 2:
+            raise RmflowError("must be [user prompt, assistant answer]", file=source, row=i, field="messages")
+        if messages[0].get("role") != "user" or not messages[0].get("content"):
+            raise RmflowError("must be the user's pair-PM prompt", file=source, row=i, field="messages[0]")
+        if messages[1].get("role") != "assistant" or messages[1].get("content") not in LABELS:
+            raise RmflowError(f"the answer is {messages[1].get('content')!r}; a pair-PM answer must be one of "
+                              f"{', '.join(LABELS)}", file=source, row=i, field="messages[1].content")
+
+
+def answer_token_ids(tokenizer) -> dict[str, list[int]]:
+    """Token ids of each answer; A and B must be single tokens (the scorer reads one position)."""
+    ids = {label: tokenizer(label, add_special_tokens=False)["input_ids"] for label in LABELS}
+    for label in (A, B):
+        if len(ids[label]) != 1:
+            raise RmflowError(f"answer '{label}' is {len(ids[label])} tokens in the tokenizer of "
+                              f"'{tokenizer.name_or_path}'; the pair-PM needs 'A' and 'B' to be single tokens")
+    return ids
+
+
+def prompt_ids(tokenizer, prompt: str, max_length: int, truncation_side: str) -> list[int]:
+    """The chat-templated user turn followed by the assistant header: the answer is the next token."""
+    text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                         add_generation_prompt=True)
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    if len(ids) > max_length:
+        ids = ids[-max_length:] if truncation_side == "left" else ids[:max_length]
+    return ids
+
+
+def logits_at(model, input_ids, attention_mask, positions):
+    """LM logits only at ``positions`` (batch, k): the full (batch, seq, vocab) tensor is never built."""
+    import torch
+
+    from rmflow.models.scalar import position_ids
+
+    backbone = getattr(model, model.base_model_prefix)
+    hidden = backbone(input_ids=input_ids, attention_mask=attention_mask,
+                      position_ids=position_ids(attention_mask)).last_hidden_state
+    rows = torch.arange(hidden.shape[0], device=hidden.device).unsqueeze(-1)
+    head = model.get_output_embeddings()
+    return head(hidden[rows, positions].to(head.weight.dtype)).float()
+
+
+def answer_loss(model, batch: list[tuple[list[int], list[int]]], pad_id: int, ab_ids: tuple[int, int]):
+    """Cross-entropy on the answer tokens only (train_on_inputs false); accuracy on A/B rows by logit order."""
+    import torch
+    import torch.nn.functional as F
+
+    from rmflow.train.batching import pad
+
+    sequences = [p + a for p, a in batch]
+    ids, mask = pad(sequences, pad_id, side="right")
+    width = max(len(a) for _, a in batch)
+    # position t predicts token t + 1: the answer's k-th token is predicted at len(prompt) - 1 + k
+    positions = torch.tensor([[len(p) - 1 + min(k, len(a) - 1) for k in range(width)] for p, a in batch])
+    targets = torch.tensor([a + [-100] * (width - len(a)) for _, a in batch])
+    device = next(model.parameters()).device
+    logits = logits_at(model, ids.to(device), mask.to(device), positions.to(device))
+    targets = targets.to(device)
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
+    first = logits[:, 0, list(ab_ids)]
+    is_ab = torch.tensor([a[0] in ab_ids and len(a) == 1 for _, a in batch], device=device)
+    picks_label = (first.argmax(-1) == (targets[:, 0] == ab_ids[1]).long())
+    return loss, {"pairs": int(is_ab.sum()), "correct": int((picks_label & is_ab).sum()), "tokens": int(mask.sum())}

@@ -1,0 +1,189 @@
+"""SSRM, semi-supervised self-training of a pair-PM (methods.md §3), one Snakemake job per step.
+
+Iteration 0 trains on the labeled seed set. Iteration k pseudo-labels the unlabeled pool with model k (both orders
+averaged, sharded: one job per shard), keeps rows whose confidence max(p, 1 − p) exceeds the threshold, and
+fine-tunes model k on labeled + kept rows into model k + 1. A kept row is labeled with the model's *predicted*
+preference (the paper); the recipe's script kept the pool's original orientation even for confidently reversed
+pairs, available only as the ``keep_original_orientation`` ablation.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import asdict, dataclass
+
+from rmflow.errors import RmflowError
+from rmflow.methods._pairpm import pm_row, standard_to_pm
+from rmflow.methods._pairpm_model import load_pm_scorer, train_pm
+from rmflow.spec import RunSpec
+
+log = logging.getLogger(__name__)
+
+VERSION = 1
+KIND = "pairwise"
+
+
+@dataclass(frozen=True)
+class Config:
+    """SSRM options (recipe defaults where it has them)."""
+
+    labeled_fraction: float = 0.1  # share of the training set kept labeled; the rest becomes the pool
+    unlabeled_dataset: str | None = None  # a configured dataset used as the pool instead (its order is ignored)
+    threshold: float = 0.8  # keep pseudo-labels with confidence strictly above this, in (0.5, 1)
+    iterations: int = 2  # self-training rounds after the seed model
+    shards: int = 2  # pseudo-labeling jobs per round
+    keep_original_orientation: bool = False  # ablation: the recipe's label-from-pool-order behaviour
+    seed: int = 0
+
+    def __post_init__(self):
+        if not 0.5 < self.threshold < 1:
+            raise ValueError(f"threshold must lie in (0.5, 1), got {self.threshold}")
+        if not 0 < self.labeled_fraction < 1:
+            raise ValueError(f"labeled_fraction must lie in (0, 1), got {self.labeled_fraction}")
+        if self.iterations < 1 or self.shards < 1:
+            raise ValueError("iterations and shards must be at least 1")
+
+
+def final_model_dir(base: str, config: Config, results: str = "results") -> str:
+    return f"{results}/ssrm/{base}/iter{config.iterations}/model"
+
+
+def extra_targets(base: str, results: str = "results") -> list[str]:
+    """Per-round statistics the workflow builds besides the leaderboard."""
+    return [f"{results}/ssrm/{base}/report.json"]
+
+
+def split(rows: list[dict], config: Config, pool_rows: list[dict] | None = None) -> tuple[list, list, dict]:
+    """Labeled PM rows and the unlabeled pool ({context, response_1, response_2, truth})."""
+    rng = random.Random(config.seed)
+    if pool_rows is None:
+        order = list(range(len(rows)))
+        rng.shuffle(order)
+        n_labeled = max(1, round(config.labeled_fraction * len(rows)))
+        labeled, unlabeled = [rows[i] for i in order[:n_labeled]], [rows[i] for i in order[n_labeled:]]
+        pool = []
+        for row in unlabeled:  # the hidden truth stays only to measure pseudo-label accuracy
+            good, bad = row["chosen"][-1]["content"], row["rejected"][-1]["content"]
+            first_is_good = rng.random() < 0.5
+            pool.append({"context": row["chosen"][:-1], "response_1": good if first_is_good else bad,
+                         "response_2": bad if first_is_good else good, "truth": int(first_is_good)})
+    else:
+        labeled = rows
+        pool = [{"context": r["chosen"][:-1], "response_1": r["chosen"][-1]["content"],
+                 "response_2": r["rejected"][-1]["content"], "truth": None} for r in pool_rows]
+    if not pool:
+        raise RmflowError("the unlabeled pool is empty: lower labeled_fraction or give a non-empty "
+                          "unlabeled_dataset", field="methods.ssrm.options")
+    report = {"labeled_rows": len(labeled), "pool_rows": len(pool),
+              "pool_truth_known": sum(p["truth"] is not None for p in pool), **asdict(config)}
+    return standard_to_pm(labeled, config.seed), pool, report
+
+
+def select(labels: list[dict], config: Config, iteration: int) -> tuple[list[dict], dict]:
+    """Keep confident pseudo-labels; return PM rows for them and the round's statistics."""
+    rng = random.Random(f"{config.seed}-{iteration}")
+    kept, correct_kept, known_kept, correct_all, known_all = [], 0, 0, 0, 0
+    for row in labels:
+        p = row["p"]
+        predicted_first = p >= 0.5
+        if row["truth"] is not None:
+            known_all += 1
+            correct_all += predicted_first == bool(row["truth"])
+        if max(p, 1 - p) <= config.threshold:
+            continue
+        first_wins = True if config.keep_original_orientation else predicted_first
+        if row["truth"] is not None:
+            known_kept += 1
+            correct_kept += first_wins == bool(row["truth"])
+        winner, loser = ((row["response_1"], row["response_2"]) if first_wins
+                         else (row["response_2"], row["response_1"]))
+        if rng.random() < 0.5:
+            kept.append(pm_row(row["context"], winner, loser, "A"))
+        else:
+            kept.append(pm_row(row["context"], loser, winner, "B"))
+    stats = {"iteration": iteration, "pool_rows": len(labels), "kept_rows": len(kept),
+             "kept_fraction": len(kept) / max(len(labels), 1), "threshold": config.threshold,
+             "kept_pseudo_label_accuracy": correct_kept / known_kept if known_kept else None,
+             "pool_accuracy": correct_all / known_all if known_all else None,
+             "mean_confidence": sum(max(r["p"], 1 - r["p"]) for r in labels) / max(len(labels), 1)}
+    log.info("iteration %d: kept %d of %d (accuracy of kept labels %s)", iteration, len(kept), len(labels),
+             stats["kept_pseudo_label_accuracy"])
+    return kept, stats
+
+
+def label_shard(scorer, pool: list[dict], shard: int, shards: int) -> list[dict]:
+    """P(response_1 ≻ response_2) for every ``shards``-th pool row starting at ``shard``."""
+    part = pool[shard::shards]
+    probs = scorer.compare([(r["context"], r["response_1"], r["response_2"]) for r in part])["p_chosen"]
+    return [{**r, "p": p} for r, p in zip(part, probs)]
+
+
+def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None = None) -> None:
+    train_pm(spec, out_dir, {"ssrm": asdict(Config(**spec.options))}, data, init)
+
+
+def load_scorer(model_dir: str, device: str = "cpu", batch_size: int = 16):
+    return load_pm_scorer(model_dir, device, batch_size)
+
+
+# ---- the workflow's steps (rmflow ssrm <step>) -----------------------------------------------------------------
+def main_split(spec_path: str, data: str, pool_data: str | None, out_labeled: str, out_pool: str,
+               out_report: str) -> None:
+    from rmflow.data.prepare import read_pairs
+    from rmflow.io import write_json
+    from rmflow.methods._io import write_rows
+
+    config = Config(**RunSpec.read(spec_path).options)
+    pool_rows = read_pairs(pool_data) if pool_data else None
+    if pool_data and not pool_rows:
+        raise RmflowError("the unlabeled pool file holds no rows", file=pool_data)
+    labeled, pool, report = split(read_pairs(data), config, pool_rows)
+    write_rows(labeled, out_labeled)
+    write_rows(pool, out_pool)
+    write_json(out_report, report)
+
+
+def main_label(model_dir: str, pool_path: str, shard: int, shards: int, out: str, batch_size: int = 16) -> None:
+    import polars as pl
+
+    from rmflow.methods._io import write_rows
+
+    pool = pl.read_parquet(pool_path).to_dicts()
+    write_rows(label_shard(load_scorer(model_dir, batch_size=batch_size), pool, shard, shards), out)
+
+
+def main_select(spec_path: str, shard_paths: list[str], labeled_path: str, iteration: int, out_train: str,
+                out_stats: str) -> None:
+    import polars as pl
+
+    from rmflow.io import write_json
+    from rmflow.methods._io import write_rows
+
+    config = Config(**RunSpec.read(spec_path).options)
+    labels = [row for path in shard_paths for row in pl.read_parquet(path).to_dicts()]
+    kept, stats = select(labels, config, iteration)
+    labeled = pl.read_parquet(labeled_path).to_dicts()
+    stats["labeled_rows"] = len(labeled)
+    write_rows(labeled + kept, out_train)
+    write_json(out_stats, stats)
+
+
+def main_report(stats_paths: list[str], model_dirs: list[str], eval_data: str, eval_split: str, out: str,
+                batch_size: int = 16) -> None:
+    """One row per iteration: rows kept, their pseudo-label accuracy, and the model's accuracy on an eval set."""
+    import json
+
+    from rmflow.evaluate.rewardbench import pairwise_credit
+    from rmflow.evaluate.run import load_eval_rows
+    from rmflow.io import write_json
+
+    rows = load_eval_rows(eval_data, eval_split)
+    stats = {json.load(open(p))["iteration"]: json.load(open(p)) for p in stats_paths}
+    iterations = []
+    for k, model_dir in enumerate(model_dirs):
+        p_chosen = load_scorer(model_dir, batch_size=batch_size).score_pairs(rows)["p_chosen"]
+        accuracy = sum(pairwise_credit(p) for p in p_chosen) / len(rows)
+        iterations.append({"iteration": k, "model": model_dir, "eval_accuracy": accuracy, **stats.get(k, {})})
+        log.info("iteration %d: eval accuracy %.3f", k, accuracy)
+    write_json(out, {"eval_data": eval_data, "iterations": iterations})

@@ -1,0 +1,96 @@
+# SSRM self-training rounds (methods.md section 3): split -> seed model -> [pseudo-label shards -> select -> train]
+# x iterations. Every step is its own job, so a crashed round reruns alone.
+
+
+rule ssrm_split:
+    input:
+        spec=f"{RESULTS}/specs/runs/ssrm/{{base}}.json",
+        data=ssrm_labeled_source,
+        pool=ssrm_pool_input,
+    output:
+        labeled=f"{RESULTS}/ssrm/{{base}}/labeled.parquet",
+        pool=f"{RESULTS}/ssrm/{{base}}/pool.parquet",
+        report=f"{RESULTS}/ssrm/{{base}}/split.json",
+    params:
+        pool=ssrm_pool_source,
+    log:
+        f"{RESULTS}/logs/ssrm/{{base}}/split.log",
+    conda:
+        "../../envs/data.yaml"
+    shell:
+        "rmflow ssrm split --spec {input.spec} --data {input.data} --pool={params.pool:q}"
+        " --out-labeled {output.labeled} --out-pool {output.pool} --report {output.report} > {log} 2>&1"
+
+
+rule ssrm_train:
+    input:
+        unpack(ssrm_train_inputs),
+    output:
+        directory(f"{RESULTS}/ssrm/{{base}}/iter{{k}}/model"),
+    params:
+        init=ssrm_init,
+    threads: config["threads"]["train"]
+    log:
+        f"{RESULTS}/logs/ssrm/{{base}}/train_iter{{k}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/ssrm/{{base}}/train_iter{{k}}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    shell:
+        "rmflow train --spec {input.spec} --data {input.data} --init {params.init:q} --out {output}"
+        " --threads {threads} > {log} 2>&1"
+
+
+rule ssrm_label:
+    input:
+        model=f"{RESULTS}/ssrm/{{base}}/iter{{k}}/model",
+        pool=f"{RESULTS}/ssrm/{{base}}/pool.parquet",
+    output:
+        f"{RESULTS}/ssrm/{{base}}/iter{{k}}/labels/shard{{shard}}.parquet",
+    params:
+        shards=ssrm_shards,
+        batch_size=config["evaluate"]["batch_size"],
+    threads: config["threads"]["evaluate"]
+    log:
+        f"{RESULTS}/logs/ssrm/{{base}}/label_iter{{k}}_shard{{shard}}.log",
+    conda:
+        "../../envs/eval.yaml"
+    shell:
+        "rmflow ssrm label --model-dir {input.model} --pool {input.pool} --shard {wildcards.shard}"
+        " --shards {params.shards} --batch-size {params.batch_size} --out {output} --threads {threads} > {log} 2>&1"
+
+
+rule ssrm_select:
+    input:
+        spec=f"{RESULTS}/specs/runs/ssrm/{{base}}.json",
+        shards=ssrm_label_shards,
+        labeled=f"{RESULTS}/ssrm/{{base}}/labeled.parquet",
+    output:
+        train=f"{RESULTS}/ssrm/{{base}}/iter{{k}}/train.parquet",
+        stats=f"{RESULTS}/ssrm/{{base}}/iter{{k}}/select.json",
+    log:
+        f"{RESULTS}/logs/ssrm/{{base}}/select_iter{{k}}.log",
+    conda:
+        "../../envs/data.yaml"
+    shell:
+        "rmflow ssrm select --spec {input.spec} --shard-files {input.shards} --labeled {input.labeled}"
+        " --iteration {wildcards.k} --out-train {output.train} --stats {output.stats} > {log} 2>&1"
+
+
+rule ssrm_report:
+    input:
+        unpack(ssrm_report_inputs),
+    output:
+        f"{RESULTS}/ssrm/{{base}}/report.json",
+    params:
+        data=ssrm_report_eval_set,
+        batch_size=config["evaluate"]["batch_size"],
+    threads: config["threads"]["evaluate"]
+    log:
+        f"{RESULTS}/logs/ssrm/{{base}}/report.log",
+    conda:
+        "../../envs/eval.yaml"
+    shell:
+        "rmflow ssrm report --stats-files {input.stats} --model-dirs {input.models} --data {params.data[path]:q}"
+        " --split {params.data[split]:q} --batch-size {params.batch_size} --out {output} --threads {threads}"
+        " > {log} 2>&1"
