@@ -16,7 +16,7 @@ from rmflow.io import atomic_path, write_text
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ["Eval Set", "Model", "Base Model", "Method", "Score", *SECTION_NAMES, "Prior Sets"]
+COLUMNS = ["Eval Set", "Model", "Base Model", "Method", "Score", *SECTION_NAMES, "Prior Sets", "Length Corr"]
 
 
 def find_scores(root: str | Path) -> list[Path]:
@@ -55,24 +55,33 @@ def tables(records: list[dict]):
     for r in records:
         rows.append({"Eval Set": r["eval_set"], "Model": f"{r['base']}/{r['method']}", "Base Model": r["base"],
                      "Method": r["method"], "Score": _pct(r["score"]),
-                     **{s: _pct(r["sections"].get(s)) for s in SECTION_NAMES}, "Prior Sets": _pct(r["prior_sets"])})
+                     **{s: _pct(r["sections"].get(s)) for s in SECTION_NAMES}, "Prior Sets": _pct(r["prior_sets"]),
+                     # Pearson(reward, response length): a correlation, not a percentage
+                     "Length Corr": r.get("length_correlation")})
         for subset, v in r["subsets"].items():
             subset_rows.append({"eval_set": r["eval_set"], "model": f"{r['base']}/{r['method']}", "base": r["base"],
                                 "method": r["method"], "subset": subset, "n": v["n"],
                                 "accuracy": _pct(v["accuracy"])})
     board = pl.DataFrame(rows, schema={c: (pl.String if i < 4 else pl.Float64) for i, c in enumerate(COLUMNS)})
-    if board["Prior Sets"].is_null().all():
-        board = board.drop("Prior Sets")
+    board = board.drop([c for c in ("Prior Sets", "Length Corr") if board[c].is_null().all()])
     board = board.sort(["Eval Set", "Score", "Model"], descending=[False, True, False], nulls_last=True)
     subsets = pl.DataFrame(subset_rows).sort(["eval_set", "model", "subset"])
     return board, subsets
+
+
+def _cell(column: str, value) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:+.2f}" if column == "Length Corr" else f"{value:.1f}"
+    return str(value)
 
 
 def to_markdown(board) -> str:
     header = "| " + " | ".join(board.columns) + " |\n|" + "|".join("---" for _ in board.columns) + "|\n"
     lines = []
     for row in board.iter_rows():
-        cells = [("–" if v is None else f"{v:.1f}") if isinstance(v, float) or v is None else str(v) for v in row]
+        cells = [_cell(name, v) for name, v in zip(board.columns, row)]
         lines.append("| " + " | ".join(cells) + " |")
     return header + "\n".join(lines) + "\n"
 

@@ -33,7 +33,7 @@ def test_gathers_sorts_and_writes(tmp_path):
     board = pl.read_csv(out["csv"])
     assert board["Model"].to_list() == ["b/bt", "a/bt"]
     assert board["Score"].to_list() == pytest.approx([100.0, 50.0])
-    assert "Prior Sets" not in board.columns
+    assert "Prior Sets" not in board.columns and "Length Corr" not in board.columns
     assert "| synthetic | b/bt | b | bt | 100.0 | 100.0 | 100.0 | 100.0 | 100.0 |" in md
     subsets = pl.read_csv(out["subsets"])
     assert subsets.height == 8 and set(subsets["subset"]) == set(SUBSETS)

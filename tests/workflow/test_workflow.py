@@ -39,9 +39,11 @@ def test_embedded_workflow_end_to_end(finished_run):
     results = finished_run / "results"
     board = pl.read_csv(results / "leaderboard.csv")
     assert sorted(board["Model"]) == sorted(f"{b}/{m}" for b in ("tiny_llama", "tiny_gemma")
-                                            for m in ("bt", "pair_pm", "ssrm", "rrm"))
+                                            for m in ("bt", "pair_pm", "ssrm", "rrm", "odin"))
     assert board.columns == ["Eval Set", "Model", "Base Model", "Method", "Score", "Chat", "Chat Hard", "Safety",
-                             "Reasoning"]
+                             "Reasoning", "Length Corr"]
+    corr = dict(zip(board["Model"], board["Length Corr"]))
+    assert corr["tiny_llama/pair_pm"] is None and -1 <= corr["tiny_llama/odin"] <= 1
     assert board["Score"].to_list() == sorted(board["Score"].to_list(), reverse=True)
     for row in board.iter_rows(named=True):
         scores = json.loads((results / f"eval/synthetic/{row['Method']}/{row['Base Model']}/scores.json").read_text())

@@ -35,6 +35,21 @@ def load_eval_rows(source: str, split: str = "filtered", revision: str | None = 
     return pairs
 
 
+def length_correlation(rows: list[dict], scored: dict) -> float | None:
+    """Pearson(reward, response length in characters) over every scored response; None without per-response
+    rewards (pairwise models) or without variance."""
+    if "score_chosen" not in scored:
+        return None
+    rewards = list(scored["score_chosen"]) + list(scored["score_rejected"])
+    lengths = [len(r[side][-1]["content"]) for side in ("chosen", "rejected") for r in rows]
+    n = len(rewards)
+    mean_r, mean_l = sum(rewards) / n, sum(lengths) / n
+    cov = sum((a - mean_r) * (b - mean_l) for a, b in zip(rewards, lengths))
+    var_r = sum((a - mean_r) ** 2 for a in rewards)
+    var_l = sum((b - mean_l) ** 2 for b in lengths)
+    return cov / (var_r * var_l) ** 0.5 if var_r > 0 and var_l > 0 else None
+
+
 def credits_for(kind: str, scored: dict, tie_rule: str) -> list[float]:
     if kind == "scalar":
         return [scalar_credit(c, r, tie_rule) for c, r in zip(scored["score_chosen"], scored["score_rejected"])]
@@ -68,7 +83,7 @@ def main(model_dir: str, method: str, data: str, sections: str, out_dir: str, ev
         examples.write_parquet(tmp)
     scores = {"schema": SCORES_SCHEMA, "eval_set": eval_set, "method": method, "base": base,
               "model_dir": model_dir, "data": data, "kind": module.KIND, "tie_rule": tie_rule,
-              "n_examples": len(rows), **report,
+              "n_examples": len(rows), **report, "length_correlation": length_correlation(rows, scored),
               "method_stats": scorer.summary(scored) if hasattr(scorer, "summary") else {}}
     for subset, n in report["unscored_subsets"].items():
         log.warning("subset %s (%d rows) belongs to no section of map %s: reported, not scored", subset, n, sections)

@@ -34,13 +34,18 @@ def hidden_at_last(model, input_ids, attention_mask):
     return hidden[torch.arange(hidden.shape[0], device=hidden.device), last_token_index(attention_mask)]
 
 
-def rewards(model, input_ids, attention_mask):
-    """Scalar rewards of a ``*ForSequenceClassification`` model with one label, shape (batch,)."""
+def head_outputs(model, input_ids, attention_mask):
+    """Every output of a ``*ForSequenceClassification`` head at the last real token, shape (batch, num_labels)."""
     head = getattr(model, "score", None)
     if head is None:
         raise TypeError(f"{type(model).__name__} has no 'score' head; expected a decoder *ForSequenceClassification")
     pooled = hidden_at_last(model, input_ids, attention_mask)
-    return head(pooled.to(head.weight.dtype)).squeeze(-1).float()
+    return head(pooled.to(head.weight.dtype)).float()
+
+
+def rewards(model, input_ids, attention_mask, head: int = 0):
+    """The reward output ``head`` of a sequence classifier, shape (batch,)."""
+    return head_outputs(model, input_ids, attention_mask)[:, head]
 
 
 class ScalarScorer:
@@ -49,8 +54,8 @@ class ScalarScorer:
     kind = "scalar"
 
     def __init__(self, model, tokenizer, max_length: int = 4096, truncation_side: str = "left",
-                 batch_size: int = 16, device: str = "cpu"):
-        self.model, self.tokenizer = model.eval().to(device), tokenizer
+                 batch_size: int = 16, device: str = "cpu", head: int = 0):
+        self.model, self.tokenizer, self.head = model.eval().to(device), tokenizer, head
         self.max_length, self.truncation_side = max_length, truncation_side
         self.batch_size, self.device = batch_size, device
 
@@ -65,7 +70,7 @@ class ScalarScorer:
             for start in tqdm(range(0, len(order), self.batch_size), desc="score", disable=not progress):
                 idx = order[start:start + self.batch_size]
                 ids, mask = pad([encoded[i] for i in idx], self.tokenizer.pad_token_id)
-                values = rewards(self.model, ids.to(self.device), mask.to(self.device))
+                values = rewards(self.model, ids.to(self.device), mask.to(self.device), self.head)
                 for i, value in zip(idx, values.tolist()):
                     scores[i] = value
         return scores

@@ -1,0 +1,91 @@
+"""Training shared by scalar reward models (bt, odin): pairs side by side in length-grouped batches."""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Callable
+
+from rmflow.spec import RunSpec
+
+log = logging.getLogger(__name__)
+
+# make_loss(scores (2B, num_labels) as [c0, r0, c1, r1, ...], indices of the batch's pairs) -> loss
+MakeLoss = Callable[[object, list[int]], object]
+
+
+def train_scalar(spec: RunSpec, out_dir: str, num_labels: int, pair_loss: MakeLoss, reward_head: int = 0,
+                 data: str | None = None, init: str | None = None, extra_metrics: dict | None = None) -> None:
+    """Train a ``*ForSequenceClassification`` with ``num_labels`` heads; ``reward_head`` is the one reported."""
+    import torch
+
+    from rmflow.data.prepare import read_pairs
+    from rmflow.errors import RmflowError
+    from rmflow.models.load import load_model, load_tokenizer
+    from rmflow.models.scalar import head_outputs
+    from rmflow.train.batching import encode, length_grouped_batches, pad, padding_fraction
+    from rmflow.train.config import TrainConfig
+    from rmflow.train.loop import train_loop
+    from rmflow.train.save import save_run
+    from tqdm.auto import tqdm
+
+    config = TrainConfig.from_dict(spec.train)
+    random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    source, start = data or spec.train_data, init or spec.base_model
+    tokenizer = load_tokenizer(start, revision=spec.revision, trust_remote_code=spec.trust_remote_code)
+    model = load_model(start, tokenizer, num_labels=num_labels, revision=spec.revision,
+                       trust_remote_code=spec.trust_remote_code)
+    rows = read_pairs(source)
+    margins = None
+    if config.margin_field:
+        missing = [i for i, r in enumerate(rows, 1) if not isinstance(r.get(config.margin_field), (int, float))]
+        if missing:
+            raise RmflowError(f"margin_field '{config.margin_field}' is not a number in {len(missing)} rows "
+                              f"(first: row {missing[0]})", file=source, field=config.margin_field)
+        margins = [float(r[config.margin_field]) for r in rows]
+    pairs = [(encode(tokenizer, r["chosen"], config.max_length, config.truncation_side),
+              encode(tokenizer, r["rejected"], config.max_length, config.truncation_side))
+             for r in tqdm(rows, desc="tokenize", unit="pair")]
+    lengths = [max(len(c), len(r)) for c, r in pairs]
+
+    def epoch_batches(epoch: int) -> list[list[int]]:
+        return length_grouped_batches(lengths, config.per_device_batch, config.seed + epoch, config.group_by_length)
+
+    def loss_fn(model, indices: list[int]):
+        ids, mask = pad([seq for i in indices for seq in pairs[i]], tokenizer.pad_token_id, side="right")
+        device = next(model.parameters()).device
+        scores = head_outputs(model, ids.to(device), mask.to(device))
+        margin = torch.tensor([margins[i] for i in indices], device=device) if margins else None
+        loss = pair_loss(model, scores, indices, margin)
+        reward = scores[:, reward_head]
+        return loss, {"pairs": len(indices), "correct": int((reward[0::2] > reward[1::2]).sum()),
+                      "tokens": int(mask.sum())}
+
+    first_epoch = epoch_batches(0)
+    pad_frac = padding_fraction([[s for i in b for s in pairs[i]] for b in first_epoch])
+    log.info("%d pairs, %d micro-batches per epoch, padding fraction %.3f", len(pairs), len(first_epoch), pad_frac)
+    result = train_loop(model, epoch_batches, len(first_epoch), loss_fn, config)
+    metrics = {**result["metrics"], "padding_fraction": pad_frac, "train_pairs": len(pairs), "train_data": source,
+               "initialised_from": start, **(extra_metrics or {})}
+    save_run(result, tokenizer, spec, out_dir, metrics)
+
+
+def load_scalar_scorer(model_dir: str, device: str = "cpu", batch_size: int = 16, num_labels: int = 1,
+                       head: int = 0):
+    """A scorer over a saved scalar RM, loaded with plain transformers; ``head`` picks the reward output."""
+    import os
+
+    from rmflow.models.load import load_model, load_tokenizer
+    from rmflow.models.scalar import ScalarScorer
+    from rmflow.train.config import TrainConfig
+
+    tokenizer = load_tokenizer(model_dir)
+    model = load_model(model_dir, tokenizer, num_labels=num_labels)
+    config = TrainConfig(max_length=4096, truncation_side="left")
+    if os.path.exists(f"{model_dir}/rmflow_run.json"):
+        config = TrainConfig.from_dict(RunSpec.read(f"{model_dir}/rmflow_run.json").train)
+    else:  # a model not trained by rmflow: recipe defaults
+        log.info("no rmflow_run.json in %s; scoring with max_length 4096, left truncation", model_dir)
+    return ScalarScorer(model, tokenizer, max_length=config.max_length, truncation_side=config.truncation_side,
+                        batch_size=batch_size, device=device, head=head)

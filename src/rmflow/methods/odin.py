@@ -1,0 +1,80 @@
+"""ODIN, length-disentangled reward (methods.md §6): two linear heads on the last-token state.
+
+Head 0 learns length, head 1 quality; training reward = their sum. Losses, per pair (the recipe summed rewards over
+the batch before the log-sigmoid; §6 pitfall): BT ranking on the summed reward, (1 − Pearson(length, r_length)),
+|Pearson(length, r_quality)| over the batch's responses, and |ŵ_length · ŵ_quality| on the centred, normalised
+head weights. Inference reads the quality head only (``logits[:, 1]`` in plain transformers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rmflow.methods._scalar_train import load_scalar_scorer, train_scalar
+from rmflow.spec import RunSpec
+
+VERSION = 1
+KIND = "scalar"
+LENGTH_HEAD, QUALITY_HEAD = 0, 1
+
+
+@dataclass(frozen=True)
+class Config:
+    """ODIN loss weights (the recipe's correlation_with_length and ortho_reg)."""
+
+    length_weight: float = 1.0  # weight of (1 − ρ(len, r_L)) + |ρ(len, r_Q)|
+    ortho_weight: float = 1.0  # weight of |ŵ_L · ŵ_Q|
+
+
+def pearson(x, y, eps: float = 1e-8):
+    xc, yc = x - x.mean(), y - y.mean()
+    return (xc * yc).sum() / (xc.norm() * yc.norm() + eps)
+
+
+def orthogonality(weight):
+    """|cos| between the two heads' centred weight rows."""
+    import torch.nn.functional as F
+
+    centred = weight - weight.mean(dim=1, keepdim=True)
+    unit = F.normalize(centred, dim=1, eps=1e-8)
+    return (unit[0] * unit[1]).sum().abs()
+
+
+def odin_losses(scores, lengths, weight, config: Config) -> dict:
+    """All ODIN terms for one batch. ``scores``: (2B, 2) rows [c0, r0, c1, r1, …]; ``lengths``: (2B,)."""
+    import torch.nn.functional as F
+
+    total = scores[:, LENGTH_HEAD] + scores[:, QUALITY_HEAD]
+    rank = -F.logsigmoid(total[0::2] - total[1::2]).mean()
+    length_fit = 1 - pearson(lengths, scores[:, LENGTH_HEAD])
+    quality_free = pearson(lengths, scores[:, QUALITY_HEAD]).abs()
+    ortho = orthogonality(weight)
+    loss = rank + config.length_weight * (length_fit + quality_free) + config.ortho_weight * ortho
+    return {"loss": loss, "rank": rank, "length_fit": length_fit, "quality_free": quality_free, "ortho": ortho}
+
+
+def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None = None) -> None:
+    import torch
+
+    from rmflow.data.prepare import read_pairs
+    from rmflow.models.load import load_tokenizer
+
+    options = Config(**spec.options)
+    tokenizer = load_tokenizer(init or spec.base_model, revision=spec.revision,
+                               trust_remote_code=spec.trust_remote_code)
+    # response length in tokens of the base tokenizer: the last assistant turn of each side
+    length_of = [[len(tokenizer(r[side][-1]["content"], add_special_tokens=False)["input_ids"])
+                  for side in ("chosen", "rejected")] for r in read_pairs(data or spec.train_data)]
+
+    def pair_loss(model, scores, indices, margin):
+        lengths = torch.tensor([n for i in indices for n in length_of[i]], dtype=scores.dtype,
+                               device=scores.device)
+        weight = getattr(model, "module", model).score.weight
+        return odin_losses(scores, lengths, weight, options)["loss"]
+
+    train_scalar(spec, out_dir, num_labels=2, pair_loss=pair_loss, reward_head=QUALITY_HEAD, data=data, init=init,
+                 extra_metrics={"reward_head": QUALITY_HEAD, "length_head": LENGTH_HEAD})
+
+
+def load_scorer(model_dir: str, device: str = "cpu", batch_size: int = 16):
+    return load_scalar_scorer(model_dir, device, batch_size, num_labels=2, head=QUALITY_HEAD)
