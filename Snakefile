@@ -14,6 +14,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/bases.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/ssrm.smk"
+include: "workflow/rules/armo.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/leaderboard.smk"
 

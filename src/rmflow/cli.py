@@ -101,6 +101,37 @@ def cmd_leaderboard(a):
         print(markdown)
 
 
+def cmd_armo(a):
+    from rmflow.methods import armo
+
+    _threads(a.threads)
+    if a.step == "stage1":
+        armo.main_stage1(a.spec, a.backbone, a.attributes, a.out)
+    else:
+        armo.main_stage2(a.spec, a.backbone, a.stage1, a.data, a.out)
+
+
+def cmd_tree(a):
+    from rmflow.methods import tree
+
+    _threads(a.threads)
+    tree.main_fit(a.spec, a.backbone, a.stage1, a.data, a.out)
+
+
+def cmd_explain(a):
+    import json
+
+    from rmflow.methods import armo
+
+    try:
+        conversation = json.loads(open(a.conversation, encoding="utf-8").read())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RmflowError(f"unreadable conversation JSON ({exc})", file=a.conversation) from exc
+    if isinstance(conversation, dict):
+        conversation = conversation.get("messages", conversation.get("chosen"))
+    print(armo.explain(a.model_dir, conversation, a.top_k))
+
+
 def cmd_methods(a):
     from rmflow import methods
 
@@ -200,6 +231,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--subsets", default="results/leaderboard_subsets.csv")
     p.add_argument("--print", action="store_true", help="also print the Markdown table")
     p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("armo", help="ArmoRM stage 1 (ridge probes) or stage 2 (verbosity debiasing + gate)")
+    p.add_argument("step", choices=["stage1", "stage2"])
+    p.add_argument("--spec", required=True)
+    p.add_argument("--backbone", required=True, help="the frozen RM directory or hub id")
+    p.add_argument("--attributes", help="stage1: multi-attribute rows (messages + ratings)")
+    p.add_argument("--stage1", help="stage2: the stage-1 output directory")
+    p.add_argument("--data", help="stage2: prepared preference pairs")
+    p.add_argument("--out", required=True)
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(func=cmd_armo)
+
+    p = sub.add_parser("tree", help="fit the decision-tree RM on ArmoRM stage-1 probes")
+    p.add_argument("step", choices=["fit"])
+    p.add_argument("--spec", required=True)
+    p.add_argument("--backbone", required=True)
+    p.add_argument("--stage1", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(func=cmd_tree)
+
+    p = sub.add_parser("explain", help="an ArmoRM's score and its top-K objectives for one conversation")
+    p.add_argument("--model-dir", required=True)
+    p.add_argument("--conversation", required=True, help="JSON: a message list or {messages: [...]}")
+    p.add_argument("--top-k", type=int, default=3)
+    p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser("methods", help="list the registered reward-model methods")
     p.set_defaults(func=cmd_methods)

@@ -36,6 +36,12 @@ class Plan:
             self._defined("eval_sets", name)
         for name in self.datasets():
             self._defined("datasets", name)
+        for method in self.methods:  # e.g. ArmoRM reads the BT model of the same base
+            needs = getattr(self.module(method), "requires", lambda config: [])(self._method_config(method, "methods"))
+            for other in needs:
+                if other not in self.methods:
+                    self._fail(f"method '{method}' reads the outputs of '{other}', which is not in run.methods",
+                               "run.methods")
         for name in self.bases:
             for method in self.methods:
                 self._train_config(method, name)

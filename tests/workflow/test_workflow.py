@@ -39,7 +39,7 @@ def test_embedded_workflow_end_to_end(finished_run):
     results = finished_run / "results"
     board = pl.read_csv(results / "leaderboard.csv")
     assert sorted(board["Model"]) == sorted(f"{b}/{m}" for b in ("tiny_llama", "tiny_gemma")
-                                            for m in ("bt", "pair_pm", "ssrm", "rrm", "odin"))
+                                            for m in ("bt", "pair_pm", "ssrm", "rrm", "odin", "armo", "tree"))
     assert board.columns == ["Eval Set", "Model", "Base Model", "Method", "Score", "Chat", "Chat Hard", "Safety",
                              "Reasoning", "Length Corr"]
     corr = dict(zip(board["Model"], board["Length Corr"]))
@@ -81,6 +81,25 @@ def test_pairwise_methods_in_the_workflow(finished_run):
 
 
 @pytest.mark.slow
+def test_armo_tree_and_odin_in_the_workflow(finished_run):
+    results = finished_run / "results"
+    stage1 = json.loads((results / "armo/tiny_llama/stage1/stage1.json").read_text())
+    assert stage1["backbone"] == "results/models/bt/tiny_llama"
+    assert (results / "armo/tiny_llama/model/armo_head.safetensors").exists()
+    assert (results / "tree/tiny_gemma/model/tree_rules.txt").read_text().strip()
+    odin = json.loads((results / "eval/synthetic/odin/tiny_llama/scores.json").read_text())
+    assert odin["kind"] == "scalar" and odin["length_correlation"] is not None
+    conversation = finished_run / "conversation.json"
+    conversation.write_text(json.dumps([{"role": "user", "content": "Say hi."},
+                                        {"role": "assistant", "content": "Hi!"}]))
+    proc = subprocess.run([sys.executable, "-m", "rmflow.cli", "explain", "--model-dir",
+                           str(results / "armo/tiny_llama/model"), "--conversation", str(conversation),
+                           "--top-k", "3"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("score ") and len(proc.stdout.strip().splitlines()) == 5
+
+
+@pytest.mark.slow
 def test_leaderboard_regenerates_from_per_run_files(finished_run):
     results = finished_run / "results"
     before = (results / "leaderboard.csv").read_bytes()
@@ -103,6 +122,8 @@ def overlay(tmp_path: Path, data: dict) -> Path:
 BAD_CONFIGS = {
     "unknown_key": ({"train": {"learning_rate": 0.1}}, "unknown config key 'train.learning_rate'"),
     "unknown_method": ({"run": {"methods": ["bt", "magic_rm"]}}, "unknown method 'magic_rm'"),
+    "tree_without_armo": ({"run": {"methods": ["bt", "tree"]}},
+                          "method 'tree' reads the outputs of 'armo', which is not in run.methods"),
     "missing_base_path": ({"base_models": {"mine": {"model": "./models/missing"}},
                            "run": {"base_models": ["mine"]}},
                           "base_models.mine.model': base model path './models/missing' does not exist"),

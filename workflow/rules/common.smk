@@ -130,3 +130,30 @@ def ssrm_report_inputs(wildcards):
 
 def ssrm_report_eval_set(wildcards):
     return _shell_safe(config["eval_sets"][PLAN.eval_sets[0]])
+
+
+# ---- ArmoRM and the decision tree (workflow/rules/armo.smk) -----------------------------------------------------
+def armo_backbone(wildcards):
+    options = PLAN.method_options("armo")
+    return options.backbone or PLAN.model_dir(options.backbone_method, wildcards.base)
+
+
+def armo_backbone_input(wildcards):
+    path = armo_backbone(wildcards)
+    return [path] if PLAN.method_options("armo").backbone is None or Path(path).exists() else []
+
+
+def armo_attributes(wildcards):
+    return PLAN.method_options("armo").attributes
+
+
+def armo_attributes_input(wildcards):
+    return [armo_attributes(wildcards)]
+
+
+def armo_preferences(wildcards):
+    return f"{RESULTS}/data/prepared/{PLAN.dataset_of('armo')}.parquet"
+
+
+def tree_preferences(wildcards):
+    return f"{RESULTS}/data/prepared/{PLAN.dataset_of('tree')}.parquet"

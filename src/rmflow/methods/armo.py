@@ -1,0 +1,346 @@
+"""ArmoRM (methods.md §5): multi-objective linear probes on a frozen RM backbone + a prompt-conditioned gate.
+
+Stage 1 (``rmflow armo stage1``, CPU): embed multi-attribute rows with the frozen backbone (last hidden state at
+the last token), fit one ridge regression per objective (α picked on a validation split, missing labels ignored).
+Stage 2 (``rmflow armo stage2``): embed preference pairs, find verbosity penalties on the reference set and fold them
+into the transform T, then train only the gate with the BT loss on score = β Σ_j g_j(x) (T r)_j.
+The saved model is the backbone in HF layout plus ``armo_head.safetensors`` and ``armo_config.json``: no pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from rmflow.errors import RmflowError
+from rmflow.spec import RunSpec
+
+log = logging.getLogger(__name__)
+
+VERSION = 1
+KIND = "scalar"
+NON_ATTRIBUTE_KEYS = {"messages", "id", "split", "source"}
+HEAD_FILE, HEAD_CONFIG = "armo_head.safetensors", "armo_config.json"
+
+
+@dataclass(frozen=True)
+class Config:
+    """ArmoRM options; gate sizes are scaled down from the recipe's 3 x 1024 for tiny backbones."""
+
+    backbone_method: str = "bt"  # the run's method whose model for the same base is the frozen backbone
+    backbone: str | None = None  # or any RM directory / hub id (overrides backbone_method)
+    attributes: str = "results/data/synthetic/attributes.jsonl"  # multi-attribute rows: messages + ratings
+    objectives: list = field(default_factory=lambda: ["helpfulness", "correctness", "coherence", "complexity",
+                                                      "verbosity", "safety"])
+    rating_max: float = 4.0  # ratings 0..rating_max map to (x + 0.5) / (rating_max + 1), HelpSteer's rule
+    verbosity_objective: str = "verbosity"
+    spearman_threshold: float = 0.028
+    validation_fraction: float = 0.2
+    gate_hidden: int = 64
+    gate_layers: int = 3
+    gate_dropout: float = 0.2
+    temperature: float = 10.0
+    gate_lr: float = 1e-3
+    gate_steps: int = 400
+    gate_batch: int = 256
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.verbosity_objective not in self.objectives:
+            raise ValueError(f"verbosity_objective '{self.verbosity_objective}' is not among the objectives")
+
+
+def final_model_dir(base: str, config: Config, results: str = "results") -> str:
+    return f"{results}/armo/{base}/model"
+
+
+def requires(config: Config) -> list[str]:
+    """Methods whose outputs this one reads: the backbone RM trained in the same run, unless one is given."""
+    return [] if config.backbone else [config.backbone_method]
+
+
+# ---- embeddings -------------------------------------------------------------------------------------------------
+def load_backbone(ref: str):
+    from rmflow.models.load import load_model, load_tokenizer
+
+    tokenizer = load_tokenizer(ref)
+    return load_model(ref, tokenizer).eval(), tokenizer
+
+
+def embed(model, tokenizer, conversations: list[list[dict]], max_length: int, truncation_side: str,
+          generation_prompt: bool = False, batch_size: int = 16):
+    """Last-layer hidden state at the last token of each conversation (of its prompt, with ``generation_prompt``)."""
+    import numpy as np
+    import torch
+    from tqdm.auto import tqdm
+
+    from rmflow.models.scalar import hidden_at_last
+    from rmflow.train.batching import pad
+
+    encoded = []
+    for conv in conversations:
+        text = tokenizer.apply_chat_template(conv, tokenize=False, add_generation_prompt=generation_prompt)
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        encoded.append(ids[-max_length:] if truncation_side == "left" else ids[:max_length])
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+    out = np.zeros((len(encoded), model.config.hidden_size), dtype=np.float64)
+    with torch.inference_mode():
+        for start in tqdm(range(0, len(order), batch_size), desc="embed", unit="batch"):
+            idx = order[start:start + batch_size]
+            ids, mask = pad([encoded[i] for i in idx], tokenizer.pad_token_id)
+            out[idx] = hidden_at_last(model, ids, mask).double().numpy()
+    return out
+
+
+def fingerprint(ref: str) -> str:
+    """A cheap identity of a model directory: config, file names and sizes, and the first 64 KiB of weights."""
+    import hashlib
+
+    path, digest = Path(ref), hashlib.sha256()
+    if not path.is_dir():
+        return f"hub:{ref}"
+    for f in sorted(path.iterdir()):
+        if f.name == "config.json" or f.suffix == ".safetensors":
+            digest.update(f.name.encode())
+            digest.update(str(f.stat().st_size).encode())
+            with f.open("rb") as fh:
+                digest.update(fh.read(65536))
+    return digest.hexdigest()
+
+
+# ---- stage 1 ----------------------------------------------------------------------------------------------------
+def attribute_matrix(rows: list[dict], config: Config, source: str):
+    """Labels (n, objectives) scaled to [0, 1] with NaN where a row has no label; errors name row and field."""
+    import numpy as np
+
+    labels = np.full((len(rows), len(config.objectives)), np.nan)
+    for i, row in enumerate(rows):
+        where = row.get("__row__", i + 1)
+        if not isinstance(row.get("messages"), list):
+            raise RmflowError("is missing or not a message list", file=source, row=where, field="messages")
+        for key, value in row.items():
+            if key in NON_ATTRIBUTE_KEYS or key.startswith("__"):
+                continue
+            if key not in config.objectives:
+                raise RmflowError(f"unknown attribute '{key}' (objectives: {', '.join(config.objectives)})",
+                                  file=source, row=where, field=key)
+            if value is None:
+                continue
+            if not isinstance(value, (int, float)) or not 0 <= value <= config.rating_max:
+                raise RmflowError(f"must be a rating in 0..{config.rating_max:g} or null", file=source, row=where,
+                                  field=key)
+            labels[i, config.objectives.index(key)] = (value + 0.5) / (config.rating_max + 1)
+    for j, name in enumerate(config.objectives):
+        if np.isnan(labels[:, j]).all():
+            raise RmflowError(f"objective '{name}' has no label in any row", file=source, field=name)
+    return labels
+
+
+def main_stage1(spec_path: str, backbone: str, attributes: str, out_dir: str) -> None:
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from rmflow.data.loaders import read_rows
+    from rmflow.io import atomic_dir, write_json
+    from rmflow.methods._armo_math import fit_objective
+    from rmflow.train.config import TrainConfig
+
+    spec = RunSpec.read(spec_path)
+    config, train = Config(**spec.options), TrainConfig.from_dict(spec.train)
+    rows = read_rows(attributes)
+    labels = attribute_matrix(rows, config, attributes)
+    model, tokenizer = load_backbone(backbone)
+    x = embed(model, tokenizer, [r["messages"] for r in rows], train.max_length, train.truncation_side)
+    rng = np.random.default_rng(config.seed)
+    weights, report = [], {}
+    for j, name in enumerate(config.objectives):
+        w, alpha, mse = fit_objective(x, labels[:, j], rng, config.validation_fraction)
+        weights.append(w)
+        report[name] = {"alpha": alpha, "validation_mse": mse, "labeled_rows": int((~np.isnan(labels[:, j])).sum())}
+        log.info("objective %s: alpha %g, validation MSE %.4f", name, alpha, mse)
+    with atomic_dir(out_dir) as tmp:
+        save_file({"regression": np.stack(weights).astype(np.float32)}, str(tmp / "regression.safetensors"))
+        write_json(tmp / "stage1.json", {"objectives": config.objectives, "per_objective": report,
+                                         "backbone": backbone, "backbone_fingerprint": fingerprint(backbone),
+                                         "rows": len(rows), "attributes": attributes})
+
+
+def read_stage1(stage1_dir: str, backbone: str):
+    """Stage-1 weights, checked to belong to ``backbone``."""
+    from safetensors.numpy import load_file
+
+    meta_path = Path(stage1_dir) / "stage1.json"
+    if not meta_path.exists():
+        raise RmflowError("ArmoRM stage-1 output is absent: run stage 1 (rule armo_stage1) first", file=str(meta_path))
+    meta = json.loads(meta_path.read_text())
+    if meta["backbone_fingerprint"] != fingerprint(backbone):
+        raise RmflowError(f"stage 1 was fitted on backbone '{meta['backbone']}', not on '{backbone}'; rerun stage 1 "
+                          "for this backbone", file=str(meta_path), field="backbone")
+    return load_file(str(Path(stage1_dir) / "regression.safetensors"))["regression"], meta
+
+
+# ---- stage 2 ----------------------------------------------------------------------------------------------------
+def main_stage2(spec_path: str, backbone: str, stage1_dir: str, data: str, out_dir: str) -> None:
+    import numpy as np
+    import torch
+    from safetensors.torch import save_file
+
+    from rmflow.data.prepare import read_pairs
+    from rmflow.io import atomic_dir, write_json, write_text
+    from rmflow.methods._armo_math import gated_score, make_gate, transform_matrix, verbosity_penalties
+    from rmflow.train.config import TrainConfig
+
+    spec = RunSpec.read(spec_path)
+    config, train = Config(**spec.options), TrainConfig.from_dict(spec.train)
+    regression, stage1 = read_stage1(stage1_dir, backbone)
+    if stage1["objectives"] != config.objectives:
+        raise RmflowError(f"stage 1 has objectives {stage1['objectives']}, the config {config.objectives}",
+                          file=f"{stage1_dir}/stage1.json", field="objectives")
+    rows = read_pairs(data)
+    model, tokenizer = load_backbone(backbone)
+    args = (train.max_length, train.truncation_side)
+    prompts = embed(model, tokenizer, [r["chosen"][:-1] for r in rows], *args, generation_prompt=True)
+    chosen = embed(model, tokenizer, [r["chosen"] for r in rows], *args) @ regression.T
+    rejected = embed(model, tokenizer, [r["rejected"] for r in rows], *args) @ regression.T
+    verbosity = config.objectives.index(config.verbosity_objective)
+    # the reference set for debiasing is the preference set itself (the recipe's default)
+    lambdas = verbosity_penalties(np.concatenate([chosen, rejected]), verbosity, config.spearman_threshold)
+    transform = transform_matrix(lambdas, verbosity)
+
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    order = rng.permutation(len(rows))
+    n_val = max(1, int(round(config.validation_fraction * len(rows))))
+    val, fit = order[:n_val], order[n_val:]
+    tensors = {k: torch.tensor(v, dtype=torch.float32) for k, v in
+               (("prompt", prompts), ("chosen", chosen), ("rejected", rejected), ("transform", transform))}
+    gate = make_gate(prompts.shape[1], len(config.objectives), config.gate_hidden, config.gate_layers,
+                     config.gate_dropout)
+    beta = torch.nn.Parameter(torch.ones(()))
+    optimizer = torch.optim.AdamW(list(gate.parameters()) + [beta], lr=config.gate_lr, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.gate_steps)
+
+    def scores(idx):
+        logits = gate(tensors["prompt"][idx])
+        s_c, g = gated_score(logits, tensors["chosen"][idx], tensors["transform"], beta, config.temperature)
+        s_r, _ = gated_score(logits, tensors["rejected"][idx], tensors["transform"], beta, config.temperature)
+        return s_c, s_r, g
+
+    history = []
+    for step in range(1, config.gate_steps + 1):
+        gate.train()
+        batch = torch.tensor(rng.choice(fit, size=config.gate_batch, replace=True))
+        s_c, s_r, _ = scores(batch)
+        loss = -torch.nn.functional.logsigmoid(s_c - s_r).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        if step % 50 == 0 or step == config.gate_steps:
+            history.append({"step": step, "loss": loss.detach().item()})
+            log.info("gate step %d/%d loss %.4f", step, config.gate_steps, history[-1]["loss"])
+    gate.eval()
+    with torch.no_grad():
+        accuracy = {name: float((lambda s: (s[0] > s[1]).float().mean())(scores(torch.tensor(idx))))
+                    for name, idx in (("train_accuracy", fit), ("validation_accuracy", val))}
+    head = {"regression": torch.tensor(regression, dtype=torch.float32), "transform": tensors["transform"],
+            "beta": beta.detach().reshape(1)}
+    linears = [m for m in gate if isinstance(m, torch.nn.Linear)]
+    for i, layer in enumerate(linears):
+        head[f"gate.{i}.weight"], head[f"gate.{i}.bias"] = layer.weight.detach(), layer.bias.detach()
+    head_config = {"objectives": config.objectives, "temperature": config.temperature,
+                   "gate_layers": len(linears), "verbosity_objective": config.verbosity_objective,
+                   "verbosity_penalties": dict(zip(config.objectives, lambdas.tolist())),
+                   "rating_max": config.rating_max, "alphas": {k: v["alpha"] for k, v in stage1["per_objective"].items()},
+                   "backbone": backbone, "max_length": train.max_length, "truncation_side": train.truncation_side}
+    with atomic_dir(out_dir) as tmp:
+        for f in Path(backbone).iterdir():  # the backbone in HF layout, without its own training records
+            if f.is_file() and f.name not in ("rmflow_run.json", "metrics.json", "train_log.jsonl"):
+                (tmp / f.name).write_bytes(f.read_bytes())
+        save_file({k: v.contiguous() for k, v in head.items()}, str(tmp / HEAD_FILE))
+        write_json(tmp / HEAD_CONFIG, head_config)
+        write_text(tmp / "rmflow_run.json", spec.to_json())
+        write_json(tmp / "metrics.json", {**accuracy, "final_loss": history[-1]["loss"], "train_pairs": len(fit),
+                                          "validation_pairs": len(val), "gate_steps": config.gate_steps,
+                                          "method": "armo", "base": spec.base})
+        write_text(tmp / "train_log.jsonl", "".join(json.dumps(h) + "\n" for h in history))
+
+
+# ---- inference --------------------------------------------------------------------------------------------------
+class ArmoScorer:
+    """Score, per-objective rewards and gating weights of a saved ArmoRM directory."""
+
+    kind = "scalar"
+
+    def __init__(self, model_dir: str, batch_size: int = 16):
+        import torch
+        from safetensors.torch import load_file
+
+        self.model, self.tokenizer = load_backbone(model_dir)
+        self.head = load_file(f"{model_dir}/{HEAD_FILE}")
+        self.meta = json.loads(Path(model_dir, HEAD_CONFIG).read_text())
+        self.batch_size = batch_size
+        self._torch = torch
+
+    def _gate(self, prompt_embeddings):
+        x = prompt_embeddings
+        for i in range(self.meta["gate_layers"]):
+            x = x @ self.head[f"gate.{i}.weight"].T + self.head[f"gate.{i}.bias"]
+            if i < self.meta["gate_layers"] - 1:
+                x = self._torch.relu(x)
+        return self._torch.softmax(x / self.meta["temperature"], dim=-1)
+
+    def details(self, conversations: list[list[dict]]) -> dict:
+        """score, rewards (rating scale), gating weights and per-objective coefficients, one row per conversation."""
+        torch = self._torch
+        args = (self.meta["max_length"], self.meta["truncation_side"])
+        prompt = torch.tensor(embed(self.model, self.tokenizer, [c[:-1] for c in conversations], *args,
+                                    generation_prompt=True, batch_size=self.batch_size), dtype=torch.float32)
+        full = torch.tensor(embed(self.model, self.tokenizer, conversations, *args, batch_size=self.batch_size),
+                            dtype=torch.float32)
+        rewards = full @ self.head["regression"].T
+        gates = self._gate(prompt)
+        transform, beta = self.head["transform"], self.head["beta"][0]
+        # s = β Σ_j g_j Σ_i T_ji r_i = Σ_i c_i r_i with c_i = β Σ_j g_j T_ji
+        coefficients = beta * gates @ transform
+        score = (coefficients * rewards).sum(-1)
+        scale = self.meta["rating_max"] + 1
+        return {"score": score.tolist(), "rewards": (rewards * scale - 0.5).tolist(), "gates": gates.tolist(),
+                "coefficients": coefficients.tolist(), "objectives": self.meta["objectives"]}
+
+    def score_pairs(self, rows: list[dict]) -> dict:
+        n = len(rows)
+        scores = self.details([r["chosen"] for r in rows] + [r["rejected"] for r in rows])["score"]
+        return {"score_chosen": scores[:n], "score_rejected": scores[n:]}
+
+
+def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None = None) -> None:
+    """Both stages in one process (outside the workflow, which runs them as two rules); needs ``backbone``."""
+    import tempfile
+
+    config = Config(**spec.options)
+    backbone = init or config.backbone
+    if not backbone:
+        raise RmflowError("ArmoRM needs a frozen backbone: set methods.armo.options.backbone (or --init)",
+                          field="methods.armo.options.backbone")
+    with tempfile.TemporaryDirectory(dir=Path(out_dir).parent) as scratch:
+        spec_path = Path(scratch) / "spec.json"
+        spec_path.write_text(spec.to_json())
+        main_stage1(str(spec_path), backbone, config.attributes, f"{scratch}/stage1")
+        main_stage2(str(spec_path), backbone, f"{scratch}/stage1", data or spec.train_data, out_dir)
+
+
+def load_scorer(model_dir: str, device: str = "cpu", batch_size: int = 16):
+    return ArmoScorer(model_dir, batch_size)
+
+
+def explain(model_dir: str, conversation: list[dict], top_k: int = 3) -> str:
+    """The top-K objectives by |coefficient| for one conversation, as printable lines."""
+    out = ArmoScorer(model_dir).details([conversation])
+    rows = sorted(zip(out["objectives"], out["coefficients"][0], out["rewards"][0], out["gates"][0]),
+                  key=lambda r: -abs(r[1]))
+    lines = [f"score {out['score'][0]:+.4f}", f"{'objective':<16}{'coefficient':>12}{'reward':>9}{'gate':>8}"]
+    lines += [f"{name:<16}{c:>+12.4f}{r:>9.2f}{g:>8.3f}" for name, c, r, g in rows[:top_k]]
+    return "\n".join(lines)

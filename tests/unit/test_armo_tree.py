@@ -1,0 +1,183 @@
+"""ArmoRM and the decision tree: planted maps and rules recovered, gate algebra, reloads without rmflow, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import write_jsonl
+from rmflow.errors import RmflowError
+from rmflow.methods import _armo_math as am
+from rmflow.methods import armo, tree
+from rmflow.spec import RunSpec
+
+
+def test_ridge_recovers_a_planted_linear_map_ignoring_missing_labels():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 8))
+    w_true = rng.normal(size=8)
+    y = x @ w_true + rng.normal(scale=0.01, size=400)
+    y[::7] = np.nan  # missing labels are ignored, not zeros
+    w, alpha, mse = am.fit_objective(x, y, np.random.default_rng(1), validation_fraction=0.2)
+    assert np.allclose(w, w_true, atol=0.01) and alpha <= 1.0 and mse < 1e-3
+
+
+def test_verbosity_penalty_search_on_a_constructed_case():
+    rng = np.random.default_rng(0)
+    verbosity = rng.normal(size=500)
+    independent = rng.normal(size=500)
+    # r_1 = 0.3 * r_v + independent noise: subtracting ~0.3 r_v removes the correlation
+    leaning = 0.3 * verbosity + rng.normal(scale=0.5, size=500)
+    rewards = np.stack([independent, leaning, verbosity], axis=1)
+    lambdas = am.verbosity_penalties(rewards, verbosity=2, threshold=0.028)
+    assert lambdas[2] == 1 and lambdas[0] <= 0.05
+    assert 0.2 <= lambdas[1] <= 0.4
+    # it is the first grid value that meets the threshold
+    earlier = [lam for lam in am.LAMBDA_GRID if lam < lambdas[1]]
+    assert all(am.spearman(leaning - lam * verbosity, verbosity) > 0.028 for lam in earlier)
+    t = am.transform_matrix(lambdas, 2)
+    transformed = rewards @ t.T
+    assert np.allclose(transformed[:, 2], 0) and np.allclose(transformed[:, 1], leaning - lambdas[1] * verbosity)
+
+
+def test_spearman_matches_hand_ranks_with_ties():
+    assert am.spearman(np.array([1, 2, 3, 4.0]), np.array([10, 20, 30, 40.0])) == pytest.approx(1)
+    assert am.spearman(np.array([1, 2, 2, 3.0]), np.array([3, 2, 2, 1.0])) == pytest.approx(-1)
+
+
+def test_gate_weights_sum_to_one_and_score_is_their_weighted_sum():
+    torch.manual_seed(0)
+    gate = am.make_gate(5, 3, hidden=8, layers=2, dropout=0.0)
+    prompts, rewards = torch.randn(4, 5), torch.randn(4, 3)
+    transform, beta = torch.tensor(am.transform_matrix(np.array([0.2, 0.5, 1.0]), 2), dtype=torch.float32), \
+        torch.tensor(1.7)
+    score, g = am.gated_score(gate(prompts), rewards, transform, beta, temperature=10.0)
+    assert torch.allclose(g.sum(-1), torch.ones(4))
+    expected = beta * (g * (rewards @ transform.T)).sum(-1)
+    assert torch.allclose(score, expected)
+
+
+def test_tree_reproduces_a_planted_rule():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, size=(600, 3))
+    y = (x[:, 1] > 0.3).astype(int)
+    fitted, rules, report = tree.fit_tree(x, y, tree.Config(max_depth=3, min_samples_leaf=1), ["a", "b", "c"])
+    root = fitted["nodes"][0]
+    assert root["feature"] == 1 and root["threshold"] == pytest.approx(0.3, abs=0.02)
+    assert report["depth"] == 1 and report["validation_accuracy"] == 1.0
+    probe = rng.uniform(-1, 1, size=(200, 3))
+    assert [p > 0.5 for p in tree.predict(fitted, probe)] == list(probe[:, 1] > 0.3)
+    assert "b <= 0.3" in rules or "b <= 0.29" in rules or "b <= 0.30" in rules
+
+
+def test_attribute_rows_with_unknown_name_or_all_missing(tmp_path):
+    config = armo.Config(objectives=["helpfulness", "verbosity"])
+    msgs = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
+    rows = [{"messages": msgs, "helpfulness": 3, "verbosity": 1}, {"messages": msgs, "helpfulness": 2, "honesty": 4}]
+    with pytest.raises(RmflowError, match=r"attrs.jsonl:2: field 'honesty': unknown attribute 'honesty'"):
+        armo.attribute_matrix([{**r, "__row__": i} for i, r in enumerate(rows, 1)], config, "attrs.jsonl")
+    with pytest.raises(RmflowError, match="attrs.jsonl: field 'verbosity': objective 'verbosity' has no label"):
+        armo.attribute_matrix([{"messages": msgs, "helpfulness": 3, "verbosity": None}], config, "attrs.jsonl")
+    labels = armo.attribute_matrix([{"messages": msgs, "helpfulness": 4, "verbosity": 0}], config, "a")
+    assert labels.tolist() == [[0.9, 0.1]]  # (x + 0.5) / 5
+
+
+@pytest.fixture(scope="module")
+def armo_run(tmp_path_factory, synthetic, trained_bt):
+    from rmflow.data.prepare import write_pairs
+
+    work = tmp_path_factory.mktemp("armo")
+    attributes = write_jsonl(work / "attributes.jsonl", synthetic["attributes"])
+    write_pairs(synthetic["train"], work / "pairs.parquet")
+    spec = RunSpec(method="armo", base="tiny", base_model="unused", train_data=str(work / "pairs.parquet"),
+                   train={"max_length": 128}, options={"gate_steps": 60, "gate_hidden": 16, "gate_batch": 64})
+    (work / "spec.json").write_text(spec.to_json())
+    armo.main_stage1(str(work / "spec.json"), str(trained_bt), str(attributes), str(work / "stage1"))
+    armo.main_stage2(str(work / "spec.json"), str(trained_bt), str(work / "stage1"), str(work / "pairs.parquet"),
+                     str(work / "model"))
+    tree_spec = RunSpec(method="tree", base="tiny", base_model="unused", train_data=str(work / "pairs.parquet"),
+                        train={"max_length": 128}, options={"max_depth": 3})
+    (work / "tree.json").write_text(tree_spec.to_json())
+    tree.main_fit(str(work / "tree.json"), str(trained_bt), str(work / "stage1"), str(work / "pairs.parquet"),
+                  str(work / "tree"))
+    return work
+
+
+def test_stage1_report_and_armo_outputs(armo_run):
+    stage1 = json.loads((armo_run / "stage1/stage1.json").read_text())
+    assert stage1["objectives"][4] == "verbosity" and set(stage1["per_objective"]) == set(stage1["objectives"])
+    meta = json.loads((armo_run / "model/armo_config.json").read_text())
+    assert meta["verbosity_penalties"]["verbosity"] == 1.0
+    assert not list(armo_run.rglob("*.pkl")) and not list(armo_run.rglob("*.bin"))
+    details = armo.ArmoScorer(str(armo_run / "model")).details([[{"role": "user", "content": "Say hi."},
+                                                                  {"role": "assistant", "content": "Hi!"}]])
+    assert sum(details["gates"][0]) == pytest.approx(1, abs=1e-5)
+    text = armo.explain(str(armo_run / "model"), [{"role": "user", "content": "Say hi."},
+                                                   {"role": "assistant", "content": "Hi!"}], top_k=2)
+    assert text.startswith("score ") and len(text.splitlines()) == 4
+
+
+def test_armo_reloads_with_plain_transformers_and_safetensors(armo_run):
+    """The model card's recipe: backbone via transformers, head via safetensors, a few lines of torch."""
+    from safetensors.torch import load_file
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model_dir = armo_run / "model"
+    conv = [{"role": "user", "content": "Translate 'cat' into French."},
+            {"role": "assistant", "content": "The French word for 'cat' is 'chat'."}]
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    head, meta = load_file(model_dir / "armo_head.safetensors"), json.loads((model_dir / "armo_config.json").read_text())
+
+    def last_hidden(text):
+        ids = tok(text, add_special_tokens=False, return_tensors="pt")
+        with torch.no_grad():
+            return model.model(**ids).last_hidden_state[0, -1]
+
+    full = last_hidden(tok.apply_chat_template(conv, tokenize=False))
+    prompt = last_hidden(tok.apply_chat_template(conv[:1], tokenize=False, add_generation_prompt=True))
+    x = prompt
+    for i in range(meta["gate_layers"]):
+        x = x @ head[f"gate.{i}.weight"].T + head[f"gate.{i}.bias"]
+        x = torch.relu(x) if i < meta["gate_layers"] - 1 else x
+    gates = torch.softmax(x / meta["temperature"], -1)
+    rewards = head["regression"] @ full
+    score = head["beta"][0] * (gates * (head["transform"] @ rewards)).sum()
+    ours = armo.load_scorer(str(model_dir)).score_pairs([{"chosen": conv, "rejected": conv}])
+    assert score.item() == pytest.approx(ours["score_chosen"][0], abs=1e-4)
+
+
+def test_tree_reloads_from_json_without_rmflow(armo_run, synthetic):
+    model_dir = armo_run / "tree"
+    assert (model_dir / "tree_rules.txt").read_text().strip()
+    fitted = json.loads((model_dir / "tree.json").read_text())
+    scorer = tree.load_scorer(str(model_dir))
+    rows = synthetic["train"][:5]
+    ours = scorer.score_pairs(rows)
+    delta = tree.pair_features(scorer.regression, lambda c: armo.embed(scorer.model, scorer.tokenizer, c, 128, "left"),
+                               rows)
+
+    def walk(x):  # what a reader of tree.json writes
+        node = fitted["nodes"][0]
+        while not node["leaf"]:
+            node = fitted["nodes"][node["left"] if x[node["feature"]] <= node["threshold"] else node["right"]]
+        return node["p"]
+
+    expected = [(walk(d) + 1 - walk(-d)) / 2 for d in delta]
+    assert ours["p_chosen"] == pytest.approx(expected)
+    assert 0 <= tree.TreeScorer.summary(ours)["antisymmetry_gap"] <= 1
+
+
+def test_stage2_needs_stage1_for_the_same_backbone(armo_run, tiny_base, tmp_path):
+    args = (str(armo_run / "spec.json"),)
+    with pytest.raises(RmflowError, match=r"stage1.json: ArmoRM stage-1 output is absent"):
+        armo.main_stage2(*args, str(armo_run / "model"), str(tmp_path / "nope"), str(armo_run / "pairs.parquet"),
+                         str(tmp_path / "out"))
+    with pytest.raises(RmflowError, match=r"field 'backbone': stage 1 was fitted on backbone"):
+        armo.main_stage2(*args, str(tiny_base), str(armo_run / "stage1"), str(armo_run / "pairs.parquet"),
+                         str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
