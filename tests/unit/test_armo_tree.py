@@ -181,3 +181,24 @@ def test_stage2_needs_stage1_for_the_same_backbone(armo_run, tiny_base, tmp_path
         armo.main_stage2(*args, str(tiny_base), str(armo_run / "stage1"), str(armo_run / "pairs.parquet"),
                          str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()
+
+
+def test_in_process_train_runs_both_stages(tmp_path, monkeypatch, synthetic, trained_bt):
+    """`rmflow train` outside the workflow: ArmoRM and the tree fit their stage-1 probes themselves."""
+    from rmflow.data.prepare import write_pairs
+
+    monkeypatch.chdir(tmp_path)  # the default attributes path is relative to the working directory
+    Path("results/data/synthetic").mkdir(parents=True)
+    write_jsonl(Path("results/data/synthetic/attributes.jsonl"), synthetic["attributes"])
+    write_pairs(synthetic["train"], tmp_path / "pairs.parquet")
+    common = dict(base="tiny", base_model="unused", train_data=str(tmp_path / "pairs.parquet"),
+                  train={"max_length": 128})
+    with pytest.raises(RmflowError, match="ArmoRM needs a frozen backbone"):
+        armo.train(RunSpec(method="armo", **common), str(tmp_path / "armo"))
+    armo.train(RunSpec(method="armo", options={"gate_steps": 20, "backbone": str(trained_bt)}, **common),
+               str(tmp_path / "armo"))
+    assert (tmp_path / "armo/armo_head.safetensors").exists()
+    tree.train(RunSpec(method="tree", options={"max_depth": 2}, **common), str(tmp_path / "tree"),
+               init=str(trained_bt))
+    assert json.loads((tmp_path / "tree/metrics.json").read_text())["depth"] <= 2
+    assert not list(tmp_path.glob(".*tmp")) and not list(tmp_path.glob("tmp*"))

@@ -72,7 +72,9 @@ def main(model_dir: str, method: str, data: str, sections: str, out_dir: str, ev
     module = methods.get(method)
     rows = load_eval_rows(data, split, revision)
     log.info("scoring %d rows from %s with %s", len(rows), data, model_dir)
-    scorer = module.load_scorer(model_dir, batch_size=batch_size)
+    from rmflow.models.load import default_device
+
+    scorer = module.load_scorer(model_dir, device=default_device(), batch_size=batch_size)
     scored = scorer.score_pairs(rows)
     credits = credits_for(module.KIND, scored, tie_rule)
     report = score_report([r["subset"] for r in rows], credits, sections)

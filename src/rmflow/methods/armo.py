@@ -62,11 +62,11 @@ def requires(config: Config) -> list[str]:
 
 
 # ---- embeddings -------------------------------------------------------------------------------------------------
-def load_backbone(ref: str):
-    from rmflow.models.load import load_model, load_tokenizer
+def load_backbone(ref: str, device: str | None = None):
+    from rmflow.models.load import default_device, load_model, load_tokenizer
 
     tokenizer = load_tokenizer(ref)
-    return load_model(ref, tokenizer).eval(), tokenizer
+    return load_model(ref, tokenizer).eval().to(device or default_device()), tokenizer
 
 
 def embed(model, tokenizer, conversations: list[list[dict]], max_length: int, truncation_side: str,
@@ -90,8 +90,16 @@ def embed(model, tokenizer, conversations: list[list[dict]], max_length: int, tr
         for start in tqdm(range(0, len(order), batch_size), desc="embed", unit="batch"):
             idx = order[start:start + batch_size]
             ids, mask = pad([encoded[i] for i in idx], tokenizer.pad_token_id)
-            out[idx] = hidden_at_last(model, ids, mask).double().numpy()
+            device = next(model.parameters()).device
+            out[idx] = hidden_at_last(model, ids.to(device), mask.to(device)).double().cpu().numpy()
     return out
+
+
+def copy_backbone(backbone: str, out_dir: Path) -> None:
+    """The backbone's HF files (weights, config, tokenizer), without its own training records."""
+    for f in Path(backbone).iterdir():
+        if f.is_file() and f.name not in ("rmflow_run.json", "metrics.json", "train_log.jsonl"):
+            (out_dir / f.name).write_bytes(f.read_bytes())
 
 
 def fingerprint(ref: str) -> str:
@@ -256,9 +264,7 @@ def main_stage2(spec_path: str, backbone: str, stage1_dir: str, data: str, out_d
                    "rating_max": config.rating_max, "alphas": {k: v["alpha"] for k, v in stage1["per_objective"].items()},
                    "backbone": backbone, "max_length": train.max_length, "truncation_side": train.truncation_side}
     with atomic_dir(out_dir) as tmp:
-        for f in Path(backbone).iterdir():  # the backbone in HF layout, without its own training records
-            if f.is_file() and f.name not in ("rmflow_run.json", "metrics.json", "train_log.jsonl"):
-                (tmp / f.name).write_bytes(f.read_bytes())
+        copy_backbone(backbone, tmp)
         save_file({k: v.contiguous() for k, v in head.items()}, str(tmp / HEAD_FILE))
         write_json(tmp / HEAD_CONFIG, head_config)
         write_text(tmp / "rmflow_run.json", spec.to_json())
@@ -274,11 +280,11 @@ class ArmoScorer:
 
     kind = "scalar"
 
-    def __init__(self, model_dir: str, batch_size: int = 16):
+    def __init__(self, model_dir: str, batch_size: int = 16, device: str | None = None):
         import torch
         from safetensors.torch import load_file
 
-        self.model, self.tokenizer = load_backbone(model_dir)
+        self.model, self.tokenizer = load_backbone(model_dir, device)
         self.head = load_file(f"{model_dir}/{HEAD_FILE}")
         self.meta = json.loads(Path(model_dir, HEAD_CONFIG).read_text())
         self.batch_size = batch_size
@@ -333,7 +339,7 @@ def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None
 
 
 def load_scorer(model_dir: str, device: str = "cpu", batch_size: int = 16):
-    return ArmoScorer(model_dir, batch_size)
+    return ArmoScorer(model_dir, batch_size, device)
 
 
 def explain(model_dir: str, conversation: list[dict], top_k: int = 3) -> str:

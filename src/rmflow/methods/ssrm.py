@@ -149,8 +149,11 @@ def main_label(model_dir: str, pool_path: str, shard: int, shards: int, out: str
 
     from rmflow.methods._io import write_rows
 
+    from rmflow.models.load import default_device
+
     pool = pl.read_parquet(pool_path).to_dicts()
-    write_rows(label_shard(load_scorer(model_dir, batch_size=batch_size), pool, shard, shards), out)
+    scorer = load_scorer(model_dir, device=default_device(), batch_size=batch_size)
+    write_rows(label_shard(scorer, pool, shard, shards), out)
 
 
 def main_select(spec_path: str, shard_paths: list[str], labeled_path: str, iteration: int, out_train: str,
@@ -177,12 +180,13 @@ def main_report(stats_paths: list[str], model_dirs: list[str], eval_data: str, e
     from rmflow.evaluate.rewardbench import pairwise_credit
     from rmflow.evaluate.run import load_eval_rows
     from rmflow.io import write_json
+    from rmflow.models.load import default_device
 
     rows = load_eval_rows(eval_data, eval_split)
     stats = {json.load(open(p))["iteration"]: json.load(open(p)) for p in stats_paths}
     iterations = []
     for k, model_dir in enumerate(model_dirs):
-        p_chosen = load_scorer(model_dir, batch_size=batch_size).score_pairs(rows)["p_chosen"]
+        p_chosen = load_scorer(model_dir, device=default_device(), batch_size=batch_size).score_pairs(rows)["p_chosen"]
         accuracy = sum(pairwise_credit(p) for p in p_chosen) / len(rows)
         iterations.append({"iteration": k, "model": model_dir, "eval_accuracy": accuracy, **stats.get(k, {})})
         log.info("iteration %d: eval accuracy %.3f", k, accuracy)

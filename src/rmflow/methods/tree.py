@@ -97,7 +97,7 @@ def main_fit(spec_path: str, backbone: str, stage1_dir: str, data: str, out_dir:
 
     from rmflow.data.prepare import read_pairs
     from rmflow.io import atomic_dir, write_json, write_text
-    from rmflow.methods.armo import embed, load_backbone, read_stage1
+    from rmflow.methods.armo import copy_backbone, embed, load_backbone, read_stage1
     from rmflow.train.config import TrainConfig
 
     spec = RunSpec.read(spec_path)
@@ -111,9 +111,7 @@ def main_fit(spec_path: str, backbone: str, stage1_dir: str, data: str, out_dir:
     tree, rules, report = fit_tree(x, y, config, stage1["objectives"])
     log.info("tree depth %d, validation accuracy %.3f\n%s", report["depth"], report["validation_accuracy"], rules)
     with atomic_dir(out_dir) as tmp:
-        for f in Path(backbone).iterdir():
-            if f.is_file() and f.name not in ("rmflow_run.json", "metrics.json", "train_log.jsonl"):
-                (tmp / f.name).write_bytes(f.read_bytes())
+        copy_backbone(backbone, tmp)
         (tmp / "regression.safetensors").write_bytes((Path(stage1_dir) / "regression.safetensors").read_bytes())
         write_json(tmp / TREE_FILE, {**tree, "max_length": train.max_length,
                                      "truncation_side": train.truncation_side})
@@ -125,12 +123,12 @@ def main_fit(spec_path: str, backbone: str, stage1_dir: str, data: str, out_dir:
 class TreeScorer:
     kind = "pairwise"
 
-    def __init__(self, model_dir: str, batch_size: int = 16):
+    def __init__(self, model_dir: str, batch_size: int = 16, device: str | None = None):
         from safetensors.numpy import load_file
 
         from rmflow.methods.armo import load_backbone
 
-        self.model, self.tokenizer = load_backbone(model_dir)
+        self.model, self.tokenizer = load_backbone(model_dir, device)
         self.regression = load_file(f"{model_dir}/regression.safetensors")["regression"]
         self.tree = json.loads(Path(model_dir, TREE_FILE).read_text())
         self.batch_size = batch_size
@@ -177,4 +175,4 @@ def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None
 
 
 def load_scorer(model_dir: str, device: str = "cpu", batch_size: int = 16):
-    return TreeScorer(model_dir, batch_size)
+    return TreeScorer(model_dir, batch_size, device)

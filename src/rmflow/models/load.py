@@ -13,6 +13,13 @@ log = logging.getLogger(__name__)
 NEW_PAD_TOKEN = "[PAD]"
 
 
+def default_device() -> str:
+    """CUDA when there is a GPU, else CPU: scoring and embedding use it (training goes through accelerate)."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def check_model_ref(ref: str, field: str = "model") -> None:
     """A local-looking reference must exist; a hub id is checked when it is loaded."""
     if looks_local(ref) and not os.path.isdir(os.path.expanduser(ref)):
