@@ -131,3 +131,24 @@ def test_missing_base_path_and_offline_hub_id_are_clear_errors(tmp_path):
         load_tokenizer("./no/such/model")
     with pytest.raises(RmflowError, match="set the base model's 'model' to DIR"):
         load_tokenizer("some-org/not-cached-model")
+
+
+def test_sharding_gives_every_process_the_same_number_of_batches():
+    from rmflow.train.loop import _shard
+
+    batches = [[i] for i in range(7)]
+    shards = [_shard(batches, rank, 3) for rank in range(3)]
+    assert [len(s) for s in shards] == [3, 3, 3]
+    seen = [b[0] for s in shards for b in s]
+    assert set(seen) == set(range(7)) and len(seen) == 9  # nothing dropped, two repeated
+    assert _shard(batches, 0, 1) == batches
+
+
+def test_rows_with_keys_only_late_rows_carry_keep_them(tmp_path):
+    import polars as pl
+
+    from rmflow.methods._io import write_rows
+
+    rows = [{"a": i} for i in range(150)] + [{"a": 1, "late": "x"}]
+    write_rows(rows, tmp_path / "r.parquet")
+    assert pl.read_parquet(tmp_path / "r.parquet")["late"].to_list()[-1] == "x"

@@ -15,4 +15,5 @@ def write_rows(rows: list[dict], out: str | Path) -> None:
     if not rows:
         raise RmflowError("no rows to write", file=str(out))
     with atomic_path(out) as tmp:
-        pl.DataFrame(rows).write_parquet(tmp)
+        # every row decides the schema: keys that only later rows carry (RRM's "augmentation") are kept
+        pl.DataFrame(rows, infer_schema_length=None).write_parquet(tmp)

@@ -183,10 +183,12 @@ def main_report(stats_paths: list[str], model_dirs: list[str], eval_data: str, e
     from rmflow.models.load import default_device
 
     rows = load_eval_rows(eval_data, eval_split)
-    stats = {json.load(open(p))["iteration"]: json.load(open(p)) for p in stats_paths}
+    rounds = [json.loads(open(p, encoding="utf-8").read()) for p in stats_paths]
+    stats = {r["iteration"]: r for r in rounds}
     iterations = []
     for k, model_dir in enumerate(model_dirs):
-        p_chosen = load_scorer(model_dir, device=default_device(), batch_size=batch_size).score_pairs(rows)["p_chosen"]
+        scorer = load_scorer(model_dir, device=default_device(), batch_size=batch_size)
+        p_chosen = scorer.score_pairs(rows)["p_chosen"]
         accuracy = sum(pairwise_credit(p) for p in p_chosen) / len(rows)
         iterations.append({"iteration": k, "model": model_dir, "eval_accuracy": accuracy, **stats.get(k, {})})
         log.info("iteration %d: eval accuracy %.3f", k, accuracy)

@@ -42,6 +42,17 @@ def make_accelerator(config: TrainConfig):
     )
 
 
+def _shard(batches: list, rank: int, world: int) -> list:
+    """This rank's batches. Every rank gets the same count (unequal counts hang DDP's gradient sync): the last
+    ranks repeat batches from the start of the epoch, and the repetition is logged, never silent."""
+    per_rank = math.ceil(len(batches) / world)
+    short = per_rank * world - len(batches)
+    if short:
+        log.info("%d batches do not split evenly over %d processes: %d repeated", len(batches), world, short)
+    padded = batches + batches[:short]
+    return padded[rank::world]
+
+
 def train_loop(model, epoch_batches: Callable[[int], Sequence], n_micro_per_epoch: int, loss_fn: LossFn,
                config: TrainConfig) -> dict:
     """Train ``model``; return the accelerator, the prepared model, run metrics and the per-step history."""
@@ -76,7 +87,7 @@ def train_loop(model, epoch_batches: Callable[[int], Sequence], n_micro_per_epoc
     bar = tqdm(total=total_steps, desc="train", unit="step", disable=not accelerator.is_local_main_process)
     try:
         while step < total_steps:
-            batches = list(epoch_batches(epoch))[rank::world]
+            batches = _shard(list(epoch_batches(epoch)), rank, world)
             for batch in batches:
                 with accelerator.accumulate(model):
                     loss, stats = loss_fn(model, batch)
