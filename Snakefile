@@ -16,6 +16,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/ssrm.smk"
 include: "workflow/rules/armo.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/bestofn.smk"
 include: "workflow/rules/leaderboard.smk"
 
 

@@ -132,6 +132,17 @@ def cmd_explain(a):
     print(armo.explain(a.model_dir, conversation, a.top_k))
 
 
+def cmd_bestofn(a):
+    from rmflow.evaluate import bestofn
+
+    _threads(a.threads)
+    if a.step == "run":
+        bestofn.main(a.method, a.base, a.model_dir, a.data, a.ns, a.subsets, a.seed, a.out, a.steps_data or None,
+                     a.batch_size)
+    else:
+        bestofn.table(a.files, a.csv, a.png)
+
+
 def cmd_methods(a):
     from rmflow import methods
 
@@ -258,6 +269,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--conversation", required=True, help="JSON: a message list or {messages: [...]}")
     p.add_argument("--top-k", type=int, default=3)
     p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("bestofn", help="best-of-N accuracy of a scalar RM (run) or the gathered table (table)")
+    p.add_argument("step", choices=["run", "table"])
+    p.add_argument("--method")
+    p.add_argument("--base")
+    p.add_argument("--model-dir")
+    p.add_argument("--data", help="candidate sets {prompt, answers[N], labels[N]}")
+    p.add_argument("--steps-data", default="", help="step-labelled solutions for step-level accuracy")
+    p.add_argument("--ns", type=int, nargs="+", default=[1, 2, 4, 8])
+    p.add_argument("--subsets", type=int, default=16, help="random subsets per problem and N")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out")
+    p.add_argument("--files", nargs="+")
+    p.add_argument("--csv")
+    p.add_argument("--png")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(func=cmd_bestofn)
 
     p = sub.add_parser("methods", help="list the registered reward-model methods")
     p.set_defaults(func=cmd_methods)

@@ -118,6 +118,14 @@ class Plan:
             return f"{RESULTS}/data/transformed/{method}/{base}.parquet"
         return f"{RESULTS}/data/prepared/{self.dataset_of(method)}.parquet"
 
+    def extra_train_inputs(self, method: str) -> list[str]:
+        """Files a method's train step reads besides its spec and data (the PRM's step-labelled solutions)."""
+        hook = getattr(self.module(method), "extra_inputs", None)
+        return hook(self._method_config(method, "methods")) if hook else []
+
+    def scalar_methods(self) -> list[str]:
+        return [m for m in self.methods if self.module(m).KIND == "scalar"]
+
     def method_options(self, method: str):
         return self._method_config(method, "methods")
 
@@ -145,8 +153,15 @@ class Plan:
     def targets(self) -> list[str]:
         extra = [target for m in self.methods if hasattr(self.module(m), "extra_targets")
                  for b in self.bases for target in self.module(m).extra_targets(b, RESULTS)]
+        if self.bestofn_files():
+            extra += [f"{RESULTS}/bestofn.csv", f"{RESULTS}/bestofn.png"]
         return [f"{RESULTS}/leaderboard.csv", f"{RESULTS}/leaderboard.md", f"{RESULTS}/leaderboard_subsets.csv",
                 *extra]
+
+    def bestofn_files(self) -> list[str]:
+        if not self.config.get("bestofn", {}).get("data"):
+            return []
+        return [f"{RESULTS}/bestofn/{m}/{b}.json" for m in self.scalar_methods() for b in self.bases]
 
     def score_files(self) -> list[str]:
         return [f"{RESULTS}/eval/{e}/{m}/{b}/scores.json"

@@ -60,6 +60,7 @@ def train_inputs(wildcards):
         "spec": f"{RESULTS}/specs/runs/{wildcards.method}/{wildcards.base}.json",
         "data": PLAN.train_data(wildcards.method, wildcards.base),
         "base": base_inputs(wildcards),
+        "extra": PLAN.extra_train_inputs(wildcards.method),
     }
 
 
@@ -157,3 +158,16 @@ def armo_preferences(wildcards):
 
 def tree_preferences(wildcards):
     return f"{RESULTS}/data/prepared/{PLAN.dataset_of('tree')}.parquet"
+
+
+# ---- best-of-N (workflow/rules/bestofn.smk) ---------------------------------------------------------------------
+def bestofn_model(wildcards):
+    return PLAN.model_dir(wildcards.method, wildcards.base)
+
+
+def bestofn_data(wildcards):
+    return config["bestofn"]["data"]
+
+
+def bestofn_steps(wildcards):
+    return config["bestofn"]["steps_data"] or ""

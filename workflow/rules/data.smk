@@ -7,6 +7,7 @@ rule synthetic_data:
         test=f"{RESULTS}/data/synthetic/test.jsonl",
         attributes=f"{RESULTS}/data/synthetic/attributes.jsonl",
         steps=f"{RESULTS}/data/synthetic/steps.jsonl",
+        bestofn=f"{RESULTS}/data/synthetic/bestofn.jsonl",
         manifest=f"{RESULTS}/data/synthetic/manifest.json",
     params:
         seed=config["seed"],

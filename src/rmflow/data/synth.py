@@ -129,14 +129,8 @@ def _solution(steps: list[tuple[str, int]]) -> tuple[str, list[str]]:
     return "\n".join(lines), lines
 
 
-def math_item(rng, split, hard):
-    template, make = _template(rng, MATH, split)
-    a, b = _num(rng, split, "math"), rng.randint(2, 9)
-    c = rng.randint(1, min(a, 9))
-    true_steps = make(a, b, c)
-    wrong_at = rng.randrange(len(true_steps))
-    offset = rng.choice([-3, -2, -1, 1, 2, 3])
-    # the wrong step's error propagates: later steps are computed from the wrong value.
+def _wrong_solution(true_steps: list, wrong_at: int, offset: int) -> list:
+    """The same steps with one arithmetic slip; later steps compute from the wrong value (the error propagates)."""
     wrong_steps, carry = [], None
     for i, (expr, value) in enumerate(true_steps):
         if carry is not None:
@@ -145,10 +139,23 @@ def math_item(rng, split, hard):
             value += offset
         wrong_steps.append((expr, value))
         carry = value
+    return wrong_steps
+
+
+def _math_problem(rng, split):
+    template, make = _template(rng, MATH, split)
+    a, b = _num(rng, split, "math"), rng.randint(2, 9)
+    c = rng.randint(1, min(a, 9))
+    return template.format(name=rng.choice(NAMES), a=a, b=b, c=c), make(a, b, c)
+
+
+def math_item(rng, split, hard):
+    prompt, true_steps = _math_problem(rng, split)
+    wrong_at = rng.randrange(len(true_steps))
+    wrong_steps = _wrong_solution(true_steps, wrong_at, rng.choice([-3, -2, -1, 1, 2, 3]))
     good, good_lines = _solution(true_steps)
     bad, bad_lines = _solution(wrong_steps)
     labels_bad = [i < wrong_at for i in range(len(bad_lines))]
-    prompt = template.format(name=rng.choice(NAMES), a=a, b=b, c=c)
     steps = {"chosen": {"steps": good_lines, "labels": [True] * len(good_lines)},
              "rejected": {"steps": bad_lines, "labels": labels_bad}}
     return Item(prompt, good, bad, steps=steps)
@@ -182,9 +189,33 @@ def ratings(text: str, kind: str) -> dict[str, int]:
     }
 
 
+def best_of_n_sets(seed: int, n_problems: int, n_candidates: int) -> list[dict]:
+    """Test-split arithmetic problems with ``n_candidates`` solutions each: a few correct, the rest with one slip."""
+    rng = random.Random(f"{seed}-bestofn")
+    sets = []
+    for i in range(n_problems):
+        prompt, true_steps = _math_problem(rng, "test")
+        n_correct = rng.randint(1, max(1, n_candidates // 3))
+        answers, labels = [], []
+        for k in range(n_candidates):
+            if k < n_correct:
+                answers.append(_solution(true_steps)[0])
+                labels.append(1)
+            else:
+                slip = _wrong_solution(true_steps, rng.randrange(len(true_steps)), rng.choice([-3, -2, -1, 1, 2, 3]))
+                answers.append(_solution(slip)[0])
+                labels.append(0)
+        order = list(range(n_candidates))
+        rng.shuffle(order)
+        sets.append({"id": f"bestofn-{i}", "prompt": prompt, "answers": [answers[k] for k in order],
+                     "labels": [labels[k] for k in order]})
+    return sets
+
+
 def generate(seed: int, n_train_per_subset: int, n_test_per_subset: int) -> dict[str, list[dict]]:
-    """Return ``train`` (standard rows), ``test`` (RewardBench rows), ``attributes`` and ``steps`` rows."""
-    out: dict[str, list[dict]] = {"train": [], "test": [], "attributes": [], "steps": []}
+    """Return ``train`` (standard rows), ``test`` (RewardBench rows), ``attributes``, ``steps`` and ``bestofn``."""
+    out: dict[str, list[dict]] = {"train": [], "test": [], "attributes": [], "steps": [],
+                                  "bestofn": best_of_n_sets(seed, n_test_per_subset, 8)}
     for s_index, subset in enumerate(sorted(GENERATORS)):
         for split, n in (("train", n_train_per_subset), ("test", n_test_per_subset)):
             rng = random.Random(f"{seed}-{subset}-{split}")
@@ -215,7 +246,7 @@ def generate(seed: int, n_train_per_subset: int, n_test_per_subset: int) -> dict
 
 
 def main(seed: int, n_train_per_subset: int, n_test_per_subset: int, out_dir: str) -> None:
-    """Write train.jsonl, test.jsonl, attributes.jsonl, steps.jsonl and manifest.json into ``out_dir``."""
+    """Write train, test, attributes, steps and bestofn JSONL files and manifest.json into ``out_dir``."""
     import collections
     import logging
 
@@ -225,7 +256,7 @@ def main(seed: int, n_train_per_subset: int, n_test_per_subset: int, out_dir: st
     with atomic_dir(out_dir) as tmp:
         for name, rows in data.items():
             write_jsonl(tmp / f"{name}.jsonl", rows)
-        counts = {name: dict(collections.Counter(r.get("subset", r.get("split")) for r in rows))
+        counts = {name: dict(collections.Counter(r.get("subset", r.get("split", "test")) for r in rows))
                   for name, rows in data.items()}
         write_json(tmp / "manifest.json", {"seed": seed, "sections": SECTIONS, "counts": counts,
                                            "attributes": list(ATTRIBUTES)})

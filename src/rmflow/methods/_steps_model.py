@@ -1,0 +1,135 @@
+"""Training and scoring shared by the PRM and the ORM (rmflow.methods.prm / orm)."""
+
+from __future__ import annotations
+
+import logging
+import random
+
+from rmflow.methods._steps import (MINUS, PLUS, aggregate, check_step_rows, encode_conversation, label_ids,
+                                   label_loss, split_steps, step_messages)
+from rmflow.spec import RunSpec
+
+log = logging.getLogger(__name__)
+
+
+def read_step_rows(path: str, split: str | None = "train") -> list[dict]:
+    from rmflow.data.loaders import read_rows
+
+    rows = read_rows(path)
+    check_step_rows(rows, path)
+    return [r for r in rows if split is None or r.get("split", split) == split]
+
+
+def train_steps(spec: RunSpec, out_dir: str, outcome: bool, steps_data: str, data: str | None = None,
+                init: str | None = None) -> None:
+    import torch
+
+    from rmflow.models.load import load_model, load_tokenizer
+    from rmflow.train.batching import length_grouped_batches, padding_fraction
+    from rmflow.train.config import TrainConfig
+    from rmflow.train.loop import train_loop
+    from rmflow.train.save import save_run
+
+    config = TrainConfig.from_dict(spec.train)
+    random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    source, start = data or steps_data, init or spec.base_model
+    rows = read_step_rows(source)
+    tokenizer = load_tokenizer(start, revision=spec.revision, trust_remote_code=spec.trust_remote_code)
+    model = load_model(start, tokenizer, auto_class="AutoModelForCausalLM", revision=spec.revision,
+                       trust_remote_code=spec.trust_remote_code)
+    plus, minus = label_ids(tokenizer)
+    ids_of = {PLUS: plus, MINUS: minus}
+    examples, too_long = [], 0
+    for r in rows:
+        ids, positions = encode_conversation(tokenizer, step_messages(r["problem"], r["steps"], r["labels"], outcome),
+                                             ids_of)
+        if len(ids) > config.max_length:  # a cut conversation would lose labels: skip it, counted
+            too_long += 1
+            continue
+        examples.append((ids, positions))
+    if too_long:
+        log.warning("skipped %d of %d step rows longer than max_length %d", too_long, len(rows), config.max_length)
+    lengths = [len(ids) for ids, _ in examples]
+
+    def epoch_batches(epoch: int) -> list[list[int]]:
+        return length_grouped_batches(lengths, config.per_device_batch, config.seed + epoch, config.group_by_length)
+
+    def loss_fn(model, indices: list[int]):
+        return label_loss(model, [examples[i] for i in indices], tokenizer.pad_token_id)
+
+    first_epoch = epoch_batches(0)
+    pad_frac = padding_fraction([[examples[i][0] for i in b] for b in first_epoch])
+    result = train_loop(model, epoch_batches, len(first_epoch), loss_fn, config)
+    # "pairs"/"correct" count label tokens here: train_accuracy is the label-token accuracy
+    metrics = {**result["metrics"], "padding_fraction": pad_frac, "train_conversations": len(examples),
+               "skipped_too_long": too_long, "outcome_model": outcome, "train_data": source, "initialised_from": start}
+    save_run(result, tokenizer, spec, out_dir, metrics)
+
+
+class StepScorer:
+    """P(+) per step (PRM) or for the whole solution (ORM), aggregated into one score per response."""
+
+    kind = "scalar"
+
+    def __init__(self, model, tokenizer, outcome: bool, aggregation: str, max_length: int, batch_size: int = 16,
+                 device: str = "cpu"):
+        self.model, self.tokenizer = model.eval().to(device), tokenizer
+        self.outcome, self.aggregation, self.max_length = outcome, aggregation, max_length
+        self.batch_size, self.device = batch_size, device
+        plus, minus = label_ids(tokenizer)
+        self.ids_of, self.pair = {PLUS: plus, MINUS: minus}, [plus, minus]
+
+    def step_probabilities(self, problems: list[str], answers: list[str], progress: bool = True) -> list[list[float]]:
+        import torch
+        from tqdm.auto import tqdm
+
+        from rmflow.methods._pairpm import logits_at
+        from rmflow.train.batching import pad
+
+        encoded = []
+        for problem, answer in zip(problems, answers):
+            steps = split_steps(answer) or [answer.strip() or "(empty)"]
+            ids, positions = encode_conversation(self.tokenizer, step_messages(problem, steps, None, self.outcome),
+                                                 self.ids_of)
+            keep = [p for p in positions if p < self.max_length] or [min(positions[0], self.max_length - 1)]
+            encoded.append((ids[:self.max_length], keep))
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
+        out: list[list[float]] = [[] for _ in encoded]
+        with torch.inference_mode():
+            for start in tqdm(range(0, len(order), self.batch_size), desc="score steps", disable=not progress):
+                idx = order[start:start + self.batch_size]
+                ids, mask = pad([encoded[i][0] for i in idx], self.tokenizer.pad_token_id)
+                width = max(len(encoded[i][1]) for i in idx)
+                at = torch.tensor([[p - 1 for p in encoded[i][1]] + [0] * (width - len(encoded[i][1])) for i in idx])
+                logits = logits_at(self.model, ids.to(self.device), mask.to(self.device), at.to(self.device))
+                probs = torch.softmax(logits[..., self.pair], dim=-1)[..., 0].cpu()
+                for row, i in enumerate(idx):
+                    out[i] = probs[row, :len(encoded[i][1])].tolist()
+        return out
+
+    def score_conversations(self, conversations: list[list[dict]], progress: bool = True) -> list[float]:
+        problems = [" ".join(m["content"] for m in c[:-1] if m["role"] == "user") for c in conversations]
+        steps = self.step_probabilities(problems, [c[-1]["content"] for c in conversations], progress)
+        return [aggregate(p, self.aggregation) for p in steps]
+
+    def score_pairs(self, rows: list[dict]) -> dict:
+        n = len(rows)
+        scores = self.score_conversations([r["chosen"] for r in rows] + [r["rejected"] for r in rows])
+        return {"score_chosen": scores[:n], "score_rejected": scores[n:]}
+
+    def summary(self, scored: dict) -> dict:
+        return {"aggregation": self.aggregation}
+
+
+def load_step_scorer(model_dir: str, outcome: bool, device: str = "cpu", batch_size: int = 16):
+    from rmflow import methods
+    from rmflow.models.load import load_model, load_tokenizer
+    from rmflow.train.config import TrainConfig
+
+    spec = RunSpec.read(f"{model_dir}/rmflow_run.json")
+    options = methods.method_config(spec.method, spec.options)
+    tokenizer = load_tokenizer(model_dir)
+    model = load_model(model_dir, tokenizer, auto_class="AutoModelForCausalLM")
+    return StepScorer(model, tokenizer, outcome, options.aggregation, TrainConfig.from_dict(spec.train).max_length,
+                      batch_size, device)

@@ -1,0 +1,23 @@
+"""Outcome reward model (methods.md §7): the whole solution in one user turn, one "+" or "-" answer.
+
+Trained on the same step-labelled solutions as the PRM, with the last step's label as the outcome; its score is
+that single P(+). Options and code are the PRM's (``aggregation`` has one value to aggregate).
+"""
+
+from __future__ import annotations
+
+from rmflow.methods._steps_model import load_step_scorer, train_steps
+from rmflow.methods.prm import Config, extra_inputs  # noqa: F401 - the ORM's options and inputs are the PRM's
+from rmflow.spec import RunSpec
+
+VERSION = 1
+KIND = "scalar"
+OUTCOME = True
+
+
+def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None = None) -> None:
+    train_steps(spec, out_dir, OUTCOME, Config(**spec.options).steps_data, data, init)
+
+
+def load_scorer(model_dir: str, device: str = "cpu", batch_size: int = 16):
+    return load_step_scorer(model_dir, OUTCOME, device, batch_size)

@@ -1,0 +1,43 @@
+"""Process reward model (methods.md §7): a causal LM answers "+" or "-" after every solution step.
+
+Trained on Math-Shepherd-style step labels (on the embedded default: the synthetic arithmetic solutions, a step
+being "-" from the first wrong one on). A response's score is an aggregation of its steps' P(+): mean (the recipe),
+min, prod or last; the choice is recorded in ``scores.json``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rmflow.methods._steps import AGGREGATIONS
+from rmflow.methods._steps_model import load_step_scorer, train_steps
+from rmflow.spec import RunSpec
+
+VERSION = 1
+KIND = "scalar"
+OUTCOME = False
+
+
+@dataclass(frozen=True)
+class Config:
+    """Step-label model options."""
+
+    steps_data: str = "results/data/synthetic/steps.jsonl"  # rows {problem, steps[], labels[]} (split train used)
+    aggregation: str = "mean"  # mean | min | prod | last over the steps' P(+)
+
+    def __post_init__(self):
+        if self.aggregation not in AGGREGATIONS:
+            raise ValueError(f"aggregation must be one of {AGGREGATIONS}, not '{self.aggregation}'")
+
+
+def extra_inputs(config: Config) -> list[str]:
+    """Files the train step reads besides the run spec: the step-labelled solutions."""
+    return [config.steps_data]
+
+
+def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None = None) -> None:
+    train_steps(spec, out_dir, OUTCOME, Config(**spec.options).steps_data, data, init)
+
+
+def load_scorer(model_dir: str, device: str = "cpu", batch_size: int = 16):
+    return load_step_scorer(model_dir, OUTCOME, device, batch_size)

@@ -1,0 +1,114 @@
+"""PRM/ORM: step chats, label-only loss, aggregations, one-pass step scores; best-of-N; bad inputs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rmflow.errors import RmflowError
+from rmflow.evaluate.bestofn import best_of_n, check_sets
+from rmflow.methods import _steps as st
+
+
+def test_step_chats_prm_and_orm():
+    steps, labels = ["Step 1: 2 + 2 = 4.", "The answer is 4."], [True, False]
+    assert st.step_messages("Add 2 and 2.", steps, labels, outcome=False) == [
+        {"role": "user", "content": "Add 2 and 2. Step 1: 2 + 2 = 4."}, {"role": "assistant", "content": "+"},
+        {"role": "user", "content": "The answer is 4."}, {"role": "assistant", "content": "-"}]
+    assert st.step_messages("Add 2 and 2.", steps, labels, outcome=True) == [
+        {"role": "user", "content": "Add 2 and 2. Step 1: 2 + 2 = 4.\nThe answer is 4."},
+        {"role": "assistant", "content": "-"}]
+    assert st.split_steps("a\n\n b \nc") == ["a", "b", "c"]
+
+
+def test_aggregations_hand_computed():
+    probs = [0.9, 0.5, 0.8]
+    assert st.aggregate(probs, "mean") == pytest.approx(2.2 / 3)
+    assert st.aggregate(probs, "min") == 0.5 and st.aggregate(probs, "last") == 0.8
+    assert st.aggregate(probs, "prod") == pytest.approx(0.36)
+    with pytest.raises(RmflowError, match="aggregation must be one of"):
+        st.aggregate(probs, "median")
+
+
+def test_label_count_must_match_step_count():
+    with pytest.raises(RmflowError, match=r"steps.jsonl:2: field 'labels': has 1 labels for 2 steps"):
+        st.check_step_rows([{"problem": "p", "steps": ["a"], "labels": [True]},
+                            {"problem": "p", "steps": ["a", "b"], "labels": [True]}], "steps.jsonl")
+
+
+def test_label_positions_point_at_label_tokens(tiny_base):
+    from rmflow.models.load import load_tokenizer
+
+    tok = load_tokenizer(str(tiny_base))
+    plus, minus = st.label_ids(tok)
+    messages = st.step_messages("Add 2 and 2.", ["Step 1: 2 + 2 = 4.", "The answer is 4."], [True, False], False)
+    ids, positions = st.encode_conversation(tok, messages, {"+": plus, "-": minus})
+    assert [ids[p] for p in positions] == [plus, minus]
+    # the turn-by-turn ids render back to the full template text
+    assert tok.decode(ids) == tok.apply_chat_template(messages, tokenize=False).rstrip("\n").removesuffix("<|end|>")
+
+
+def test_loss_is_on_label_tokens_only(tiny_base):
+    from rmflow.models.load import load_model, load_tokenizer
+
+    tok = load_tokenizer(str(tiny_base))
+    model = load_model(str(tiny_base), tok, auto_class="AutoModelForCausalLM").eval()
+    plus, minus = st.label_ids(tok)
+    batch = [st.encode_conversation(tok, st.step_messages("Add 2 and 2.", ["s1", "s2", "s3"], [True, True, False],
+                                                           False), {"+": plus, "-": minus}),
+             st.encode_conversation(tok, st.step_messages("Add 3 and 3.", ["only"], [False], False),
+                                    {"+": plus, "-": minus})]
+    with torch.no_grad():
+        loss, stats = st.label_loss(model, batch, tok.pad_token_id)
+        # the same loss from full logits with every non-label target masked out
+        from rmflow.train.batching import pad
+
+        ids, mask = pad([s for s, _ in batch], tok.pad_token_id)
+        logits = model(input_ids=ids, attention_mask=mask).logits
+        targets = torch.full(ids.shape, -100)
+        for row, (seq, positions) in enumerate(batch):
+            for p in positions:
+                targets[row, p] = seq[p]
+        manual = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
+                                                   targets[:, 1:].reshape(-1), ignore_index=-100)
+    assert loss.item() == pytest.approx(manual.item(), rel=1e-5) and stats["pairs"] == 4
+
+
+def test_one_pass_step_scores_equal_per_step_passes(tmp_path, synthetic, tiny_base):
+    import json
+
+    from rmflow.methods import prm
+    from rmflow.spec import RunSpec
+
+    data = tmp_path / "steps.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in synthetic["steps"]))
+    spec = RunSpec(method="prm", base="tiny", base_model=str(tiny_base), train_data="unused",
+                   train={"lr": 3e-3, "max_steps": 3, "per_device_batch": 4, "grad_accum": 1, "max_length": 256,
+                          "log_every": 1}, options={"steps_data": str(data)})
+    prm.train(spec, str(tmp_path / "model"))
+    scorer = prm.load_scorer(str(tmp_path / "model"))
+    problem, steps = "Ann has 3 marbles.", ["Step 1: 3 + 4 = 7.", "Step 2: 7 - 1 = 6.", "The answer is 6."]
+    together = scorer.step_probabilities([problem], ["\n".join(steps)], progress=False)[0]
+    alone = [scorer.step_probabilities([problem], ["\n".join(steps[:k + 1])], progress=False)[0][-1]
+             for k in range(len(steps))]
+    assert together == pytest.approx(alone, abs=1e-5)
+    assert scorer.score_conversations([[{"role": "user", "content": problem},
+                                        {"role": "assistant", "content": "\n".join(steps)}]], progress=False)[0] \
+        == pytest.approx(sum(together) / 3)
+
+
+def test_best_of_n_on_a_constructed_case():
+    # problem 1: only candidate 2 is right and scores highest; problem 2: nothing is right
+    scores = [[0.1, 0.2, 0.9, 0.3], [0.5, 0.4, 0.3, 0.2]]
+    labels = [[0, 0, 1, 0], [0, 0, 0, 0]]
+    accuracy = best_of_n(scores, labels, [1, 4], subsets=400, seed=0)
+    assert accuracy[4] == 0.5  # all four drawn: problem 1 always right, problem 2 never
+    assert accuracy[1] == pytest.approx(0.125, abs=0.03)  # a single random candidate: 1/4 on problem 1
+    wrong_scorer = best_of_n([[0.9, 0.2, 0.1, 0.3], scores[1]], labels, [4], subsets=10, seed=0)
+    assert wrong_scorer[4] == 0.0
+
+
+def test_best_of_n_needs_enough_candidates():
+    sets = [{"prompt": "p", "answers": ["a", "b"], "labels": [1, 0], "__row__": 3}]
+    with pytest.raises(RmflowError, match=r"sets.jsonl:3: field 'answers': N_max 4 is larger than this set's 2"):
+        check_sets(sets, 4, "sets.jsonl")

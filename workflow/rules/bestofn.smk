@@ -1,0 +1,43 @@
+# Best-of-N (methods.md section 7): every scalar method picks the best of N candidate solutions; one table + plot.
+
+
+rule bestofn:
+    input:
+        model=bestofn_model,
+        data=bestofn_data,
+    output:
+        f"{RESULTS}/bestofn/{{method}}/{{base}}.json",
+    params:
+        cfg=config["bestofn"],
+        steps=bestofn_steps,
+        batch_size=config["evaluate"]["batch_size"],
+    wildcard_constraints:
+        method=Plan.regex(PLAN.scalar_methods()),
+    threads: config["threads"]["evaluate"]
+    log:
+        f"{RESULTS}/logs/bestofn/{{method}}/{{base}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/bestofn/{{method}}/{{base}}.tsv"
+    conda:
+        "../../envs/eval.yaml"
+    shell:
+        "rmflow bestofn run --method {wildcards.method} --base {wildcards.base} --model-dir {input.model}"
+        " --data {input.data} --steps-data={params.steps:q} --ns {params.cfg[ns]} --subsets {params.cfg[subsets]}"
+        " --seed {params.cfg[seed]} --batch-size {params.batch_size} --out {output} --threads {threads} > {log} 2>&1"
+
+
+rule bestofn_table:
+    input:
+        PLAN.bestofn_files(),
+    output:
+        csv=f"{RESULTS}/bestofn.csv",
+        png=f"{RESULTS}/bestofn.png",
+    log:
+        f"{RESULTS}/logs/bestofn_table.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/bestofn_table.tsv"
+    conda:
+        "../../envs/table.yaml"
+    localrule: True
+    shell:
+        "rmflow bestofn table --files {input} --csv {output.csv} --png {output.png} > {log} 2>&1"
