@@ -143,6 +143,13 @@ def cmd_bestofn(a):
         bestofn.table(a.files, a.csv, a.png)
 
 
+def cmd_rank(a):
+    from rmflow import rank
+
+    _threads(a.threads)
+    rank.main(a.method, a.model_dir, a.data, a.out_dir, a.mode, a.top_k, a.batch_size)
+
+
 def cmd_methods(a):
     from rmflow import methods
 
@@ -287,6 +294,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--threads", type=int, default=None)
     p.set_defaults(func=cmd_bestofn)
+
+    p = sub.add_parser("rank", help="rank n responses per prompt: scores, DPO pairs, top-k for rejection sampling")
+    p.add_argument("--method", required=True)
+    p.add_argument("--model-dir", required=True)
+    p.add_argument("--data", required=True, help="JSONL rows {prompt (string or messages), responses: [n]}")
+    p.add_argument("--mode", default="knockout", choices=["knockout", "round_robin"],
+                   help="pairwise methods only: how responses are compared")
+    p.add_argument("--top-k", type=int, default=2)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(func=cmd_rank)
 
     p = sub.add_parser("methods", help="list the registered reward-model methods")
     p.set_defaults(func=cmd_methods)

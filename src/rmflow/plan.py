@@ -36,6 +36,11 @@ class Plan:
             self._defined("eval_sets", name)
         for name in self.datasets():
             self._defined("datasets", name)
+        rank = config.get("rank", {})
+        if rank.get("data") and rank.get("method", "bt") not in self.methods:
+            self._fail(f"ranks with method '{rank['method']}', which is not in run.methods", "rank.method")
+        if rank.get("data") and rank.get("base") and rank["base"] not in self.bases:
+            self._fail(f"ranks with base '{rank['base']}', which is not in run.base_models", "rank.base")
         for method in self.methods:  # e.g. ArmoRM reads the BT model of the same base
             needs = getattr(self.module(method), "requires", lambda config: [])(self._method_config(method, "methods"))
             for other in needs:
@@ -118,10 +123,10 @@ class Plan:
             return f"{RESULTS}/data/transformed/{method}/{base}.parquet"
         return f"{RESULTS}/data/prepared/{self.dataset_of(method)}.parquet"
 
-    def extra_train_inputs(self, method: str) -> list[str]:
+    def extra_train_inputs(self, method: str, base: str) -> list[str]:
         """Files a method's train step reads besides its spec and data (the PRM's step-labelled solutions)."""
         hook = getattr(self.module(method), "extra_inputs", None)
-        return hook(self._method_config(method, "methods")) if hook else []
+        return hook(self._method_config(method, "methods"), base, RESULTS) if hook else []
 
     def scalar_methods(self) -> list[str]:
         return [m for m in self.methods if self.module(m).KIND == "scalar"]
@@ -155,8 +160,14 @@ class Plan:
                  for b in self.bases for target in self.module(m).extra_targets(b, RESULTS)]
         if self.bestofn_files():
             extra += [f"{RESULTS}/bestofn.csv", f"{RESULTS}/bestofn.png"]
+        if self.config.get("rank", {}).get("data"):
+            extra.append(f"{self.rank_dir()}/stats.json")
         return [f"{RESULTS}/leaderboard.csv", f"{RESULTS}/leaderboard.md", f"{RESULTS}/leaderboard_subsets.csv",
                 *extra]
+
+    def rank_dir(self) -> str:
+        cfg = self.config["rank"]
+        return f"{RESULTS}/rank/{cfg['method']}/{cfg.get('base') or self.bases[0]}"
 
     def bestofn_files(self) -> list[str]:
         if not self.config.get("bestofn", {}).get("data"):

@@ -39,7 +39,8 @@ def test_embedded_workflow_end_to_end(finished_run):
     results = finished_run / "results"
     board = pl.read_csv(results / "leaderboard.csv")
     assert sorted(board["Model"]) == sorted(f"{b}/{m}" for b in ("tiny_llama", "tiny_gemma")
-                                            for m in ("bt", "pair_pm", "ssrm", "rrm", "odin", "armo", "tree"))
+                                            for m in ("bt", "pair_pm", "ssrm", "rrm", "odin", "armo", "tree", "prm",
+                                                      "orm", "judge"))
     assert board.columns == ["Eval Set", "Model", "Base Model", "Method", "Score", "Chat", "Chat Hard", "Safety",
                              "Reasoning", "Length Corr"]
     corr = dict(zip(board["Model"], board["Length Corr"]))
@@ -97,6 +98,31 @@ def test_armo_tree_and_odin_in_the_workflow(finished_run):
                            "--top-k", "3"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("score ") and len(proc.stdout.strip().splitlines()) == 5
+
+
+@pytest.mark.slow
+def test_best_of_n_table_and_plot(finished_run):
+    results = finished_run / "results"
+    table = pl.read_csv(results / "bestofn.csv")
+    scalar = {"bt", "odin", "armo", "prm", "orm"}
+    assert set(table["method"]) == scalar and sorted(set(table["n"])) == [1, 2, 4, 8]
+    assert table.height == len(scalar) * 2 * 4
+    assert (results / "bestofn.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    prm = json.loads((results / "bestofn/prm/tiny_llama.json").read_text())
+    assert prm["step_accuracy"] is not None and prm["method_stats"]["aggregation"] == "mean"
+    assert json.loads((results / "bestofn/orm/tiny_llama.json").read_text())["step_accuracy"] is None
+    scores = json.loads((results / "eval/synthetic/prm/tiny_gemma/scores.json").read_text())
+    assert scores["method_stats"] == {"aggregation": "mean"}
+
+
+@pytest.mark.slow
+def test_rank_rule_writes_dpo_pairs(finished_run):
+    rank = finished_run / "results/rank/bt/tiny_llama"
+    stats = json.loads((rank / "stats.json").read_text())
+    assert stats["prompts"] == 6 and stats["dpo_pairs"] + stats["no_pair"] == 6
+    assert stats["forwards"] == 6 * 8  # a scalar RM scores every response once
+    pairs = [json.loads(line) for line in (rank / "dpo_pairs.jsonl").read_text().splitlines()]
+    assert all(p["chosen"][0] == p["rejected"][0] for p in pairs)
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-# Best-of-N (methods.md section 7): every scalar method picks the best of N candidate solutions; one table + plot.
+# Best-of-N (methods.md section 7) for every scalar method, one table + plot; and `rmflow rank` for online RLHF.
 
 
 rule bestofn:
@@ -41,3 +41,25 @@ rule bestofn_table:
     localrule: True
     shell:
         "rmflow bestofn table --files {input} --csv {output.csv} --png {output.png} > {log} 2>&1"
+
+
+rule rank:
+    input:
+        model=rank_model,
+        data=rank_data,
+    output:
+        stats=f"{RESULTS}/rank/{{method}}/{{base}}/stats.json",
+    params:
+        cfg=config["rank"],
+        batch_size=config["evaluate"]["batch_size"],
+    threads: config["threads"]["evaluate"]
+    log:
+        f"{RESULTS}/logs/rank/{{method}}/{{base}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/rank/{{method}}/{{base}}.tsv"
+    conda:
+        "../../envs/eval.yaml"
+    shell:
+        "rmflow rank --method {wildcards.method} --model-dir {input.model} --data {input.data}"
+        " --mode {params.cfg[mode]} --top-k {params.cfg[top_k]} --batch-size {params.batch_size}"
+        " --out-dir $(dirname {output.stats}) --threads {threads} > {log} 2>&1"

@@ -60,7 +60,7 @@ def train_inputs(wildcards):
         "spec": f"{RESULTS}/specs/runs/{wildcards.method}/{wildcards.base}.json",
         "data": PLAN.train_data(wildcards.method, wildcards.base),
         "base": base_inputs(wildcards),
-        "extra": PLAN.extra_train_inputs(wildcards.method),
+        "extra": PLAN.extra_train_inputs(wildcards.method, wildcards.base),
     }
 
 
@@ -171,3 +171,11 @@ def bestofn_data(wildcards):
 
 def bestofn_steps(wildcards):
     return config["bestofn"]["steps_data"] or ""
+
+
+def rank_model(wildcards):
+    return PLAN.model_dir(wildcards.method, wildcards.base)
+
+
+def rank_data(wildcards):
+    return config["rank"]["data"]

@@ -62,8 +62,8 @@ class PairwiseScorer:
     kind = "pairwise"
 
     def __init__(self, model, tokenizer, max_length: int, truncation_side: str, batch_size: int = 16,
-                 device: str = "cpu", three_way: bool = False):
-        self.model, self.tokenizer = model.eval().to(device), tokenizer
+                 device: str = "cpu", three_way: bool = False, render=pm_prompt):
+        self.model, self.tokenizer, self.render = model.eval().to(device), tokenizer, render
         self.max_length, self.truncation_side, self.batch_size, self.device = max_length, truncation_side, \
             batch_size, device
         ids = answer_token_ids(tokenizer)
@@ -93,7 +93,7 @@ class PairwiseScorer:
 
     def compare(self, triples: list[tuple[list[dict], str, str]], progress: bool = True) -> dict:
         """For (context, x, y): P(x ≻ y) with x shown first, with x shown second, their mean, and tie mass."""
-        prompts = [pm_prompt(c, x, y) for c, x, y in triples] + [pm_prompt(c, y, x) for c, x, y in triples]
+        prompts = [self.render(c, x, y) for c, x, y in triples] + [self.render(c, y, x) for c, x, y in triples]
         probs = self._answer_probs(prompts, progress)
         n = len(triples)
         first, second = probs[:n], probs[n:]

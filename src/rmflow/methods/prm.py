@@ -30,7 +30,7 @@ class Config:
             raise ValueError(f"aggregation must be one of {AGGREGATIONS}, not '{self.aggregation}'")
 
 
-def extra_inputs(config: Config) -> list[str]:
+def extra_inputs(config: Config, base: str, results: str = "results") -> list[str]:
     """Files the train step reads besides the run spec: the step-labelled solutions."""
     return [config.steps_data]
 
