@@ -112,3 +112,48 @@ def test_best_of_n_needs_enough_candidates():
     sets = [{"prompt": "p", "answers": ["a", "b"], "labels": [1, 0], "__row__": 3}]
     with pytest.raises(RmflowError, match=r"sets.jsonl:3: field 'answers': N_max 4 is larger than this set's 2"):
         check_sets(sets, 4, "sets.jsonl")
+
+
+def test_packing_gives_the_same_loss_as_unpacked(tiny_base):
+    from rmflow.models.load import load_model, load_tokenizer
+
+    tok = load_tokenizer(str(tiny_base))
+    model = load_model(str(tiny_base), tok, auto_class="AutoModelForCausalLM").eval()
+    plus, minus = st.label_ids(tok)
+    examples = [st.encode_conversation(tok, st.step_messages(f"Problem {i}.", [f"s{j}" for j in range(1 + i % 3)],
+                                                               [j % 2 == 0 for j in range(1 + i % 3)], False),
+                                       {"+": plus, "-": minus}) for i in range(5)]
+    groups = st.pack([len(ids) for ids, _ in examples], capacity=120)
+    assert sorted(i for g in groups for i in g) == list(range(5)) and len(groups) < 5
+    with torch.no_grad():
+        unpacked, stats = st.label_loss(model, examples, tok.pad_token_id)
+        packed, packed_stats = st.packed_label_loss(model, [[examples[i] for i in g] for g in groups],
+                                                    tok.pad_token_id)
+    assert packed.item() == pytest.approx(unpacked.item(), rel=1e-5)
+    assert packed_stats["pairs"] == stats["pairs"] and packed_stats["correct"] == stats["correct"]
+
+
+def test_packed_prm_and_scalar_orm_train(tmp_path, synthetic, tiny_base):
+    import json
+
+    from rmflow.methods import orm_scalar, prm
+    from rmflow.spec import RunSpec
+
+    data = tmp_path / "steps.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in synthetic["steps"]))
+    train = {"lr": 3e-3, "max_steps": 2, "per_device_batch": 2, "grad_accum": 1, "max_length": 256, "log_every": 1}
+    spec = RunSpec(method="prm", base="tiny", base_model=str(tiny_base), train_data="unused", train=train,
+                   options={"steps_data": str(data), "packing": True, "packed_length": 512})
+    prm.train(spec, str(tmp_path / "prm"))
+    metrics = json.loads((tmp_path / "prm/metrics.json").read_text())
+    assert metrics["packing"] is True and metrics["training_rows"] < metrics["train_conversations"]
+    spec = RunSpec(method="orm_scalar", base="tiny", base_model=str(tiny_base), train_data="unused", train=train,
+                   options={"steps_data": str(data)})
+    orm_scalar.train(spec, str(tmp_path / "orm"))
+    rows = [r for r in synthetic["steps"] if r["split"] == "train"]
+    assert json.loads((tmp_path / "orm/metrics.json").read_text())["positive_share"] == pytest.approx(
+        sum(r["labels"][-1] for r in rows) / len(rows))
+    scored = orm_scalar.load_scorer(str(tmp_path / "orm")).score_pairs([
+        {"chosen": [{"role": "user", "content": "P"}, {"role": "assistant", "content": "a"}],
+         "rejected": [{"role": "user", "content": "P"}, {"role": "assistant", "content": "b"}]}])
+    assert len(scored["score_chosen"]) == 1

@@ -40,7 +40,7 @@ def test_embedded_workflow_end_to_end(finished_run):
     board = pl.read_csv(results / "leaderboard.csv")
     assert sorted(board["Model"]) == sorted(f"{b}/{m}" for b in ("tiny_llama", "tiny_gemma")
                                             for m in ("bt", "pair_pm", "ssrm", "rrm", "odin", "armo", "tree", "prm",
-                                                      "orm", "judge"))
+                                                      "orm", "orm_scalar", "judge"))
     assert board.columns == ["Eval Set", "Model", "Base Model", "Method", "Score", "Chat", "Chat Hard", "Safety",
                              "Reasoning", "Length Corr"]
     corr = dict(zip(board["Model"], board["Length Corr"]))
@@ -104,7 +104,7 @@ def test_armo_tree_and_odin_in_the_workflow(finished_run):
 def test_best_of_n_table_and_plot(finished_run):
     results = finished_run / "results"
     table = pl.read_csv(results / "bestofn.csv")
-    scalar = {"bt", "odin", "armo", "prm", "orm"}
+    scalar = {"bt", "odin", "armo", "prm", "orm", "orm_scalar"}
     assert set(table["method"]) == scalar and sorted(set(table["n"])) == [1, 2, 4, 8]
     assert table.height == len(scalar) * 2 * 4
     assert (results / "bestofn.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -86,15 +86,19 @@ def prompt_ids(tokenizer, prompt: str, max_length: int, truncation_side: str) ->
     return ids
 
 
-def logits_at(model, input_ids, attention_mask, positions):
-    """LM logits only at ``positions`` (batch, k): the full (batch, seq, vocab) tensor is never built."""
+def logits_at(model, input_ids, attention_mask, positions, positions_ids=None):
+    """LM logits only at ``positions`` (batch, k): the full (batch, seq, vocab) tensor is never built.
+
+    ``attention_mask`` is the usual (batch, seq) mask, or a (batch, 1, seq, seq) block mask for packed rows, which
+    then come with their own ``positions_ids`` (restarting at 0 for every packed conversation)."""
     import torch
 
     from rmflow.models.scalar import position_ids
 
     backbone = getattr(model, model.base_model_prefix)
     hidden = backbone(input_ids=input_ids, attention_mask=attention_mask,
-                      position_ids=position_ids(attention_mask)).last_hidden_state
+                      position_ids=position_ids(attention_mask) if positions_ids is None else positions_ids
+                      ).last_hidden_state
     rows = torch.arange(hidden.shape[0], device=hidden.device).unsqueeze(-1)
     head = model.get_output_embeddings()
     return head(hidden[rows, positions].to(head.weight.dtype)).float()

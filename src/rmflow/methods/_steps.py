@@ -106,3 +106,54 @@ def label_loss(model, batch: list[tuple[list[int], list[int]]], pad_id: int):
     loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
     hit = (logits.argmax(-1) == targets) & (targets != -100)
     return loss, {"pairs": int((targets != -100).sum()), "correct": int(hit.sum()), "tokens": int(mask.sum())}
+
+
+def pack(lengths: list[int], capacity: int) -> list[list[int]]:
+    """First-fit decreasing: groups of example indices whose total length fits ``capacity``; nothing dropped."""
+    bins: list[tuple[int, list[int]]] = []
+    for i in sorted(range(len(lengths)), key=lambda j: -lengths[j]):
+        for k, (used, members) in enumerate(bins):
+            if used + lengths[i] <= capacity:
+                bins[k] = (used + lengths[i], members + [i])
+                break
+        else:
+            bins.append((lengths[i], [i]))
+    return [members for _, members in bins]
+
+
+def packed_label_loss(model, packs: list[list[tuple[list[int], list[int]]]], pad_id: int):
+    """``label_loss`` over packed rows: conversations share a row but not attention (block-diagonal causal mask)
+    and each restarts its position ids, so the loss equals the unpacked one."""
+    import torch
+    import torch.nn.functional as F
+
+    from rmflow.methods._pairpm import logits_at
+
+    width = max(sum(len(seq) for seq, _ in pack) for pack in packs)
+    ids = torch.full((len(packs), width), pad_id)
+    pos = torch.zeros((len(packs), width), dtype=torch.long)
+    seg = torch.full((len(packs), width), -1)
+    predict, targets = [], []
+    for row, pack in enumerate(packs):
+        offset, row_predict, row_targets = 0, [], []
+        for k, (seq, positions) in enumerate(pack):
+            ids[row, offset:offset + len(seq)] = torch.tensor(seq)
+            pos[row, offset:offset + len(seq)] = torch.arange(len(seq))
+            seg[row, offset:offset + len(seq)] = k
+            row_predict += [offset + p - 1 for p in positions]
+            row_targets += [seq[p] for p in positions]
+            offset += len(seq)
+        predict.append(row_predict)
+        targets.append(row_targets)
+    n = max(len(t) for t in targets)
+    predict_at = torch.tensor([p + [0] * (n - len(p)) for p in predict])
+    target = torch.tensor([t + [-100] * (n - len(t)) for t in targets])
+    causal = torch.tril(torch.ones(width, width, dtype=torch.bool))
+    allowed = (seg[:, :, None] == seg[:, None, :]) & causal & (seg[:, :, None] >= 0)
+    allowed |= torch.eye(width, dtype=torch.bool)  # pad rows attend to themselves: no all-masked softmax
+    device = next(model.parameters()).device
+    logits = logits_at(model, ids.to(device), allowed[:, None].to(device), predict_at.to(device), pos.to(device))
+    target = target.to(device)
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100)
+    hit = (logits.argmax(-1) == target) & (target != -100)
+    return loss, {"pairs": int((target != -100).sum()), "correct": int(hit.sum()), "tokens": int((seg >= 0).sum())}

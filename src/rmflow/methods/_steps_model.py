@@ -6,7 +6,7 @@ import logging
 import random
 
 from rmflow.methods._steps import (MINUS, PLUS, aggregate, check_step_rows, encode_conversation, label_ids,
-                                   label_loss, split_steps, step_messages)
+                                   label_loss, pack, packed_label_loss, split_steps, step_messages)
 from rmflow.spec import RunSpec
 
 log = logging.getLogger(__name__)
@@ -20,7 +20,7 @@ def read_step_rows(path: str, split: str | None = "train") -> list[dict]:
     return [r for r in rows if split is None or r.get("split", split) == split]
 
 
-def train_steps(spec: RunSpec, out_dir: str, outcome: bool, steps_data: str, data: str | None = None,
+def train_steps(spec: RunSpec, out_dir: str, outcome: bool, options, data: str | None = None,
                 init: str | None = None) -> None:
     import torch
 
@@ -33,7 +33,7 @@ def train_steps(spec: RunSpec, out_dir: str, outcome: bool, steps_data: str, dat
     config = TrainConfig.from_dict(spec.train)
     random.seed(config.seed)
     torch.manual_seed(config.seed)
-    source, start = data or steps_data, init or spec.base_model
+    source, start = data or options.steps_data, init or spec.base_model
     rows = read_step_rows(source)
     tokenizer = load_tokenizer(start, revision=spec.revision, trust_remote_code=spec.trust_remote_code)
     model = load_model(start, tokenizer, auto_class="AutoModelForCausalLM", revision=spec.revision,
@@ -50,20 +50,26 @@ def train_steps(spec: RunSpec, out_dir: str, outcome: bool, steps_data: str, dat
         examples.append((ids, positions))
     if too_long:
         log.warning("skipped %d of %d step rows longer than max_length %d", too_long, len(rows), config.max_length)
-    lengths = [len(ids) for ids, _ in examples]
+    # a training unit is one conversation, or with packing one row of several (per_device_batch counts units)
+    units = pack([len(ids) for ids, _ in examples], max(options.packed_length, config.max_length)) \
+        if options.packing else [[i] for i in range(len(examples))]
+    lengths = [sum(len(examples[i][0]) for i in unit) for unit in units]
 
     def epoch_batches(epoch: int) -> list[list[int]]:
         return length_grouped_batches(lengths, config.per_device_batch, config.seed + epoch, config.group_by_length)
 
     def loss_fn(model, indices: list[int]):
-        return label_loss(model, [examples[i] for i in indices], tokenizer.pad_token_id)
+        if options.packing:
+            return packed_label_loss(model, [[examples[i] for i in units[u]] for u in indices], tokenizer.pad_token_id)
+        return label_loss(model, [examples[units[u][0]] for u in indices], tokenizer.pad_token_id)
 
     first_epoch = epoch_batches(0)
-    pad_frac = padding_fraction([[examples[i][0] for i in b] for b in first_epoch])
+    pad_frac = padding_fraction([[[0] * lengths[u] for u in b] for b in first_epoch])
     result = train_loop(model, epoch_batches, len(first_epoch), loss_fn, config)
     # "pairs"/"correct" count label tokens here: train_accuracy is the label-token accuracy
     metrics = {**result["metrics"], "padding_fraction": pad_frac, "train_conversations": len(examples),
-               "skipped_too_long": too_long, "outcome_model": outcome, "train_data": source, "initialised_from": start}
+               "skipped_too_long": too_long, "outcome_model": outcome, "train_data": source, "initialised_from": start,
+               "packing": options.packing, "training_rows": len(units)}
     save_run(result, tokenizer, spec, out_dir, metrics)
 
 

@@ -24,6 +24,8 @@ class Config:
 
     steps_data: str = "results/data/synthetic/steps.jsonl"  # rows {problem, steps[], labels[]} (split train used)
     aggregation: str = "mean"  # mean | min | prod | last over the steps' P(+)
+    packing: bool = False  # pack several conversations per training row (block-diagonal attention, own positions)
+    packed_length: int = 1024  # tokens per packed row
 
     def __post_init__(self):
         if self.aggregation not in AGGREGATIONS:
@@ -36,7 +38,7 @@ def extra_inputs(config: Config, base: str, results: str = "results") -> list[st
 
 
 def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None = None) -> None:
-    train_steps(spec, out_dir, OUTCOME, Config(**spec.options).steps_data, data, init)
+    train_steps(spec, out_dir, OUTCOME, Config(**spec.options), data, init)
 
 
 def load_scorer(model_dir: str, device: str = "cpu", batch_size: int = 16):

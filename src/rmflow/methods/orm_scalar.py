@@ -1,0 +1,70 @@
+"""Scalar-head ORM (methods.md §7, the recipe's scalar_orm_train.py): a one-label sequence classifier, as for BT,
+trained pointwise with BCE on each solution's outcome (y = 1 when its last step is "+").
+
+It reads the PRM's step-labelled solutions and scores like any scalar RM (``logits[:, 0]`` in plain transformers).
+"""
+
+from __future__ import annotations
+
+import random
+
+from rmflow.methods._scalar_train import load_scalar_scorer
+from rmflow.methods.prm import Config, extra_inputs  # noqa: F401 - same data options as the PRM
+from rmflow.spec import RunSpec
+
+VERSION = 1
+KIND = "scalar"
+
+
+def outcome_rows(rows: list[dict]) -> list[tuple[list[dict], float]]:
+    """(conversation, label): the problem as the user turn, the solution as the answer."""
+    return [([{"role": "user", "content": r["problem"]}, {"role": "assistant", "content": "\n".join(r["steps"])}],
+             1.0 if r["labels"][-1] else 0.0) for r in rows]
+
+
+def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None = None) -> None:
+    import torch
+    import torch.nn.functional as F
+
+    from rmflow.methods._steps_model import read_step_rows
+    from rmflow.models.load import load_model, load_tokenizer
+    from rmflow.models.scalar import rewards
+    from rmflow.train.batching import encode, length_grouped_batches, pad, padding_fraction
+    from rmflow.train.config import TrainConfig
+    from rmflow.train.loop import train_loop
+    from rmflow.train.save import save_run
+
+    config, options = TrainConfig.from_dict(spec.train), Config(**spec.options)
+    random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    source, start = data or options.steps_data, init or spec.base_model
+    tokenizer = load_tokenizer(start, revision=spec.revision, trust_remote_code=spec.trust_remote_code)
+    model = load_model(start, tokenizer, num_labels=1, revision=spec.revision,
+                       trust_remote_code=spec.trust_remote_code)
+    examples = [(encode(tokenizer, conv, config.max_length, config.truncation_side), label)
+                for conv, label in outcome_rows(read_step_rows(source))]
+    lengths = [len(ids) for ids, _ in examples]
+
+    def epoch_batches(epoch: int) -> list[list[int]]:
+        return length_grouped_batches(lengths, config.per_device_batch, config.seed + epoch, config.group_by_length)
+
+    def loss_fn(model, indices: list[int]):
+        ids, mask = pad([examples[i][0] for i in indices], tokenizer.pad_token_id)
+        device = next(model.parameters()).device
+        logits = rewards(model, ids.to(device), mask.to(device))
+        labels = torch.tensor([examples[i][1] for i in indices], device=device)
+        loss = F.binary_cross_entropy_with_logits(logits, labels)
+        return loss, {"pairs": len(indices), "correct": int(((logits > 0).float() == labels).sum()),
+                      "tokens": int(mask.sum())}
+
+    first_epoch = epoch_batches(0)
+    pad_frac = padding_fraction([[examples[i][0] for i in b] for b in first_epoch])
+    result = train_loop(model, epoch_batches, len(first_epoch), loss_fn, config)
+    # "pairs"/"correct" count solutions here: train_accuracy is the outcome accuracy at logit 0
+    save_run(result, tokenizer, spec, out_dir, {**result["metrics"], "padding_fraction": pad_frac,
+                                                 "train_solutions": len(examples), "train_data": source,
+                                                 "positive_share": sum(y for _, y in examples) / len(examples)})
+
+
+def load_scorer(model_dir: str, device: str = "cpu", batch_size: int = 16):
+    return load_scalar_scorer(model_dir, device, batch_size)
