@@ -116,6 +116,10 @@ def test_stage1_report_and_armo_outputs(armo_run):
     details = armo.ArmoScorer(str(armo_run / "model")).details([[{"role": "user", "content": "Say hi."},
                                                                   {"role": "assistant", "content": "Hi!"}]])
     assert sum(details["gates"][0]) == pytest.approx(1, abs=1e-5)
+    # every scalar scorer offers score_conversations (best-of-N and rank rely on it)
+    scorer = armo.load_scorer(str(armo_run / "model"))
+    assert scorer.score_conversations([[{"role": "user", "content": "Say hi."},
+                                        {"role": "assistant", "content": "Hi!"}]]) == pytest.approx(details["score"])
     text = armo.explain(str(armo_run / "model"), [{"role": "user", "content": "Say hi."},
                                                    {"role": "assistant", "content": "Hi!"}], top_k=2)
     assert text.startswith("score ") and len(text.splitlines()) == 4

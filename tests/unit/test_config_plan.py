@@ -88,3 +88,13 @@ def test_base_needs_exactly_one_source_and_must_be_defined():
         Plan(validate_config(data, SCHEMA))
     with pytest.raises(RmflowError, match="'ghost' is not defined"):
         Plan(validate_config(config(run__base_models=["ghost"]), SCHEMA))
+
+
+def test_every_scalar_scorer_scores_single_conversations():
+    """Best-of-N and rank score responses one by one: each scalar scorer class must offer that."""
+    from rmflow.methods import armo
+    from rmflow.methods._steps_model import StepScorer
+    from rmflow.models.scalar import ScalarScorer
+
+    for cls in (ScalarScorer, StepScorer, armo.ArmoScorer):
+        assert callable(getattr(cls, "score_conversations", None)), cls.__name__

@@ -316,9 +316,12 @@ class ArmoScorer:
         return {"score": score.tolist(), "rewards": (rewards * scale - 0.5).tolist(), "gates": gates.tolist(),
                 "coefficients": coefficients.tolist(), "objectives": self.meta["objectives"]}
 
+    def score_conversations(self, conversations: list[list[dict]], progress: bool = True) -> list[float]:
+        return self.details(conversations)["score"]
+
     def score_pairs(self, rows: list[dict]) -> dict:
         n = len(rows)
-        scores = self.details([r["chosen"] for r in rows] + [r["rejected"] for r in rows])["score"]
+        scores = self.score_conversations([r["chosen"] for r in rows] + [r["rejected"] for r in rows])
         return {"score_chosen": scores[:n], "score_rejected": scores[n:]}
 
 
