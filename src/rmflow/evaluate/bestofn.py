@@ -101,9 +101,15 @@ def table(files: list[str], out_csv: str, out_png: str) -> None:
     with atomic_path(out_csv) as tmp:
         frame.write_csv(tmp)
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    # a colour per method, a line style per base: stays readable beyond ten curves
+    methods_seen = list(frame["method"].unique(maintain_order=True))
+    bases_seen = list(frame["base"].unique(maintain_order=True))
+    styles = ["-", "--", ":", "-."]
     for model in frame["model"].unique(maintain_order=True):
         part = frame.filter(pl.col("model") == model)
-        ax.plot(part["n"], part["accuracy"], marker="o", label=model)
+        ax.plot(part["n"], part["accuracy"], marker="o", label=model,
+                color=plt.get_cmap("tab10")(methods_seen.index(part["method"][0]) % 10),
+                linestyle=styles[bases_seen.index(part["base"][0]) % len(styles)])
     ax.set_xscale("log", base=2)
     ax.set_xlabel("N (candidates per problem)")
     ax.set_ylabel("best-of-N accuracy (%)")
