@@ -50,7 +50,8 @@ def _read_file(path: Path) -> list[dict]:
                 try:
                     row = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise RmflowError(f"malformed JSON ({exc.msg} at column {exc.colno})", file=str(path), row=lineno)
+                    raise RmflowError(f"malformed JSON ({exc.msg} at column {exc.colno})", file=str(path),
+                                      row=lineno) from exc
                 if not isinstance(row, dict):
                     raise RmflowError("each line must be a JSON object", file=str(path), row=lineno)
                 rows.append({**row, "__row__": lineno, "__file__": str(path)})
@@ -59,7 +60,7 @@ def _read_file(path: Path) -> list[dict]:
         try:
             data = json.loads(path.read_text(encoding="utf-8") or "null")
         except json.JSONDecodeError as exc:
-            raise RmflowError(f"malformed JSON ({exc.msg})", file=str(path), row=exc.lineno)
+            raise RmflowError(f"malformed JSON ({exc.msg})", file=str(path), row=exc.lineno) from exc
         if data is None:
             return []
         if not isinstance(data, list):

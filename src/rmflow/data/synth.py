@@ -216,7 +216,7 @@ def generate(seed: int, n_train_per_subset: int, n_test_per_subset: int) -> dict
     """Return ``train`` (standard rows), ``test`` (RewardBench rows), ``attributes``, ``steps`` and ``bestofn``."""
     out: dict[str, list[dict]] = {"train": [], "test": [], "attributes": [], "steps": [],
                                   "bestofn": best_of_n_sets(seed, n_test_per_subset, 8)}
-    for s_index, subset in enumerate(sorted(GENERATORS)):
+    for subset in sorted(GENERATORS):
         for split, n in (("train", n_train_per_subset), ("test", n_test_per_subset)):
             rng = random.Random(f"{seed}-{subset}-{split}")
             for i in range(n):
