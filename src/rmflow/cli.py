@@ -157,6 +157,12 @@ def cmd_methods(a):
         print(name)
 
 
+def _compute_args(p: argparse.ArgumentParser) -> None:
+    """Options every scoring step shares: rows per forward pass and torch threads (the rule's threads)."""
+    p.add_argument("--batch-size", type=int, default=16, help="rows per forward pass")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rmflow", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -222,8 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stats-files", nargs="*", default=[])
     p.add_argument("--model-dirs", nargs="+")
     p.add_argument("--out")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--threads", type=int, default=None)
+    _compute_args(p)
     p.set_defaults(func=cmd_ssrm)
 
     p = sub.add_parser("evaluate", help="score a RewardBench-format set and write examples.parquet + scores.json")
@@ -236,9 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tie-rule", default="official", choices=["official", "seed"])
     p.add_argument("--eval-set", required=True, help="name written into scores.json")
     p.add_argument("--base", required=True, help="base model name written into scores.json")
-    p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--out-dir", required=True)
-    p.add_argument("--threads", type=int, default=None)
+    _compute_args(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("leaderboard", help="gather scores.json files into the leaderboard tables")
@@ -291,8 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--files", nargs="+")
     p.add_argument("--csv")
     p.add_argument("--png")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--threads", type=int, default=None)
+    _compute_args(p)
     p.set_defaults(func=cmd_bestofn)
 
     p = sub.add_parser("rank", help="rank n responses per prompt: scores, DPO pairs, top-k for rejection sampling")
@@ -302,9 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", default="knockout", choices=["knockout", "round_robin"],
                    help="pairwise methods only: how responses are compared")
     p.add_argument("--top-k", type=int, default=2)
-    p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--out-dir", required=True)
-    p.add_argument("--threads", type=int, default=None)
+    _compute_args(p)
     p.set_defaults(func=cmd_rank)
 
     p = sub.add_parser("methods", help="list the registered reward-model methods")

@@ -45,11 +45,15 @@ def _files_holding(path: list, sources: list[str]) -> list[str]:
     return holding or sources
 
 
+def _unknown_keys(error) -> list[str]:
+    return sorted(set(error.instance) - set(error.schema.get("properties", {})))
+
+
 def _describe(error) -> str:
     path = ".".join(str(p) for p in error.absolute_path) or "<top level>"
     if error.validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
-        unknown = sorted(set(error.instance) - set(allowed))
+        unknown = _unknown_keys(error)
         keys = ", ".join(f"'{path}.{k}'" if error.absolute_path else f"'{k}'" for k in unknown)
         hint = f" (allowed here: {', '.join(allowed)})" if allowed else ""
         return f"unknown config key {keys}{hint}"
@@ -65,7 +69,7 @@ def validate_config(config: dict, schema_path: str | Path, sources: list[str] | 
         error = errors[0]
         path = list(error.absolute_path)
         if error.validator == "additionalProperties":
-            path += sorted(set(error.instance) - set(error.schema.get("properties", {})))[:1]
+            path += _unknown_keys(error)[:1]
         where = ", ".join(_files_holding(path, [str(s) for s in sources])) if sources else "config"
         raise RmflowError(_describe(error), file=where)
     return config

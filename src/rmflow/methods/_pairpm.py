@@ -78,12 +78,10 @@ def answer_token_ids(tokenizer) -> dict[str, list[int]]:
 
 def prompt_ids(tokenizer, prompt: str, max_length: int, truncation_side: str) -> list[int]:
     """The chat-templated user turn followed by the assistant header: the answer is the next token."""
-    text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                         add_generation_prompt=True)
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    if len(ids) > max_length:
-        ids = ids[-max_length:] if truncation_side == "left" else ids[:max_length]
-    return ids
+    from rmflow.train.batching import encode
+
+    return encode(tokenizer, [{"role": "user", "content": prompt}], max_length, truncation_side,
+                  generation_prompt=True)
 
 
 def logits_at(model, input_ids, attention_mask, positions, positions_ids=None):

@@ -77,13 +77,9 @@ def embed(model, tokenizer, conversations: list[list[dict]], max_length: int, tr
     from tqdm.auto import tqdm
 
     from rmflow.models.scalar import hidden_at_last
-    from rmflow.train.batching import pad
+    from rmflow.train.batching import encode, pad
 
-    encoded = []
-    for conv in conversations:
-        text = tokenizer.apply_chat_template(conv, tokenize=False, add_generation_prompt=generation_prompt)
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-        encoded.append(ids[-max_length:] if truncation_side == "left" else ids[:max_length])
+    encoded = [encode(tokenizer, conv, max_length, truncation_side, generation_prompt) for conv in conversations]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     out = np.zeros((len(encoded), model.config.hidden_size), dtype=np.float64)
     with torch.inference_mode():

@@ -6,18 +6,19 @@ import random
 from dataclasses import dataclass
 
 
-def render(tokenizer, messages: list[dict]) -> str:
-    """Chat-template text without a generation prompt (the answer is already the last turn)."""
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
+def render(tokenizer, messages: list[dict], generation_prompt: bool = False) -> str:
+    """Chat-template text; ``generation_prompt`` appends the assistant header (the answer comes next)."""
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
 
 
-def encode(tokenizer, messages: list[dict], max_length: int, truncation_side: str) -> list[int]:
-    """Token ids of a rendered conversation.
+def encode(tokenizer, messages: list[dict], max_length: int, truncation_side: str,
+           generation_prompt: bool = False) -> list[int]:
+    """Token ids of a rendered conversation, truncated to ``max_length`` on ``truncation_side``.
 
     The template already holds any BOS it wants, so special tokens are not added again: this is the rule that
     avoids the double BOS of the original scripts (methods-detail.md §1).
     """
-    ids = tokenizer(render(tokenizer, messages), add_special_tokens=False)["input_ids"]
+    ids = tokenizer(render(tokenizer, messages, generation_prompt), add_special_tokens=False)["input_ids"]
     if len(ids) > max_length:
         ids = ids[-max_length:] if truncation_side == "left" else ids[:max_length]
     return ids
