@@ -48,12 +48,33 @@ def cmd_build_base(a):
 def cmd_train(a):
     from rmflow import methods
     from rmflow.spec import RunSpec
+    from rmflow.train import launch
+    from rmflow.train.checkpoint import checkpoint_directory
 
-    _threads(a.threads)
     spec = RunSpec.read(a.spec)
     module = methods.get(spec.method, where=f"{a.spec}: method")
+    if a.processes * a.machines > 1 and not launch.inside_launcher():
+        threads = max(1, (a.threads or 0) // a.processes) if a.threads else None
+        args = _train_args(a, threads)
+        sys.exit(launch.relaunch(args, a.processes, a.machines))
+    _threads(a.threads)
     overrides = {k: v for k, v in (("data", a.data), ("init", a.init)) if v}
-    module.train(spec, a.out, **overrides)
+    with checkpoint_directory(a.checkpoint_dir):
+        module.train(spec, a.out, **overrides)
+    if a.checkpoint_dir:  # the model is saved: the checkpoints have done their job
+        import shutil
+
+        shutil.rmtree(a.checkpoint_dir, ignore_errors=True)
+
+
+def _train_args(a, threads: int | None) -> list[str]:
+    """``rmflow train`` arguments for each launched worker (everything but the launch options)."""
+    args = ["--spec", a.spec, "--out", a.out]
+    for flag, value in (("--data", a.data), ("--init", a.init), ("--checkpoint-dir", a.checkpoint_dir),
+                        ("--threads", threads)):
+        if value:
+            args += [flag, str(value)]
+    return args
 
 
 def cmd_transform(a):
@@ -90,6 +111,20 @@ def cmd_evaluate(a):
     _threads(a.threads)
     run.main(a.model_dir, a.method, a.data, a.sections, a.out_dir, a.eval_set, a.base, a.split, a.revision or None,
              a.tie_rule, a.batch_size)
+
+
+def cmd_submit(a):
+    import json
+
+    from rmflow import submit
+
+    report = submit.main(a.profile, a.rule, a.job, a.folder, wait=not a.no_wait)
+    for row in report:
+        print(json.dumps(row))
+    failed = [row for row in report if row["state"] == "FAILED"]
+    if failed:
+        raise RmflowError(f"{len(failed)} of {len(report)} job(s) failed; first: SLURM job {failed[0]['job_id']}, "
+                          f"{failed[0]['error']} (log: {failed[0]['log']})")
 
 
 def cmd_leaderboard(a):
@@ -198,7 +233,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="model directory to write")
     p.add_argument("--data", default=None, help="train on this file instead of the spec's train_data")
     p.add_argument("--init", default=None, help="start from this model directory instead of the spec's base")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=int, default=None, help="torch threads in all (split between processes)")
+    p.add_argument("--checkpoint-dir", default=None,
+                   help="resumable checkpoints here (outside the rule's outputs); resumes from the newest good one")
+    p.add_argument("--processes", type=int, default=1, help="processes per machine (one per GPU) via accelerate")
+    p.add_argument("--machines", type=int, default=1, help="machines (SLURM nodes), one launcher on each")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("transform", help="a method's own data preparation (e.g. pair-PM rows, RRM augmentation)")
@@ -244,6 +283,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", required=True)
     _compute_args(p)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("submit", help="submit rmflow train/evaluate jobs (a sweep: several --job) with submitit")
+    p.add_argument("--profile", default="profiles/slurm", help="SLURM profile whose resources the jobs get")
+    p.add_argument("--rule", required=True, help="its set-resources entry: train_a100_80g, train_cpu, evaluate, ...")
+    p.add_argument("--job", action="append", required=True,
+                   help="one rmflow command line, e.g. 'train --spec s.json --out m'; repeat for a sweep")
+    p.add_argument("--folder", default="results/scratch/submitit", help="submitit's logs and pickles")
+    p.add_argument("--no-wait", action="store_true", help="print the job ids and return")
+    p.set_defaults(func=cmd_submit)
 
     p = sub.add_parser("leaderboard", help="gather scores.json files into the leaderboard tables")
     p.add_argument("--root", default="results/eval", help="gather every <eval set>/<method>/<base>/scores.json")

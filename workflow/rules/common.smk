@@ -179,3 +179,25 @@ def rank_model(wildcards):
 
 def rank_data(wildcards):
     return config["rank"]["data"]
+
+
+# ---- SLURM: check every rule's request against the cluster before the first sbatch (rmflow/cluster.py) -----------
+_CHECKED_RESOURCES = ("slurm_partition", "gres", "gpus", "gpu", "cpus_per_task", "mem_mb", "processes")
+
+
+def _literal_resources(rule):
+    # string resources stay unevaluated until a job exists; what the profile wrote is in .raw
+    raw = {k: getattr(v, "raw", v) for k, v in rule.resources.items() if k in _CHECKED_RESOURCES}
+    return {k: v.strip("'\"") if isinstance(v, str) else v for k, v in raw.items() if isinstance(v, (str, int))}
+
+
+onstart:
+    plugin = workflow.executor_plugin
+    if plugin is not None and plugin.cli_prefix == "slurm" and not workflow.dryrun:
+        from rmflow.cluster import check_against_cluster
+
+        planned = {job.rule for job in workflow.dag.needrun_jobs() if not workflow.is_local(job.rule)}
+        check_against_cluster(
+            {rule.name: _literal_resources(rule) for rule in planned},
+            where="the profile's set-resources/default-resources (or --set-resources)",
+        )

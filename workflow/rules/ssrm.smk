@@ -29,7 +29,11 @@ rule ssrm_train:
         directory(f"{RESULTS}/ssrm/{{base}}/iter{{k}}/model"),
     params:
         init=ssrm_init,
+        checkpoints=lambda w: f"{RESULTS}/scratch/checkpoints/ssrm/{w.base}/iter{w.k}",
     threads: config["threads"]["train"]
+    resources:
+        processes=1,
+        nodes=1,
     log:
         f"{RESULTS}/logs/ssrm/{{base}}/train_iter{{k}}.log",
     benchmark:
@@ -38,7 +42,8 @@ rule ssrm_train:
         "../../envs/train.yaml"
     shell:
         "rmflow train --spec {input.spec} --data {input.data} --init {params.init:q} --out {output}"
-        " --threads {threads} > {log} 2>&1"
+        " --threads {threads} --checkpoint-dir {params.checkpoints} --processes {resources.processes}"
+        " --machines {resources.nodes} > {log} 2>&1"
 
 
 rule ssrm_label:

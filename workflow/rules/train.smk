@@ -45,6 +45,11 @@ for preset in GPU_PRESETS:
             method=Plan.regex(PLAN.generic_methods()),
             base=Plan.regex(PLAN.bases_with_preset(preset)),
         threads: config["threads"]["train"]
+        resources:
+            processes=1,  # one per GPU; the SLURM profile sets it per preset (set-resources)
+            nodes=1,
+        params:
+            checkpoints=lambda w: f"{RESULTS}/scratch/checkpoints/{w.method}/{w.base}",
         log:
             f"{RESULTS}/logs/train/{{method}}/{{base}}.log",
         benchmark:
@@ -52,4 +57,6 @@ for preset in GPU_PRESETS:
         conda:
             "../../envs/train.yaml"
         shell:
-            "rmflow train --spec {input.spec} --out {output} --threads {threads} > {log} 2>&1"
+            "rmflow train --spec {input.spec} --out {output} --threads {threads}"
+            " --checkpoint-dir {params.checkpoints} --processes {resources.processes} --machines {resources.nodes}"
+            " > {log} 2>&1"

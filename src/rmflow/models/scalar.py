@@ -36,10 +36,22 @@ def hidden_at_last(model, input_ids, attention_mask):
 
 def head_outputs(model, input_ids, attention_mask):
     """Every output of a ``*ForSequenceClassification`` head at the last real token, shape (batch, num_labels)."""
-    head = getattr(model, "score", None)
+    import torch
+
+    wrapped = getattr(model, "module", None)  # DistributedDataParallel (multi-process training)
+    inner = wrapped if wrapped is not None else model
+    head = getattr(inner, "score", None)
     if head is None:
-        raise TypeError(f"{type(model).__name__} has no 'score' head; expected a decoder *ForSequenceClassification")
-    pooled = hidden_at_last(model, input_ids, attention_mask)
+        raise TypeError(f"{type(inner).__name__} has no 'score' head; expected a decoder *ForSequenceClassification")
+    if wrapped is None:
+        pooled = hidden_at_last(model, input_ids, attention_mask)
+    else:
+        # DDP synchronises gradients only for work done inside its own forward, so the whole model must run
+        # through it; the final (normed) hidden states are the ones hidden_at_last reads from the backbone.
+        out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids(attention_mask),
+                    output_hidden_states=True)
+        hidden = out.hidden_states[-1]
+        pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last_token_index(attention_mask)]
     return head(pooled.to(head.weight.dtype)).float()
 
 

@@ -30,6 +30,7 @@ class TrainConfig:
     margin_field: str | None = None  # optional per-row margin subtracted inside the BT loss
     group_by_length: bool = True  # length-grouped batches keep padding small
     log_every: int = 10  # optimizer steps between log lines
+    checkpoint_every: int = 500  # optimizer steps between resumable checkpoints (0: only on SIGTERM/SIGUSR1)
 
     @classmethod
     def from_dict(cls, values: dict, where: str = "train") -> "TrainConfig":

@@ -6,12 +6,14 @@ knows which method is training.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
 from typing import Callable, Sequence
 
 from rmflow.errors import RmflowError
+from rmflow.train.checkpoint import Checkpointer, Preempted, PreemptionSignals, active_directory
 from rmflow.train.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -21,6 +23,7 @@ LossFn = Callable[[object, object], tuple[object, dict]]
 
 
 def make_accelerator(config: TrainConfig):
+    import torch
     from accelerate import Accelerator
 
     plugin = None
@@ -39,6 +42,7 @@ def make_accelerator(config: TrainConfig):
         gradient_accumulation_steps=config.grad_accum,
         mixed_precision="bf16" if config.bf16 else "no",
         deepspeed_plugin=plugin,
+        cpu=not torch.cuda.is_available(),  # several CPU processes form a gloo group only with cpu=True
     )
 
 
@@ -78,63 +82,123 @@ def train_loop(model, epoch_batches: Callable[[int], Sequence], n_micro_per_epoc
                               num_warmup_steps=math.ceil(config.warmup_ratio * total_steps),
                               num_training_steps=total_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
+    accelerator.register_for_checkpointing(scheduler)
     model.train()
 
-    totals = {"pairs": 0, "correct": 0, "tokens": 0}
-    window = {"loss": 0.0, "n": 0, "pairs": 0, "correct": 0}
-    last_loss, step, epoch, started = float("nan"), 0, 0, time.time()
-    history: list[dict] = []
-    bar = tqdm(total=total_steps, desc="train", unit="step", disable=not accelerator.is_local_main_process)
+    state = {"step": 0, "epoch": 0, "batch": 0, "last_loss": float("nan"), "elapsed_before": 0.0, "history": [],
+             "totals": {"pairs": 0, "correct": 0, "tokens": 0}, "window": _empty_window()}
+    checkpoint_dir = active_directory()
+    checkpointer = Checkpointer(checkpoint_dir, config.checkpoint_every) if checkpoint_dir else None
+    if checkpointer:
+        state = checkpointer.restore(accelerator) or state
+    started = time.time()
+    bar = tqdm(total=total_steps, initial=state["step"], desc="train", unit="step",
+               disable=not accelerator.is_local_main_process)
     try:
-        while step < total_steps:
-            batches = _shard(list(epoch_batches(epoch)), rank, world)
-            for batch in batches:
-                with accelerator.accumulate(model):
-                    loss, stats = loss_fn(model, batch)
-                    accelerator.backward(loss)
-                    if accelerator.sync_gradients and config.max_grad_norm:
-                        accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-                    optimizer.step()
-                    optimizer.zero_grad()
-                for key in totals:
-                    totals[key] += int(stats.get(key, 0))
-                window["loss"] += float(loss.detach()) * stats.get("pairs", 1)
-                window["n"] += stats.get("pairs", 1)
-                window["pairs"] += stats.get("pairs", 0)
-                window["correct"] += stats.get("correct", 0)
-                if not accelerator.sync_gradients:
+        with PreemptionSignals() if checkpointer else contextlib.nullcontext() as signals:
+            while state["step"] < total_steps:
+                batches = _shard(list(epoch_batches(state["epoch"])), rank, world)
+                for position in range(state["batch"], len(batches)):
+                    _micro_step(model, optimizer, accelerator, loss_fn, batches[position], state, config)
+                    state["batch"] = position + 1
+                    if not accelerator.sync_gradients:
+                        continue
+                    scheduler.step()
+                    state["step"] += 1
+                    bar.update(1)
+                    _maybe_log(accelerator, state, total_steps, scheduler, bar, config, started)
+                    if checkpointer:
+                        _maybe_checkpoint(checkpointer, accelerator, state, signals, started)
+                    if state["step"] >= total_steps:
+                        break
+                else:
+                    state["epoch"] += 1
+                    state["batch"] = 0
                     continue
-                scheduler.step()
-                step += 1
-                bar.update(1)
-                if step % config.log_every == 0 or step == total_steps:
-                    last_loss = window["loss"] / max(window["n"], 1)
-                    record = {"step": step, "epoch": epoch, "loss": last_loss, "lr": scheduler.get_last_lr()[0],
-                              "accuracy": window["correct"] / max(window["pairs"], 1),
-                              "elapsed_s": round(time.time() - started, 3)}
-                    bar.set_postfix(loss=f"{last_loss:.4f}", acc=f"{record['accuracy']:.3f}")
-                    log.info("step %d/%d loss %.4f acc %.3f lr %.2e", step, total_steps, last_loss,
-                             record["accuracy"], record["lr"])
-                    history.append(record)
-                    window = {"loss": 0.0, "n": 0, "pairs": 0, "correct": 0}
-                if step >= total_steps:
-                    break
-            epoch += 1
+                break
     finally:
         bar.close()
-    wall = time.time() - started
+    wall = time.time() - started + state["elapsed_before"]
+    totals = dict(zip(state["totals"], _sum_over_processes(accelerator, list(state["totals"].values()))))
     return {
         "accelerator": accelerator,
         "model": model,
-        "history": history,
+        "history": state["history"],
         "metrics": {
-            "final_loss": last_loss,
+            "final_loss": state["last_loss"],
             "train_accuracy": totals["correct"] / max(totals["pairs"], 1),
             "tokens_seen": totals["tokens"],
             "pairs_seen": totals["pairs"],
-            "optimizer_steps": step,
-            "epochs_started": epoch,
+            "optimizer_steps": state["step"],
+            "epochs_started": state["epoch"] + (1 if state["batch"] else 0),
             "wall_time_s": round(wall, 3),
             "processes": world,
         },
     }
+
+
+def _empty_window() -> dict:
+    return {"loss": 0.0, "n": 0, "pairs": 0, "correct": 0}
+
+
+def _micro_step(model, optimizer, accelerator, loss_fn: LossFn, batch, state: dict, config: TrainConfig) -> None:
+    with accelerator.accumulate(model):
+        loss, stats = loss_fn(model, batch)
+        accelerator.backward(loss)
+        if accelerator.sync_gradients and config.max_grad_norm:
+            accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+        optimizer.step()
+        optimizer.zero_grad()
+    for key in state["totals"]:
+        state["totals"][key] += int(stats.get(key, 0))
+    window = state["window"]
+    window["loss"] += float(loss.detach()) * stats.get("pairs", 1)
+    window["n"] += stats.get("pairs", 1)
+    window["pairs"] += stats.get("pairs", 0)
+    window["correct"] += stats.get("correct", 0)
+
+
+def _maybe_log(accelerator, state: dict, total_steps: int, scheduler, bar, config: TrainConfig,
+               started: float) -> None:
+    step = state["step"]
+    if step % config.log_every and step != total_steps:
+        return
+    window = dict(zip(state["window"], _sum_over_processes(accelerator, list(state["window"].values()))))
+    state["last_loss"] = window["loss"] / max(window["n"], 1)
+    record = {"step": step, "epoch": state["epoch"], "loss": state["last_loss"], "lr": scheduler.get_last_lr()[0],
+              "accuracy": window["correct"] / max(window["pairs"], 1),
+              "elapsed_s": round(time.time() - started + state["elapsed_before"], 3)}
+    bar.set_postfix(loss=f"{state['last_loss']:.4f}", acc=f"{record['accuracy']:.3f}")
+    log.info("step %d/%d loss %.4f acc %.3f lr %.2e", step, total_steps, state["last_loss"], record["accuracy"],
+             record["lr"])
+    state["history"].append(record)
+    state["window"] = _empty_window()
+
+
+def _sum_over_processes(accelerator, values: list[float]) -> list[float]:
+    """Logged losses and counts cover the global batch, not one rank's share of it."""
+    if accelerator.num_processes == 1:
+        return values
+    import torch
+
+    summed = accelerator.reduce(torch.tensor(values, dtype=torch.float64, device=accelerator.device), "sum")
+    return [float(v) if isinstance(v0, float) else int(round(v)) for v, v0 in zip(summed.tolist(), values)]
+
+
+def _any_process(accelerator, flag: bool) -> bool:
+    """SLURM signals every task, but not always at the same instant: all ranks must agree to stop together."""
+    return _sum_over_processes(accelerator, [1.0 if flag else 0.0])[0] > 0
+
+
+def _maybe_checkpoint(checkpointer: Checkpointer, accelerator, state: dict, signals: PreemptionSignals,
+                      started: float) -> None:
+    preempted = _any_process(accelerator, signals.received is not None)
+    periodic = checkpointer.every and state["step"] % checkpointer.every == 0
+    if not (preempted or periodic):
+        return
+    snapshot = {**state, "elapsed_before": state["elapsed_before"] + time.time() - started}
+    where = checkpointer.save(accelerator, state["step"], snapshot)
+    if preempted:
+        log.warning("stopped at optimizer step %d after a preemption signal; rerun to resume from %s",
+                    state["step"], where)
+        raise Preempted(state["step"], where)

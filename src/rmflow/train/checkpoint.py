@@ -1,0 +1,173 @@
+"""Resumable training: checkpoints every N optimizer steps and when SLURM warns of a time limit or preemption.
+
+A checkpoint is accelerate's ``save_state`` (model, optimizer, scheduler, every process's RNG states) plus the
+loop's own position (step, epoch, batch within the epoch, running totals, log history) in ``loop_state.json``.
+Each one is written to a temporary directory, sealed with a manifest of SHA-256 sums, and renamed into place, so
+a half-written checkpoint never looks complete. On resume the newest checkpoint whose manifest verifies and that
+loads is used; a corrupt one is skipped with a warning naming it, never used.
+
+Checkpoints live in ``results/scratch/``: Snakemake deletes a job's declared outputs before a rerun, so they must
+sit outside them. The training command removes them once the model is saved.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import signal
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+LOOP_STATE = "loop_state.json"
+PREEMPTED_EXIT = 75  # EX_TEMPFAIL: "try again later"; the rerun resumes from the checkpoint
+_directory: Path | None = None
+
+
+class Preempted(SystemExit):
+    """Raised after the checkpoint on SIGTERM/SIGUSR1 is written; exits with PREEMPTED_EXIT."""
+
+    def __init__(self, step: int, where: Path):
+        super().__init__(PREEMPTED_EXIT)
+        self.step, self.where = step, where
+
+
+@contextlib.contextmanager
+def checkpoint_directory(path: str | os.PathLike | None):
+    """Turn checkpointing on for training started inside this block (the CLI's --checkpoint-dir)."""
+    global _directory
+    previous, _directory = _directory, Path(path) if path else None
+    try:
+        yield
+    finally:
+        _directory = previous
+
+
+def active_directory() -> Path | None:
+    return _directory
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.name != MANIFEST)
+
+
+def verify(path: Path) -> str | None:
+    """Why ``path`` is not a usable checkpoint, or None when every file matches its manifest entry."""
+    manifest_file = path / MANIFEST
+    if not manifest_file.exists():
+        return "no manifest (the save never finished)"
+    try:
+        manifest = json.loads(manifest_file.read_text())
+    except ValueError as exc:
+        return f"unreadable manifest: {exc}"
+    for name, entry in manifest["files"].items():
+        file = path / name
+        if not file.exists():
+            return f"{name} is missing"
+        if file.stat().st_size != entry["bytes"]:
+            return f"{name} has {file.stat().st_size} bytes, the manifest says {entry['bytes']} (truncated?)"
+        if _sha256(file) != entry["sha256"]:
+            return f"{name} does not match its checksum"
+    return None
+
+
+class PreemptionSignals:
+    """Catch SIGTERM and SIGUSR1 and note them; the loop checkpoints at the next optimizer step and exits."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+    def __init__(self):
+        self.received: int | None = None
+        self._previous: dict = {}
+
+    def _handle(self, signum, frame):
+        if self.received is None:
+            log.warning("received %s: checkpointing at the next optimizer step, then exiting",
+                        signal.Signals(signum).name)
+        self.received = signum
+
+    def __enter__(self):
+        for sig in self.SIGNALS:
+            with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        return False
+
+
+class Checkpointer:
+    """Save and restore one run's checkpoints under ``directory``, keeping the newest ``keep``."""
+
+    def __init__(self, directory: Path, every: int, keep: int = 2):
+        self.directory, self.every, self.keep = Path(directory), every, max(1, keep)
+
+    def _candidates(self) -> list[Path]:
+        if not self.directory.exists():
+            return []
+        return sorted((p for p in self.directory.glob("step-*") if p.is_dir()), reverse=True)
+
+    def save(self, accelerator, step: int, loop_state: dict) -> Path:
+        final = self.directory / f"step-{step:08d}"
+        tmp = self.directory / f".tmp-step-{step:08d}"
+        if accelerator.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        accelerator.wait_for_everyone()
+        accelerator.save_state(str(tmp))
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            (tmp / LOOP_STATE).write_text(json.dumps(loop_state))
+            files = {str(p.relative_to(tmp)): {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in _files(tmp)}
+            (tmp / MANIFEST).write_text(json.dumps({"step": step, "files": files}, indent=1))
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(tmp, final)
+            for old in self._candidates()[self.keep:]:
+                shutil.rmtree(old, ignore_errors=True)
+            log.info("checkpoint saved: %s", final)
+        accelerator.wait_for_everyone()
+        return final
+
+    def restore(self, accelerator) -> dict | None:
+        """Load the newest good checkpoint into the prepared objects; return its loop state (None: start fresh)."""
+        candidates = self._candidates()
+        skipped = []
+        for path in candidates:
+            problem = verify(path)
+            if problem is None:
+                try:
+                    accelerator.load_state(str(path))
+                    state = json.loads((path / LOOP_STATE).read_text())
+                except Exception as exc:  # noqa: BLE001 - any failure to load means "not usable"
+                    problem = f"failed to load: {type(exc).__name__}: {exc}"
+            if problem is not None:
+                log.warning("checkpoint %s is not usable (%s); trying an older one", path, problem)
+                skipped.append(path.name)
+                continue
+            if skipped:
+                log.warning("resuming from %s instead of the newer corrupt %s", path.name, ", ".join(skipped))
+            log.info("resuming from %s (optimizer step %d, epoch %d, batch %d)", path, state["step"],
+                     state["epoch"], state["batch"])
+            return state
+        if skipped:
+            log.warning("no usable checkpoint in %s (%d corrupt: %s): training from the start", self.directory,
+                        len(skipped), ", ".join(skipped))
+        return None
+
+    def clear(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)

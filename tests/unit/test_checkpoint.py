@@ -1,0 +1,168 @@
+"""Preemption and resume: checkpoints on SIGUSR1/SIGTERM, bit-identical resumption, corrupt-checkpoint fallback,
+and 2-process (gloo) training matching 1 process with the same global batch."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rmflow.data.prepare import write_pairs
+from rmflow.spec import RunSpec
+from rmflow.train.checkpoint import PREEMPTED_EXIT, checkpoint_directory, verify
+
+TRAIN = {"lr": 3e-3, "per_device_batch": 2, "grad_accum": 2, "max_length": 128, "log_every": 1}
+
+
+@pytest.fixture(scope="module")
+def run_setup(tmp_path_factory, synthetic, tiny_base):
+    work = tmp_path_factory.mktemp("ckpt")
+    write_pairs(synthetic["train"], work / "train.parquet")
+
+    def spec_file(name: str, **train) -> Path:
+        spec = RunSpec(method="bt", base="tiny", base_model=str(tiny_base), train_data=str(work / "train.parquet"),
+                       train={**TRAIN, **train})
+        path = work / f"{name}.json"
+        path.write_text(spec.to_json())
+        return path
+
+    return work, spec_file
+
+
+def _train_cmd(spec: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "rmflow.cli", "train", "--spec", str(spec), "--out", str(out), "--threads", "1",
+            *extra]
+
+
+def _weights(model_dir: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(model_dir / "model.safetensors"))
+
+
+def _losses(model_dir: Path) -> list[float]:
+    return [json.loads(line)["loss"] for line in (model_dir / "train_log.jsonl").read_text().splitlines()]
+
+
+def test_signal_checkpoints_and_the_rerun_resumes_bit_identically(run_setup):
+    work, spec_file = run_setup
+    spec = spec_file("preempt", max_steps=60, checkpoint_every=25)
+    clean = subprocess.run(_train_cmd(spec, work / "clean"), capture_output=True, text=True, timeout=300)
+    assert clean.returncode == 0, clean.stderr[-2000:]
+
+    scratch, log_file = work / "scratch", work / "first.log"
+    with open(log_file, "w") as log:
+        proc = subprocess.Popen(_train_cmd(spec, work / "resumed", "--checkpoint-dir", str(scratch)),
+                                stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 240
+        while "step 8/60" not in log_file.read_text() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGUSR1)
+        assert proc.wait(timeout=120) == PREEMPTED_EXIT
+    first = log_file.read_text()
+    assert "received SIGUSR1" in first and "stopped at optimizer step" in first
+    stopped_at = int(first.split("stopped at optimizer step ")[1].split()[0])
+    assert 8 <= stopped_at < 60
+    assert not (work / "resumed").exists()  # no half-written model
+    assert verify(scratch / f"step-{stopped_at:08d}") is None
+
+    again = subprocess.run(_train_cmd(spec, work / "resumed", "--checkpoint-dir", str(scratch)),
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"resuming from {scratch}/step-{stopped_at:08d}" in again.stderr
+    assert not scratch.exists()  # cleared once the model is saved
+    # bit-identical on the CPU path: same weights, same per-step losses, same final metrics
+    a, b = _weights(work / "clean"), _weights(work / "resumed")
+    assert all(a[k].equal(b[k]) for k in a)
+    assert _losses(work / "clean") == _losses(work / "resumed")
+    ma, mb = (json.loads((work / d / "metrics.json").read_text()) for d in ("clean", "resumed"))
+    for key in ("final_loss", "train_accuracy", "tokens_seen", "pairs_seen", "optimizer_steps"):
+        assert ma[key] == mb[key], key
+
+
+def _train_in_process(spec_path: Path, out: Path, scratch: Path):
+    from rmflow.methods import bt
+
+    with checkpoint_directory(scratch):
+        bt.train(RunSpec.read(str(spec_path)), str(out))
+
+
+def test_truncated_checkpoint_is_never_used(run_setup, caplog):
+    work, spec_file = run_setup
+    spec = spec_file("corrupt", max_steps=20, checkpoint_every=5)
+    scratch = work / "scratch_corrupt"
+    _train_in_process(spec, work / "full", scratch)
+    kept = sorted(p.name for p in scratch.iterdir())
+    assert kept == ["step-00000015", "step-00000020"]  # the newest two
+    newest = scratch / "step-00000020" / "model.safetensors"
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])  # a save cut short
+    assert "truncated" in verify(scratch / "step-00000020")
+
+    with caplog.at_level(logging.INFO, logger="rmflow.train.checkpoint"):
+        _train_in_process(spec, work / "after_fallback", scratch)
+    text = caplog.text
+    assert "step-00000020 is not usable" in text and "truncated" in text
+    assert "resuming from step-00000015 instead of the newer corrupt step-00000020" in text
+    # resuming from step 15 of the same run reproduces its end exactly
+    a, b = _weights(work / "full"), _weights(work / "after_fallback")
+    assert all(a[k].equal(b[k]) for k in a)
+
+
+def test_all_checkpoints_corrupt_starts_over_and_says_so(run_setup, caplog):
+    work, spec_file = run_setup
+    spec = spec_file("allbad", max_steps=6, checkpoint_every=3)
+    scratch = work / "scratch_allbad"
+    _train_in_process(spec, work / "allbad_a", scratch)
+    for step_dir in scratch.iterdir():
+        (step_dir / "manifest.json").unlink()  # as if every save died before sealing
+    with caplog.at_level(logging.INFO, logger="rmflow.train.checkpoint"):
+        _train_in_process(spec, work / "allbad_b", scratch)
+    assert "no manifest" in caplog.text and "training from the start" in caplog.text
+    a, b = _weights(work / "allbad_a"), _weights(work / "allbad_b")
+    assert all(a[k].equal(b[k]) for k in a)
+
+
+def test_two_gloo_processes_match_one_process_with_the_same_global_batch(run_setup):
+    work, spec_file = run_setup
+    one = spec_file("one_proc", max_steps=12, per_device_batch=2, grad_accum=2)
+    two = spec_file("two_proc", max_steps=12, per_device_batch=2, grad_accum=1)
+    single = subprocess.run(_train_cmd(one, work / "p1"), capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stderr[-2000:]
+    double = subprocess.run(_train_cmd(two, work / "p2", "--processes", "2"), capture_output=True, text=True,
+                            timeout=600)
+    assert double.returncode == 0, double.stderr[-3000:]
+    assert "launching 2 process(es)" in double.stderr
+    m1, m2 = (json.loads((work / d / "metrics.json").read_text()) for d in ("p1", "p2"))
+    assert m1["processes"] == 1 and m2["processes"] == 2
+    assert m1["pairs_seen"] == m2["pairs_seen"] == 12 * 4
+    assert m2["final_loss"] == pytest.approx(m1["final_loss"], abs=1e-6)
+    assert _losses(work / "p2") == pytest.approx(_losses(work / "p1"), abs=1e-6)
+    a, b = _weights(work / "p1"), _weights(work / "p2")
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-6
+
+
+def test_launch_command_for_one_and_several_machines():
+    from rmflow.train.launch import launch_command
+
+    single = launch_command(["--spec", "s.json", "--out", "m"], processes=4, env={})
+    joined = " ".join(single)
+    assert "accelerate.commands.launch --num_processes 4 --num_machines 1" in joined
+    assert joined.endswith("-m rmflow.cli train --spec s.json --out m")
+    multi = launch_command(["--spec", "s.json"], processes=4, machines=2, env={"SLURM_NODEID": "1"}, port=29555)
+    joined = " ".join(multi)
+    assert "--num_processes 8 --num_machines 2" in joined and "--machine_rank 1" in joined
+    assert "--main_process_ip 127.0.0.1 --main_process_port 29555" in joined
+
+
+def test_several_machines_start_one_launcher_per_node():
+    from rmflow.train.launch import PER_NODE_MARK, per_node_command
+
+    cmd = per_node_command(["--spec", "s.json"], processes=4, machines=2)
+    assert cmd[:5] == ["srun", "--nodes=2", "--ntasks=2", "--ntasks-per-node=1", "--kill-on-bad-exit=1"]
+    assert f"--export=ALL,{PER_NODE_MARK}=1" in cmd and cmd[-4:] == ["--processes", "4", "--machines", "2"]
