@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,18 +11,7 @@ import polars as pl
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-QUICK = REPO / "tests/workflow/quick.yaml"
-DEFAULT = REPO / "config/config.yaml"
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-
-
-def snakemake(workdir: Path, *args: str, configs=(DEFAULT, QUICK), timeout=900) -> subprocess.CompletedProcess:
-    # targets first: --configfile takes every following word as a config file
-    cmd = [*SNAKEMAKE, *args, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", *map(str, configs)]
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+from helpers import DEFAULT, QUICK, REPO, SNAKEMAKE, snakemake
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,165 @@
+"""The workflow, rmflow submit and preemption on a real one-node SLURM cluster (slurmctld + slurmd on loopback)."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+from helpers import DEFAULT, QUICK, REPO, snakemake
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+TWO_METHODS = "run:\n  methods: [bt, pair_pm]\n"
+
+
+def _overlay(tmp: Path, name: str, text: str) -> Path:
+    path = tmp / f"{name}.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_workflow_on_slurm_matches_the_local_executor(slurm_cluster, test_profile, tmp_path):
+    configs = (DEFAULT, QUICK, _overlay(tmp_path, "methods", TWO_METHODS))
+    on_slurm, local = tmp_path / "slurm", tmp_path / "local"
+    proc = snakemake(on_slurm, "all", "--profile", str(test_profile), configs=configs, timeout=900)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    out = proc.stdout + proc.stderr
+    submitted = re.findall(r"has been submitted with SLURM jobid (\d+) \(log: (\S+)\)", out)
+    # every job that is not a localrule went through sbatch, and SLURM kept its log
+    done = re.findall(r"Finished jobid: \d+ \(Rule: (\w+)\)", out)
+    local_rules = set(re.findall(r"^localrule (\w+):", out, re.M))
+    assert local_rules <= {"all", "run_spec", "base_spec", "bestofn_table", "leaderboard"}, local_rules
+    assert len(submitted) == len([r for r in done if r not in local_rules]) >= 15
+    assert all(Path(log.rstrip(").")).exists() for _, log in submitted)
+    assert "train_cpu" in out and "evaluate" in out
+
+    proc = snakemake(local, "all", "--cores", "1", configs=configs, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    board_slurm = pl.read_csv(on_slurm / "results/leaderboard.csv")
+    board_local = pl.read_csv(local / "results/leaderboard.csv")
+    assert board_slurm.height == 4
+    assert board_slurm.equals(board_local), f"{board_slurm}\n{board_local}"
+
+
+def test_a_job_failing_on_the_cluster_names_its_slurm_log(slurm_cluster, test_profile, tmp_path):
+    ghost = ("base_models:\n  ghost:\n    model: nobody/no-such-base-model\n"
+             "run:\n  methods: [bt]\n  base_models: [ghost]\n")
+    proc = snakemake(tmp_path / "w", "all", "--profile", str(test_profile),
+                     configs=(DEFAULT, QUICK, _overlay(tmp_path, "ghost", ghost)), timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    failed = re.search(r"Error in rule train_cpu:.*?SLURM-job '(\d+)' failed", out, re.S)
+    assert failed, out[-4000:]
+    log = re.search(rf"jobid {failed.group(1)} \(log: (\S+?)\)", out).group(1)
+    assert "slurm_logs/rule_train_cpu" in log and Path(log).exists()
+    assert log in out.split("Error in rule train_cpu:")[1]  # the error itself points at the SLURM log
+    assert not (tmp_path / "w/results/models/bt/ghost").exists()
+
+
+def test_bad_partition_and_too_many_gpus_stop_before_any_submission(slurm_cluster, test_profile, tmp_path):
+    before = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i"], capture_output=True, text=True).stdout
+    configs = (DEFAULT, QUICK, _overlay(tmp_path, "methods", TWO_METHODS))
+    proc = snakemake(tmp_path / "a", "all", "--profile", str(REPO / "profiles/slurm"), configs=configs, timeout=300)
+    assert proc.returncode != 0
+    assert "rule train_cpu: slurm_partition 'cpu' does not exist on this cluster (partitions: debug)" in proc.stderr
+    proc = snakemake(tmp_path / "b", "all", "--profile", str(test_profile), "--set-resources",
+                     "evaluate:gres=gpu:8", configs=configs, timeout=300)
+    assert proc.returncode != 0
+    assert "rule evaluate: asks for 8 GPU(s) per node (gres='gpu:8') but the largest node in partition " \
+           "'debug' has 4" in proc.stderr
+    after = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i"], capture_output=True, text=True).stdout
+    assert before == after  # nothing reached sbatch
+    assert not (tmp_path / "a/results/data").exists() and not (tmp_path / "b/results/data").exists()
+
+
+def _spec(tmp_path: Path, tiny_base, synthetic, name: str, **train) -> Path:
+    from rmflow.data.prepare import write_pairs
+    from rmflow.spec import RunSpec
+
+    data = tmp_path / "train.parquet"
+    if not data.exists():
+        write_pairs(synthetic["train"], data)
+    spec = RunSpec(method="bt", base="tiny", base_model=str(tiny_base), train_data=str(data),
+                   train={"lr": 3e-3, "per_device_batch": 2, "grad_accum": 1, "max_length": 128, "log_every": 1,
+                          **train})
+    path = tmp_path / f"{name}.json"
+    path.write_text(spec.to_json())
+    return path
+
+
+def _rmflow(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "rmflow.cli", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_submitit_sweep_with_the_profiles_resources(slurm_cluster, test_profile, tmp_path, tiny_base, synthetic):
+    a = _spec(tmp_path, tiny_base, synthetic, "a", max_steps=4)
+    b = _spec(tmp_path, tiny_base, synthetic, "b", max_steps=6)
+    proc = _rmflow("submit", "--profile", str(test_profile), "--rule", "train_cpu", "--folder",
+                   str(tmp_path / "submitit"), "--job", f"train --spec {a} --out {tmp_path / 'ma'}",
+                   "--job", f"train --spec {b} --out {tmp_path / 'mb'}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["state"] for r in rows] == ["COMPLETED", "COMPLETED"]
+    assert [r["optimizer_steps"] for r in rows] == [4, 6]
+    assert rows[0]["job_id"].endswith("_0") and rows[1]["job_id"].endswith("_1")  # one array job
+    assert (tmp_path / "mb/model.safetensors").exists()
+    job = rows[0]["job_id"]
+    shown = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True).stdout
+    assert "Partition=debug" in shown and "MinMemoryNode=2G" in shown  # the profile's 1500 MB, rounded up to GB
+
+    failing = _rmflow("submit", "--profile", str(test_profile), "--rule", "train_cpu", "--folder",
+                      str(tmp_path / "submitit"), "--job", f"train --spec {tmp_path / 'missing.json'} --out x")
+    assert failing.returncode == 2
+    assert "1 of 1 job(s) failed" in failing.stderr and "_log.err" in failing.stderr
+
+
+def test_preemption_signal_on_slurm_then_the_rerun_resumes(slurm_cluster, tmp_path, tiny_base, synthetic):
+    spec = _spec(tmp_path, tiny_base, synthetic, "long", max_steps=150, checkpoint_every=50)
+    scratch, out, log = tmp_path / "scratch", tmp_path / "model", tmp_path / "job.log"
+    train = f"{sys.executable} -m rmflow.cli train --spec {spec} --out {out} --threads 1 --checkpoint-dir {scratch}"
+
+    def sbatch() -> str:
+        return subprocess.run(["sbatch", "--parsable", "-p", "debug", "-c", "1", "--mem", "1500", "--open-mode",
+                               "append", "-o", str(log), "--wrap", f"srun {train}"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    job = sbatch()
+    deadline = time.time() + 300
+    while time.time() < deadline and not (log.exists() and "step 10/150" in log.read_text()):
+        time.sleep(0.1)
+    # what slurmctld sends on preemption or at the time limit: SIGTERM to every process of the job's steps
+    subprocess.run(["scancel", "--signal=TERM", job], check=True)
+    while time.time() < deadline and "PENDING" != _state(job) and _state(job) not in ("FAILED", "COMPLETED"):
+        time.sleep(0.2)
+    text = log.read_text()
+    assert "received SIGTERM" in text and "stopped at optimizer step" in text
+    assert _state(job) == "FAILED" and "ExitCode=75:0" in _show(job)
+    assert not out.exists() and any(scratch.glob("step-*"))
+    # the rerun (Snakemake's retry; SLURM's --requeue reruns the same script, only after a 120 s hold) resumes
+    job = sbatch()
+    while time.time() < deadline + 300 and _state(job) != "COMPLETED":
+        assert _state(job) != "FAILED", log.read_text()[-3000:]
+        time.sleep(0.5)
+    assert "resuming from" in log.read_text()
+    clean = _rmflow("train", "--spec", str(spec), "--out", str(tmp_path / "clean"), "--threads", "1")
+    assert clean.returncode == 0, clean.stderr[-2000:]
+    from safetensors.torch import load_file
+
+    a, b = load_file(str(out / "model.safetensors")), load_file(str(tmp_path / "clean/model.safetensors"))
+    assert all(a[k].equal(b[k]) for k in a)
+
+
+def _show(job: str) -> str:
+    return subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True).stdout
+
+
+def _state(job: str) -> str:
+    match = re.search(r"JobState=(\w+)", _show(job))
+    return match.group(1) if match else "UNKNOWN"

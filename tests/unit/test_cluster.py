@@ -1,0 +1,78 @@
+"""The sbatch lines the SLURM profile produces for each training preset, and the resource checks that stop a run
+before anything is submitted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rmflow.cluster import Partition, check_against_cluster, render_sbatch, requested_gpus
+from rmflow.errors import RmflowError
+from rmflow.submit import executor_parameters, profile_resources
+
+REPO = Path(__file__).resolve().parents[2]
+PROFILE = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
+
+
+def rule_resources(rule: str) -> dict:
+    return {**PROFILE["default-resources"], **PROFILE["set-resources"][rule]}
+
+
+@pytest.mark.parametrize("rule, partition, gres, mem, hours", [
+    ("train_a100_80g", "gpu-a100", "gpu:a100:4", 480000, 48),
+    ("train_a40_48g", "gpu-a40", "gpu:a40:4", 240000, 72),
+])
+def test_training_presets_render_the_intended_sbatch_line(rule, partition, gres, mem, hours):
+    line = render_sbatch(rule, rule_resources(rule), threads=PROFILE["set-threads"][rule],
+                         requeue=PROFILE["slurm-requeue"])
+    assert f"-p {partition}" in line and f"--gres={gres}" in line
+    assert f"--mem {mem}" in line and f"-t {hours * 60}" in line
+    assert "--cpus-per-task=32" in line and "--nodes=1" in line and "--requeue" in line
+    # one task that starts its own 4 processes: no --ntasks-per-gpu (which would start 4 tasks x 32 CPUs)
+    assert "--ntasks-per-gpu" not in line
+    assert rule_resources(rule)["processes"] == requested_gpus(rule_resources(rule)) == 4
+
+
+def test_cpu_rules_render_ntasks_and_no_gpu():
+    line = render_sbatch("prepare_data", rule_resources("prepare_data"))
+    assert "--ntasks=1" in line and "--gres" not in line and "-p cpu" in line
+
+
+def test_requested_gpus_forms():
+    assert requested_gpus({"gres": "gpu:a100:4"}) == 4
+    assert requested_gpus({"gres": "gpu:2"}) == 2
+    assert requested_gpus({"gpus": 3}) == 3
+    assert requested_gpus({"gres": "tmpfs:10G"}) == 0
+
+
+CLUSTER = {"debug": Partition("debug", max_cpus=2, max_gpus=4, max_mem_mb=20000)}
+
+
+def test_unknown_partition_names_the_rule_and_the_choices():
+    with pytest.raises(RmflowError) as err:
+        check_against_cluster({"train_a100_80g": rule_resources("train_a100_80g")}, "profiles/slurm/config.yaml",
+                              CLUSTER)
+    message = str(err.value)
+    assert "rule train_a100_80g: slurm_partition 'gpu-a100' does not exist" in message
+    assert "partitions: debug" in message and "profiles/slurm/config.yaml" in message
+
+
+def test_more_gpus_than_any_node_and_more_processes_than_gpus():
+    too_many = {"slurm_partition": "debug", "gres": "gpu:8", "processes": 8, "cpus_per_task": 1}
+    with pytest.raises(RmflowError, match=r"asks for 8 GPU\(s\) per node .* has 4"):
+        check_against_cluster({"train_x": too_many}, "p.yaml", CLUSTER)
+    mismatch = {"slurm_partition": "debug", "gres": "gpu:2", "processes": 4}
+    with pytest.raises(RmflowError, match=r"processes=4 but only 2 GPU\(s\) requested"):
+        check_against_cluster({"train_y": mismatch}, "p.yaml", CLUSTER)
+    check_against_cluster({"ok": {"slurm_partition": "debug", "gres": "gpu:4", "processes": 4}}, "p.yaml", CLUSTER)
+
+
+def test_submit_uses_the_profiles_presets():
+    resources = profile_resources(str(REPO / "profiles/slurm"), "train_a40_48g")
+    params = executor_parameters(resources)
+    assert params == {"timeout_min": 4320, "nodes": 1, "tasks_per_node": 1, "cpus_per_task": 32,
+                      "slurm_partition": "gpu-a40", "mem_gb": 235, "slurm_gres": "gpu:a40:4"}
+    with pytest.raises(RmflowError, match="no set-resources entry 'train_h100'"):
+        profile_resources(str(REPO / "profiles/slurm"), "train_h100")
