@@ -9,6 +9,10 @@ min_version("9.19")
 configfile: "config/config.yaml"
 
 
+# snakemake --report results/report.html: leaderboard, figures, configuration and per-run metrics in one file
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/bases.smk"

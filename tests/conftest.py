@@ -1,40 +1,18 @@
-"""Shared fixtures: tiny data and a tiny model built once per session, and a CLI runner."""
+"""Shared fixtures: tiny data and a tiny model built once per session (helpers.py: what tests import)."""
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-# CI clones the repo with shared/ beside it; elsewhere point RMFLOW_SHARED_DATA at a copy
-SHARED_DATA = Path(os.environ.get("RMFLOW_SHARED_DATA", REPO.parent / "shared" / "data"))
+from helpers import SHARED_DATA  # noqa: F401  (fixtures below; helpers.py holds what tests import)
 
 # Nothing in the suite may reach a hub; a test that tries must fail fast instead of hanging.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-
-def write_jsonl(path: Path, rows: list) -> Path:
-    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8")
-    return path
-
-
-def pair(prompt="Say hi.", good="Hi!", bad="Go away.", **extra) -> dict:
-    user = [{"role": "user", "content": prompt}]
-    return {"chosen": user + [{"role": "assistant", "content": good}],
-            "rejected": user + [{"role": "assistant", "content": bad}], **extra}
-
-
-def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """Run ``rmflow`` exactly as a rule does, in a subprocess; returns the completed process."""
-    return subprocess.run([sys.executable, "-m", "rmflow.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=600)
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,6 +12,25 @@ REPO = Path(__file__).resolve().parents[1]
 QUICK = REPO / "tests/workflow/quick.yaml"
 DEFAULT = REPO / "config/config.yaml"
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+# CI clones the repo with shared/ beside it; elsewhere point RMFLOW_SHARED_DATA at a copy
+SHARED_DATA = Path(os.environ.get("RMFLOW_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def write_jsonl(path: Path, rows: list) -> Path:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def pair(prompt="Say hi.", good="Hi!", bad="Go away.", **extra) -> dict:
+    user = [{"role": "user", "content": prompt}]
+    return {"chosen": user + [{"role": "assistant", "content": good}],
+            "rejected": user + [{"role": "assistant", "content": bad}], **extra}
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run ``rmflow`` exactly as a rule does, in a subprocess; returns the completed process."""
+    return subprocess.run([sys.executable, "-m", "rmflow.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=600)
 
 
 def snakemake(workdir: Path, *args: str, configs=(DEFAULT, QUICK), timeout=900) -> subprocess.CompletedProcess:

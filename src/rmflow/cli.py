@@ -127,11 +127,18 @@ def cmd_submit(a):
                           f"{failed[0]['error']} (log: {failed[0]['log']})")
 
 
+def cmd_plots(a):
+    from rmflow import plots
+
+    plots.main(a.leaderboard, a.scores, a.models, a.out_dir)
+
+
 def cmd_leaderboard(a):
     from rmflow import leaderboard
 
     files = a.scores or leaderboard.find_scores(a.root)
-    markdown = leaderboard.main(files, a.csv, a.md, a.subsets)
+    options = leaderboard.Options(n_boot=a.bootstrap, seed=a.seed, level=a.level, ci_style=a.ci_style)
+    markdown = leaderboard.main(files, a.csv, a.md, a.subsets, a.tex, a.significance, options)
     if a.print:
         print(markdown)
 
@@ -175,7 +182,7 @@ def cmd_bestofn(a):
         bestofn.main(a.method, a.base, a.model_dir, a.data, a.ns, a.subsets, a.seed, a.out, a.steps_data or None,
                      a.batch_size)
     else:
-        bestofn.table(a.files, a.csv, a.png)
+        bestofn.table(a.files, a.csv, a.png, a.svg)
 
 
 def cmd_rank(a):
@@ -299,8 +306,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", default="results/leaderboard.csv")
     p.add_argument("--md", default="results/leaderboard.md")
     p.add_argument("--subsets", default="results/leaderboard_subsets.csv")
+    p.add_argument("--tex", default=None, help="also write a booktabs LaTeX table here")
+    p.add_argument("--significance", default=None, help="also write paired tests against each set's best here")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--level", type=float, default=0.95)
+    p.add_argument("--ci-style", default="pm", choices=["pm", "brackets"])
     p.add_argument("--print", action="store_true", help="also print the Markdown table")
     p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("plots", help="figures (PNG + SVG) and per-run metrics from the gathered results")
+    p.add_argument("--leaderboard", required=True, help="leaderboard.csv with its _lo/_hi columns")
+    p.add_argument("--scores", nargs="+", required=True, help="the scores.json files it was gathered from")
+    p.add_argument("--models", default="results/models", help="root of <method>/<base>/train_log.jsonl")
+    p.add_argument("--out-dir", required=True)
+    p.set_defaults(func=cmd_plots)
 
     p = sub.add_parser("armo", help="ArmoRM stage 1 (ridge probes) or stage 2 (verbosity debiasing + gate)")
     p.add_argument("step", choices=["stage1", "stage2"])
@@ -343,6 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--files", nargs="+")
     p.add_argument("--csv")
     p.add_argument("--png")
+    p.add_argument("--svg", default=None)
     _compute_args(p)
     p.set_defaults(func=cmd_bestofn)
 

@@ -1,22 +1,38 @@
-"""``rmflow leaderboard``: gather every ``eval/<set>/<method>/<base>/scores.json`` into CSV and Markdown tables.
+"""``rmflow leaderboard``: gather every ``eval/<set>/<method>/<base>/scores.json`` (and its ``examples.parquet``)
+into the leaderboard: CSV with bootstrap intervals, Markdown, LaTeX, per-subset CSV and paired significance tests.
 
-Rebuilt from the per-run files alone, so deleting the tables and rerunning regenerates them byte for byte.
+Rebuilt from the per-run files alone, so deleting the tables and rerunning regenerates them byte for byte (the
+bootstrap has a fixed seed). RewardBench v1 and v2 rows carry a ``Benchmark`` column and are ranked, tested and
+typeset separately: they never share a ranking.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from rmflow.errors import RmflowError
 from rmflow.evaluate.rewardbench import SECTION_NAMES
+from rmflow.evaluate.rewardbench2 import V2_SUBSETS
 from rmflow.evaluate.run import SCORES_SCHEMA
 from rmflow.io import atomic_path, write_text
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ["Eval Set", "Model", "Base Model", "Method", "Score", *SECTION_NAMES, "Prior Sets", "Length Corr"]
+KEYS = ["Benchmark", "Eval Set", "Model", "Base Model", "Method"]
+SCORE_COLUMNS = ["Score", *SECTION_NAMES, *[s for s in V2_SUBSETS if s not in SECTION_NAMES], "Prior Sets"]
+# a Run's eval set must be the same rows as every other run's on that eval set
+SAME_WITHIN_EVAL_SET = ("benchmark", "section_map", "n_examples", "example_ids_sha256")
+
+
+@dataclass(frozen=True)
+class Options:
+    n_boot: int = 1000
+    seed: int = 0
+    level: float = 0.95
+    ci_style: str = "pm"  # "pm": 83.4 ± 2.1 (half the interval's width); "brackets": 83.4 [81.2, 85.5]
 
 
 def find_scores(root: str | Path) -> list[Path]:
@@ -27,20 +43,26 @@ def find_scores(root: str | Path) -> list[Path]:
 
 
 def read_scores(files: list[str | Path]) -> list[dict]:
-    records = []
+    records, first_of_set = [], {}
     for path in map(Path, files):
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
             raise RmflowError(f"malformed JSON ({exc.msg})", file=str(path), row=exc.lineno) from exc
         if data.get("schema") != SCORES_SCHEMA:
-            raise RmflowError(f"scores schema is {data.get('schema')!r}, expected {SCORES_SCHEMA!r}; re-run its "
-                              "evaluation", file=str(path), field="schema")
+            raise RmflowError(f"scores schema is {data.get('schema')!r}, expected {SCORES_SCHEMA!r} (written by an "
+                              "older rmflow); re-run its evaluation", file=str(path), field="schema")
         eval_set, method, base = path.parts[-4:-1]
         if (data.get("eval_set"), data.get("method"), data.get("base")) != (eval_set, method, base):
             raise RmflowError(f"file says eval set/method/base {data.get('eval_set')}/{data.get('method')}/"
                               f"{data.get('base')} but sits under {eval_set}/{method}/{base}", file=str(path))
-        records.append(data)
+        first = first_of_set.setdefault(eval_set, (path, data))
+        for key in SAME_WITHIN_EVAL_SET:
+            if data.get(key) != first[1].get(key):
+                raise RmflowError(f"eval set '{eval_set}' mixes different evaluations: {key} is "
+                                  f"{data.get(key)!r} here but {first[1].get(key)!r} in {first[0]}; re-run one of "
+                                  "them on the same data", file=str(path), field=key)
+        records.append({**data, "_path": str(path)})
     return records
 
 
@@ -48,52 +70,136 @@ def _pct(value: float | None) -> float | None:
     return None if value is None else 100.0 * value
 
 
-def tables(records: list[dict]):
+def _examples(record: dict):
     import polars as pl
 
-    rows, subset_rows = [], []
+    path = Path(record["_path"]).with_name("examples.parquet")
+    if not path.exists():
+        raise RmflowError("examples.parquet is missing beside scores.json (needed for confidence intervals)",
+                          file=str(path))
+    return pl.read_parquet(path)
+
+
+def bootstrap_units(record: dict, examples) -> tuple[list[str], list[str], list[float]]:
+    """(unit ids, subsets, credits) the bootstrap resamples: rows, except RewardBench 2's Ties, whose unit is the
+    (ref, tied) prompt pair."""
+    if record["benchmark"] != "rewardbench_v2":
+        return examples["id"].to_list(), examples["subset"].to_list(), examples["correct"].to_list()
+    from rmflow.evaluate import rewardbench2
+
+    plain = examples.filter(examples["subset"] != "Ties")
+    ties = examples.filter(examples["subset"] == "Ties")
+    pairs = rewardbench2.ties_pairs({r["id"]: {"accurate": r["correct"], "gap": r["gap"], "spread": r["spread"]}
+                                     for r in ties.iter_rows(named=True)})
+    return (plain["id"].to_list() + [f"ties-pair:{p['pair']}" for p in pairs],
+            plain["subset"].to_list() + ["Ties"] * len(pairs),
+            plain["correct"].to_list() + [rewardbench2.pair_credit(p) for p in pairs])
+
+
+def score_function(record: dict):
+    """The function from per-subset accuracies to every leaderboard number (percent) for this record's rules."""
+    from rmflow.evaluate import rewardbench, rewardbench2
+
+    if record["benchmark"] == "rewardbench_v2":
+        def v2(per_subset):
+            sections = {s: per_subset[s][0] if s in per_subset else None for s in V2_SUBSETS}
+            return {"Score": _pct(rewardbench2.overall(sections)), **{s: _pct(v) for s, v in sections.items()}}
+        return v2
+
+    section_map = rewardbench.get_section_map(record["section_map"])
+
+    def v1(per_subset):
+        subsets = {s: {"accuracy": acc, "n": n} for s, (acc, n) in per_subset.items()}
+        sections = rewardbench.section_scores(subsets, section_map)
+        prior = rewardbench.prior_sets_score(subsets, section_map)
+        score, _ = rewardbench.overall_score(sections, prior)
+        return {"Score": _pct(score), **{s: _pct(v) for s, v in sections.items()}, "Prior Sets": _pct(prior)}
+    return v1
+
+
+def _row(record: dict) -> dict:
+    row = {"Benchmark": record["benchmark"], "Eval Set": record["eval_set"],
+           "Model": f"{record['base']}/{record['method']}", "Base Model": record["base"], "Method": record["method"],
+           "Score": _pct(record["score"]), **{s: _pct(v) for s, v in record["sections"].items()},
+           "Prior Sets": _pct(record.get("prior_sets")),
+           # Pearson(reward, response length): a correlation, not a percentage
+           "Length Corr": record.get("length_correlation")}
+    return row
+
+
+def tables(records: list[dict], options: Options = Options()):
+    """(leaderboard with _lo/_hi columns, per-subset table, pairwise significance table)."""
+    import polars as pl
+
+    from rmflow import stats
+
+    rows, subset_rows, units = [], [], {}
     for r in records:
-        rows.append({"Eval Set": r["eval_set"], "Model": f"{r['base']}/{r['method']}", "Base Model": r["base"],
-                     "Method": r["method"], "Score": _pct(r["score"]),
-                     **{s: _pct(r["sections"].get(s)) for s in SECTION_NAMES}, "Prior Sets": _pct(r["prior_sets"]),
-                     # Pearson(reward, response length): a correlation, not a percentage
-                     "Length Corr": r.get("length_correlation")})
+        row = _row(r)
+        units[row["Model"], r["eval_set"]] = bootstrap_units(r, _examples(r))
+        ids, subsets, credits = units[row["Model"], r["eval_set"]]
+        intervals = stats.bootstrap(subsets, credits, score_function(r), options.n_boot, options.seed, options.level)
+        for column, (low, high) in intervals.items():
+            row[f"{column}_lo"], row[f"{column}_hi"] = low, high
+        rows.append(row)
         for subset, v in r["subsets"].items():
-            subset_rows.append({"eval_set": r["eval_set"], "model": f"{r['base']}/{r['method']}", "base": r["base"],
-                                "method": r["method"], "subset": subset, "n": v["n"],
+            subset_rows.append({"benchmark": r["benchmark"], "eval_set": r["eval_set"], "model": row["Model"],
+                                "base": r["base"], "method": r["method"], "subset": subset, "n": v["n"],
                                 "accuracy": _pct(v["accuracy"])})
-    board = pl.DataFrame(rows, schema={c: (pl.String if i < 4 else pl.Float64) for i, c in enumerate(COLUMNS)})
-    board = board.drop([c for c in ("Prior Sets", "Length Corr") if board[c].is_null().all()])
-    board = board.sort(["Eval Set", "Score", "Model"], descending=[False, True, False], nulls_last=True)
-    subsets = pl.DataFrame(subset_rows).sort(["eval_set", "model", "subset"])
-    return board, subsets
+    columns = KEYS + [c for s in SCORE_COLUMNS for c in (s, f"{s}_lo", f"{s}_hi")] + ["Length Corr"]
+    schema = {c: (pl.String if c in KEYS else pl.Float64) for c in columns}
+    board = pl.DataFrame([{c: row.get(c) for c in columns} for row in rows], schema=schema)
+    board = board.drop([c for c in board.columns if c not in (*KEYS, "Score") and board[c].is_null().all()])
+    board = board.sort(["Benchmark", "Eval Set", "Score", "Model"], descending=[False, False, True, False],
+                       nulls_last=True)
+    subsets = pl.DataFrame(subset_rows).sort(["benchmark", "eval_set", "model", "subset"])
+    return board, subsets, significance(board, records, units, options)
 
 
-def _cell(column: str, value) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:+.2f}" if column == "Length Corr" else f"{value:.1f}"
-    return str(value)
+def significance(board, records: list[dict], units: dict, options: Options):
+    """Each model against the best (top Score) of its benchmark and eval set, on the same examples."""
+    import polars as pl
+
+    from rmflow import stats
+
+    by_model = {(f"{r['base']}/{r['method']}", r["eval_set"]): r for r in records}
+    out = []
+    for (benchmark, eval_set), group in board.group_by(["Benchmark", "Eval Set"], maintain_order=True):
+        ranked = group.filter(group["Score"].is_not_null())
+        if ranked.is_empty():
+            continue
+        best = ranked["Model"][0]
+        best_ids, _, best_credits = units[best, eval_set]
+        best_by_id = dict(zip(best_ids, best_credits))
+        for model in ranked["Model"].to_list()[1:]:
+            ids, subsets, credits = units[model, eval_set]
+            result = stats.paired_test(subsets, [best_by_id[i] for i in ids], credits,
+                                       score_function(by_model[model, eval_set]), options.n_boot, options.seed,
+                                       options.level)
+            out.append({"benchmark": benchmark, "eval_set": eval_set, "best": best, "model": model, **result})
+    schema = {"benchmark": pl.String, "eval_set": pl.String, "best": pl.String, "model": pl.String,
+              "difference": pl.Float64, "diff_lo": pl.Float64, "diff_hi": pl.Float64, "p_value": pl.Float64,
+              "significant": pl.Boolean}
+    return pl.DataFrame(out, schema=schema)
 
 
-def to_markdown(board) -> str:
-    header = "| " + " | ".join(board.columns) + " |\n|" + "|".join("---" for _ in board.columns) + "|\n"
-    lines = []
-    for row in board.iter_rows():
-        cells = [_cell(name, v) for name, v in zip(board.columns, row)]
-        lines.append("| " + " | ".join(cells) + " |")
-    return header + "\n".join(lines) + "\n"
+def main(files: list[str | Path], out_csv: str, out_md: str, out_subsets: str, out_tex: str | None = None,
+         out_significance: str | None = None, options: Options = Options()) -> str:
+    from rmflow import tables_render
 
-
-def main(files: list[str | Path], out_csv: str, out_md: str, out_subsets: str) -> str:
     records = read_scores(files)
-    board, subsets = tables(records)
+    board, subsets, pairwise = tables(records, options)
     with atomic_path(out_csv) as tmp:
         board.write_csv(tmp)
     with atomic_path(out_subsets) as tmp:
         subsets.write_csv(tmp)
-    markdown = to_markdown(board)
+    if out_significance:
+        with atomic_path(out_significance) as tmp:
+            pairwise.write_csv(tmp)
+    markdown = tables_render.to_markdown(board, options.ci_style)
     write_text(out_md, markdown)
-    log.info("leaderboard of %d runs written to %s", len(records), out_csv)
+    if out_tex:
+        write_text(out_tex, tables_render.to_latex(board, options.ci_style, options.level))
+    log.info("leaderboard of %d runs written to %s (bootstrap B=%d, seed %d)", len(records), out_csv,
+             options.n_boot, options.seed)
     return markdown

@@ -162,8 +162,10 @@ class Plan:
             extra += [f"{RESULTS}/bestofn.csv", f"{RESULTS}/bestofn.png"]
         if self.config.get("rank", {}).get("data"):
             extra.append(f"{self.rank_dir()}/stats.json")
-        return [f"{RESULTS}/leaderboard.csv", f"{RESULTS}/leaderboard.md", f"{RESULTS}/leaderboard_subsets.csv",
-                *extra]
+        gathered = ["leaderboard.csv", "leaderboard.md", "leaderboard.tex", "leaderboard_subsets.csv",
+                    "pairwise_significance.csv", "plots/sections_ci.png", "plots/length_bias.png",
+                    "plots/train_loss.png", "plots/run_metrics.csv", "config_used.yaml"]
+        return [f"{RESULTS}/{name}" for name in gathered] + extra
 
     def rank_dir(self) -> str:
         cfg = self.config["rank"]

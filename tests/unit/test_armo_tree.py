@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import write_jsonl
+from helpers import write_jsonl
 from rmflow.errors import RmflowError
 from rmflow.methods import _armo_math as am
 from rmflow.methods import armo, tree

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import pair, run_cli, write_jsonl
+from helpers import pair, run_cli, write_jsonl
 from rmflow.data.convert import parse_hh_transcript, ratings_to_pairs
 from rmflow.data.loaders import read_rows
 from rmflow.data.prepare import prepare_rows, read_pairs

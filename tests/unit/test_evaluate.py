@@ -7,7 +7,7 @@ import json
 import polars as pl
 import pytest
 
-from conftest import SHARED_DATA, run_cli, write_jsonl
+from helpers import SHARED_DATA, run_cli, write_jsonl
 
 
 def evaluate(model, data, out, sections="synthetic_v1", *extra):

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from conftest import pair, run_cli, write_jsonl
+from helpers import pair, run_cli, write_jsonl
 from rmflow.errors import RmflowError
 from rmflow.methods import judge, method_config
 

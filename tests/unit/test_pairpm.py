@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import pair
+from helpers import pair
 from rmflow.errors import RmflowError
 from rmflow.methods import _pairpm as pm
 from rmflow.methods import rrm, ssrm

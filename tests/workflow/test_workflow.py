@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -29,8 +30,10 @@ def test_embedded_workflow_end_to_end(finished_run):
     assert sorted(board["Model"]) == sorted(f"{b}/{m}" for b in ("tiny_llama", "tiny_gemma")
                                             for m in ("bt", "pair_pm", "ssrm", "rrm", "odin", "armo", "tree", "prm",
                                                       "orm", "orm_scalar", "judge"))
-    assert board.columns == ["Eval Set", "Model", "Base Model", "Method", "Score", "Chat", "Chat Hard", "Safety",
-                             "Reasoning", "Length Corr"]
+    sections = ["Score", "Chat", "Chat Hard", "Safety", "Reasoning"]
+    assert board.columns == ["Benchmark", "Eval Set", "Model", "Base Model", "Method",
+                             *[c for s in sections for c in (s, f"{s}_lo", f"{s}_hi")], "Length Corr"]
+    assert (board["Score_lo"] <= board["Score"]).all() and (board["Score"] <= board["Score_hi"]).all()
     corr = dict(zip(board["Model"], board["Length Corr"]))
     assert corr["tiny_llama/pair_pm"] is None and -1 <= corr["tiny_llama/odin"] <= 1
     assert board["Score"].to_list() == sorted(board["Score"].to_list(), reverse=True)
@@ -39,7 +42,7 @@ def test_embedded_workflow_end_to_end(finished_run):
         assert row["Score"] == pytest.approx(100 * scores["score"])
         assert row["Chat Hard"] == pytest.approx(100 * scores["sections"]["Chat Hard"])
     md = (results / "leaderboard.md").read_text()
-    assert md.startswith("| Eval Set | Model |") and "tiny_llama/bt" in md
+    assert md.startswith("| Benchmark | Eval Set | Model |") and "tiny_llama/bt" in md
     # every rule logged and benchmarked; models in HF layout
     assert (results / "logs/train/bt/tiny_llama.log").read_text().count("step ") >= 1
     assert (results / "benchmarks/train/bt/tiny_gemma.tsv").exists()
@@ -117,14 +120,92 @@ def test_rank_rule_writes_dpo_pairs(finished_run):
 def test_leaderboard_regenerates_from_per_run_files(finished_run):
     results = finished_run / "results"
     before = (results / "leaderboard.csv").read_bytes()
-    for name in ("leaderboard.csv", "leaderboard.md", "leaderboard_subsets.csv"):
+    gathered = ("leaderboard.csv", "leaderboard.md", "leaderboard.tex", "leaderboard_subsets.csv",
+                "pairwise_significance.csv", "plots/sections_ci.svg", "plots/run_metrics.csv")
+    snapshot = {name: (results / name).read_bytes() for name in gathered}
+    for name in gathered:
         (results / name).unlink()
     proc = snakemake(finished_run, "all", "--cores", "1")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "leaderboard" in proc.stderr and "train_cpu" not in proc.stderr
     assert (results / "leaderboard.csv").read_bytes() == before
+    assert {name: (results / name).read_bytes() for name in gathered} == snapshot  # byte for byte
     again = snakemake(finished_run, "all", "--cores", "1")
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+@pytest.mark.slow
+def test_paper_outputs_significance_plots_and_latex(finished_run):
+    results = finished_run / "results"
+    board = pl.read_csv(results / "leaderboard.csv")
+    sig = pl.read_csv(results / "pairwise_significance.csv")
+    assert sig.height == board.height - 1 and set(sig["best"]) == {board["Model"][0]}
+    assert ((sig["p_value"] >= 0) & (sig["p_value"] <= 1)).all()
+    assert (sig["significant"] == ((sig["diff_lo"] > 0) | (sig["diff_hi"] < 0))).all()
+    tex = (results / "leaderboard.tex").read_text()
+    assert tex.count(r"\\") == board.height + 2 and r"\toprule" in tex and r"\textbf{" in tex
+    for name in ("sections_ci", "length_bias", "train_loss"):
+        assert (results / f"plots/{name}.png").read_bytes()[:4] == b"\x89PNG"
+        assert (results / f"plots/{name}.svg").read_text().lstrip().startswith("<?xml")
+    assert (results / "plots/bestofn.svg").exists()
+    metrics = pl.read_csv(results / "plots/run_metrics.csv")
+    assert metrics.height == board.height and metrics.filter(pl.col("model") == "tiny_llama/bt")["final_loss"][0] > 0
+
+
+def _report_text(path: Path) -> str:
+    """The report's HTML plus every embedded file (Snakemake inlines them as base64 data URIs)."""
+    import base64
+    import re
+
+    html = path.read_text()
+    blobs = re.findall(r";base64,([A-Za-z0-9+/=]+)", html)
+    return html + "\n".join(base64.b64decode(b).decode("utf-8", "replace") for b in blobs)
+
+
+@pytest.fixture(scope="module")
+def report(finished_run) -> Path:
+    out = finished_run / "results/report.html"
+    proc = snakemake(finished_run, "--report", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+@pytest.mark.slow
+def test_snakemake_report_holds_the_leaderboard_figures_and_config(finished_run, report):
+    text = _report_text(report)
+    board = pl.read_csv(finished_run / "results/leaderboard.csv")
+    for row in board.head(5).iter_rows(named=True):
+        assert row["Model"] in text and repr(row["Score"]) in text  # the CSV's own numbers, embedded
+    for caption in ("Paired bootstrap test", "Reward against response length", "Training loss per",
+                    "complete configuration", "Best-of-N accuracy"):
+        assert caption in text
+    assert "leaderboard:" in text and "ci_style: pm" in text  # config_used.yaml
+    assert "\\begin{tabular}" in text
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+def test_report_renders_in_headless_chromium(report, tmp_path):
+    flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000"]
+    shot = tmp_path / "report.png"
+    proc = subprocess.run([*flags, "--window-size=1400,1000", f"--screenshot={shot}", report.as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and shot.exists(), proc.stderr[-2000:]
+    from PIL import Image
+
+    pixels = Image.open(shot).convert("L")
+    assert pixels.size == (1400, 1000)
+    histogram = pixels.histogram()
+    assert max(histogram) < 0.9 * sum(histogram)  # not a blank page
+    # the page's JavaScript built the navigation (the raw HTML holds only data)
+    dom = subprocess.run([*flags, "--dump-dom", report.as_uri()], capture_output=True, text=True, timeout=120)
+    assert ">1. Leaderboard<" in dom.stdout and ">2. Figures<" in dom.stdout
+    assert ">1. Leaderboard<" not in report.read_text()
 
 
 def overlay(tmp_path: Path, data: dict) -> Path:

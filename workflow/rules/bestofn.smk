@@ -31,7 +31,13 @@ rule bestofn_table:
         PLAN.bestofn_files(),
     output:
         csv=f"{RESULTS}/bestofn.csv",
-        png=f"{RESULTS}/bestofn.png",
+        png=report(
+            f"{RESULTS}/bestofn.png",
+            caption="../report/bestofn.rst",
+            category="2. Figures",
+            labels={"figure": "best-of-N"},
+        ),
+        svg=f"{RESULTS}/plots/bestofn.svg",
     log:
         f"{RESULTS}/logs/bestofn_table.log",
     benchmark:
@@ -40,7 +46,8 @@ rule bestofn_table:
         "../../envs/table.yaml"
     localrule: True
     shell:
-        "rmflow bestofn table --files {input} --csv {output.csv} --png {output.png} > {log} 2>&1"
+        "rmflow bestofn table --files {input} --csv {output.csv} --png {output.png} --svg {output.svg}"
+        " > {log} 2>&1"
 
 
 rule rank:

@@ -1,13 +1,38 @@
-# Gather: every scores.json of this run -> leaderboard CSV/Markdown and the per-subset CSV.
+# Gather: every scores.json (+ examples.parquet) of this run -> the leaderboard with bootstrap intervals, its
+# Markdown/LaTeX renderings, per-subset accuracies, paired tests against the best, the figures and the report items.
 
 
 rule leaderboard:
     input:
         PLAN.score_files(),
     output:
-        csv=f"{RESULTS}/leaderboard.csv",
+        csv=report(
+            f"{RESULTS}/leaderboard.csv",
+            caption="../report/leaderboard.rst",
+            category="1. Leaderboard",
+            labels={"table": "leaderboard"},
+        ),
         md=f"{RESULTS}/leaderboard.md",
-        subsets=f"{RESULTS}/leaderboard_subsets.csv",
+        tex=report(
+            f"{RESULTS}/leaderboard.tex",
+            caption="../report/latex.rst",
+            category="1. Leaderboard",
+            labels={"table": "LaTeX"},
+        ),
+        subsets=report(
+            f"{RESULTS}/leaderboard_subsets.csv",
+            caption="../report/subsets.rst",
+            category="1. Leaderboard",
+            labels={"table": "per subset"},
+        ),
+        significance=report(
+            f"{RESULTS}/pairwise_significance.csv",
+            caption="../report/significance.rst",
+            category="1. Leaderboard",
+            labels={"table": "significance"},
+        ),
+    params:
+        cfg=config["leaderboard"],
     log:
         f"{RESULTS}/logs/leaderboard.log",
     benchmark:
@@ -16,5 +41,71 @@ rule leaderboard:
         "../../envs/table.yaml"
     localrule: True
     shell:
-        "rmflow leaderboard --scores {input} --csv {output.csv} --md {output.md}"
-        " --subsets {output.subsets} > {log} 2>&1"
+        "rmflow leaderboard --scores {input} --csv {output.csv} --md {output.md} --subsets {output.subsets}"
+        " --tex {output.tex} --significance {output.significance} --bootstrap {params.cfg[bootstrap]}"
+        " --seed {params.cfg[seed]} --level {params.cfg[level]} --ci-style {params.cfg[ci_style]} > {log} 2>&1"
+
+
+rule plots:
+    input:
+        board=f"{RESULTS}/leaderboard.csv",
+        scores=PLAN.score_files(),
+    output:
+        sections=report(
+            f"{RESULTS}/plots/sections_ci.png",
+            caption="../report/sections_ci.rst",
+            category="2. Figures",
+            labels={"figure": "scores with intervals"},
+        ),
+        sections_svg=f"{RESULTS}/plots/sections_ci.svg",
+        length=report(
+            f"{RESULTS}/plots/length_bias.png",
+            caption="../report/length_bias.rst",
+            category="2. Figures",
+            labels={"figure": "length bias"},
+        ),
+        length_svg=f"{RESULTS}/plots/length_bias.svg",
+        loss=report(
+            f"{RESULTS}/plots/train_loss.png",
+            caption="../report/train_loss.rst",
+            category="2. Figures",
+            labels={"figure": "training loss"},
+        ),
+        loss_svg=f"{RESULTS}/plots/train_loss.svg",
+        metrics=report(
+            f"{RESULTS}/plots/run_metrics.csv",
+            caption="../report/run_metrics.rst",
+            category="3. Runs",
+            labels={"table": "per-run metrics"},
+        ),
+    log:
+        f"{RESULTS}/logs/plots.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/plots.tsv"
+    conda:
+        "../../envs/table.yaml"
+    localrule: True
+    shell:
+        "rmflow plots --leaderboard {input.board} --scores {input.scores} --models {RESULTS}/models"
+        " --out-dir $(dirname {output.sections}) > {log} 2>&1"
+
+
+rule config_used:
+    output:
+        report(
+            f"{RESULTS}/config_used.yaml",
+            caption="../report/config.rst",
+            category="3. Runs",
+            labels={"table": "configuration"},
+        ),
+    params:
+        cfg=config,
+    log:
+        f"{RESULTS}/logs/config_used.log",
+    localrule: True
+    run:
+        import yaml
+
+        from rmflow.io import write_text
+
+        write_text(output[0], yaml.safe_dump(params.cfg, sort_keys=False))

@@ -83,7 +83,7 @@ def main(method: str, base: str, model_dir: str, data: str, ns: list[int], subse
     return result
 
 
-def table(files: list[str], out_csv: str, out_png: str) -> None:
+def table(files: list[str], out_csv: str, out_png: str, out_svg: str | None = None) -> None:
     """Gather per-run best-of-N files into one CSV (a row per model and N) and a PNG of the curves."""
     import matplotlib
 
@@ -119,4 +119,8 @@ def table(files: list[str], out_csv: str, out_png: str) -> None:
     fig.tight_layout()
     with atomic_path(out_png) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
+    if out_svg:
+        plt.rcParams["svg.hashsalt"] = "rmflow"
+        with atomic_path(out_svg) as tmp:
+            fig.savefig(tmp, format="svg", metadata={"Date": None})
     plt.close(fig)

@@ -15,8 +15,9 @@ from rmflow.io import atomic_path, write_json
 
 log = logging.getLogger(__name__)
 
-SCORES_SCHEMA = "rmflow.scores/1"
+SCORES_SCHEMA = "rmflow.scores/2"  # /2: benchmark, example_ids_sha256, response lengths in examples.parquet
 RB_FIELDS = ("id", "subset", "prompt", "chosen", "rejected")
+V2_MAP = "rewardbench_v2"
 
 
 def load_eval_rows(source: str, split: str = "filtered", revision: str | None = None) -> list[dict]:
@@ -33,6 +34,59 @@ def load_eval_rows(source: str, split: str = "filtered", revision: str | None = 
         pairs.append({"id": str(raw["id"]), "subset": str(raw["subset"]), "chosen": row["chosen"],
                       "rejected": row["rejected"]})
     return pairs
+
+
+def load_v2_rows(source: str, split: str = "test", revision: str | None = None) -> list[dict]:
+    """RewardBench 2 rows: a prompt string and lists of chosen and rejected completions."""
+    rows = []
+    for raw in read_rows(source, split=split, revision=revision):
+        where = {"file": raw.get("__file__"), "row": raw.get("__row__")}
+        for field in RB_FIELDS:
+            if field not in raw:
+                raise RmflowError("is missing", field=field, **where)
+        for field in ("chosen", "rejected"):
+            value = raw[field]
+            if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+                raise RmflowError("must be a non-empty list of non-empty strings (RewardBench 2 format)",
+                                  field=field, **where)
+        if not isinstance(raw["prompt"], str) or not raw["prompt"].strip():
+            raise RmflowError("must be a non-empty string", field="prompt", **where)
+        rows.append({"id": str(raw["id"]), "subset": str(raw["subset"]), "prompt": raw["prompt"],
+                     "chosen": list(raw["chosen"]), "rejected": list(raw["rejected"])})
+    return rows
+
+
+def ids_digest(ids: list[str]) -> str:
+    """Which rows were scored: the leaderboard refuses to compare runs whose digests differ."""
+    import hashlib
+
+    return hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()
+
+
+def _score_v2(scorer, rows: list[dict]) -> tuple[dict, dict]:
+    from rmflow.evaluate import rewardbench2
+
+    if not hasattr(scorer, "score_conversations"):
+        raise RmflowError("RewardBench 2 scores every completion on its own: it needs a scalar reward model, "
+                          f"not a {getattr(scorer, 'kind', 'pairwise')} one", field="method")
+
+    def chat(prompt: str, answer: str) -> list[dict]:
+        return [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
+
+    flat = [chat(r["prompt"], a) for r in rows for side in ("chosen", "rejected") for a in r[side]]
+    scores = iter(scorer.score_conversations(flat))
+    chosen, rejected = [], []
+    for r in rows:
+        chosen.append([next(scores) for _ in r["chosen"]])
+        rejected.append([next(scores) for _ in r["rejected"]])
+    report = rewardbench2.score_report(rows, chosen, rejected)
+    ties = report.pop("ties")
+    columns = {"scores_chosen": chosen, "scores_rejected": rejected,
+               "gap": [ties.get(r["id"], {}).get("gap") for r in rows],
+               "spread": [ties.get(r["id"], {}).get("spread") for r in rows],
+               "len_chosen": [len(r["chosen"][0]) for r in rows],
+               "len_rejected": [sum(map(len, r["rejected"])) / len(r["rejected"]) for r in rows]}
+    return report, columns
 
 
 def length_correlation(rows: list[dict], scored: dict) -> float | None:
@@ -70,22 +124,29 @@ def main(model_dir: str, method: str, data: str, sections: str, out_dir: str, ev
     if not os.path.isdir(model_dir):
         raise RmflowError("model directory does not exist", file=model_dir)
     module = methods.get(method)
-    rows = load_eval_rows(data, split, revision)
+    v2 = sections == V2_MAP
+    rows = load_v2_rows(data, split, revision) if v2 else load_eval_rows(data, split, revision)
     log.info("scoring %d rows from %s with %s", len(rows), data, model_dir)
     from rmflow.models.load import default_device
 
     scorer = module.load_scorer(model_dir, device=default_device(), batch_size=batch_size)
-    scored = scorer.score_pairs(rows)
-    credits = credits_for(module.KIND, scored, tie_rule)
-    report = score_report([r["subset"] for r in rows], credits, sections)
-    examples = pl.DataFrame({"id": [r["id"] for r in rows], "subset": [r["subset"] for r in rows],
-                             **{k: v for k, v in scored.items()}, "correct": credits})
+    ids = {"id": [r["id"] for r in rows], "subset": [r["subset"] for r in rows]}
+    if v2:
+        report, columns = _score_v2(scorer, rows)
+        credits, scored = report.pop("credits"), {}
+        examples = pl.DataFrame({**ids, **columns, "correct": credits}, strict=False)
+    else:
+        scored = scorer.score_pairs(rows)
+        credits = credits_for(module.KIND, scored, tie_rule)
+        report = score_report([r["subset"] for r in rows], credits, sections)
+        lengths = {f"len_{side}": [len(r[side][-1]["content"]) for r in rows] for side in ("chosen", "rejected")}
+        examples = pl.DataFrame({**ids, **{k: v for k, v in scored.items()}, **lengths, "correct": credits})
     out = Path(out_dir)
     with atomic_path(out / "examples.parquet") as tmp:
         examples.write_parquet(tmp)
-    scores = {"schema": SCORES_SCHEMA, "eval_set": eval_set, "method": method, "base": base,
-              "model_dir": model_dir, "data": data, "kind": module.KIND, "tie_rule": tie_rule,
-              "n_examples": len(rows), **report, "length_correlation": length_correlation(rows, scored),
+    scores = {"schema": SCORES_SCHEMA, "benchmark": V2_MAP if v2 else "rewardbench_v1", "eval_set": eval_set,
+              "method": method, "base": base, "model_dir": model_dir, "data": data, "kind": module.KIND,
+              "tie_rule": tie_rule, "n_examples": len(rows), "example_ids_sha256": ids_digest(ids["id"]), **report, "length_correlation": None if v2 else length_correlation(rows, scored),
               "method_stats": scorer.summary(scored) if hasattr(scorer, "summary") else {}}
     for subset, n in report["unscored_subsets"].items():
         log.warning("subset %s (%d rows) belongs to no section of map %s: reported, not scored", subset, n, sections)

@@ -1,0 +1,168 @@
+"""``rmflow plots``: the figures a paper needs, each as PNG and SVG, from the per-run files alone.
+
+matplotlib, not altair: static PNG/SVG that drop into LaTeX and the Snakemake report without a browser, a
+JavaScript runtime or a network connection, and a backend (Agg) that works on headless cluster nodes.
+
+- ``sections_ci``: every leaderboard column per model, point and bootstrap interval, one panel per column;
+- ``length_bias``: reward vs. response length for each scalar method (what ODIN and ArmoRM debias);
+- ``train_loss``: training-loss curves from each model's ``train_log.jsonl``;
+- ``run_metrics.csv``: per run, the training metrics next to the score (the report's per-run table).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from rmflow.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams["svg.hashsalt"] = "rmflow"  # stable SVG ids: rerunning rewrites identical files
+    return plt
+
+
+def save(fig, out_png: str | Path, out_svg: str | Path) -> None:
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    with atomic_path(out_svg) as tmp:
+        fig.savefig(tmp, format="svg", metadata={"Date": None})
+
+
+def sections_ci(board, out_png, out_svg) -> None:
+    from rmflow.tables_render import value_columns
+
+    plt = _pyplot()
+    columns = [c for c in value_columns(board) if c != "Length Corr" and f"{c}_lo" in board.columns]
+    groups = list(board.group_by(["Benchmark", "Eval Set"], maintain_order=True))
+    height = max(3.0, 0.28 * max(g.height for _, g in groups) + 1.2)
+    fig, axes = plt.subplots(len(groups), len(columns), figsize=(2.6 * len(columns), height * len(groups)),
+                             squeeze=False, sharey="row")
+    for r, ((benchmark, eval_set), group) in enumerate(groups):
+        models = group["Model"].to_list()[::-1]  # best at the top
+        for c, column in enumerate(columns):
+            ax = axes[r][c]
+            values, lows, highs = (group[k].to_list()[::-1] for k in (column, f"{column}_lo", f"{column}_hi"))
+            ys = [i for i, v in enumerate(values) if v is not None]
+            xs = [values[i] for i in ys]
+            err = [[values[i] - lows[i] for i in ys], [highs[i] - values[i] for i in ys]]
+            ax.errorbar(xs, ys, xerr=err, fmt="o", ms=3, capsize=2, color="tab:blue")
+            ax.axvline(50, color="grey", lw=0.6, ls=":")
+            ax.set_yticks(range(len(models)), models, fontsize=7)
+            ax.set_title(column if r == 0 else "", fontsize=9)
+            ax.set_xlabel("accuracy (%)", fontsize=8)
+            ax.grid(axis="x", alpha=0.3)
+        axes[r][0].set_ylabel(f"{benchmark}\n{eval_set}", fontsize=8)
+    fig.suptitle("Scores with 95% bootstrap intervals (dotted: chance)", fontsize=10)
+    fig.tight_layout()
+    save(fig, out_png, out_svg)
+    plt.close(fig)
+
+
+def length_bias(records: list[dict], out_png, out_svg) -> int:
+    """One panel per scalar method: every scored response's reward against its length; returns the panel count."""
+    import polars as pl
+
+    plt = _pyplot()
+    per_method: dict[str, list] = {}
+    for r in records:
+        examples = pl.read_parquet(Path(r["_path"]).with_name("examples.parquet"))
+        if "score_chosen" not in examples.columns or "len_chosen" not in examples.columns:
+            continue
+        per_method.setdefault(r["method"], []).append((r, examples))
+    methods = sorted(per_method)
+    cols = min(4, max(1, len(methods)))
+    rows = max(1, -(-len(methods) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows), squeeze=False)
+    for i, method in enumerate(methods):
+        ax = axes[i // cols][i % cols]
+        for j, (r, ex) in enumerate(per_method[method]):
+            lengths = ex["len_chosen"].to_list() + ex["len_rejected"].to_list()
+            rewards = ex["score_chosen"].to_list() + ex["score_rejected"].to_list()
+            corr = r.get("length_correlation")
+            label = f"{r['base']} (r={corr:+.2f})" if corr is not None else r["base"]
+            ax.scatter(lengths, rewards, s=4, alpha=0.4, color=plt.get_cmap("tab10")(j % 10), label=label)
+        ax.set_title(method, fontsize=9)
+        ax.set_xlabel("response length (characters)", fontsize=8)
+        ax.set_ylabel("reward", fontsize=8)
+        ax.legend(fontsize=6, markerscale=2)
+    for k in range(len(methods), rows * cols):
+        axes[k // cols][k % cols].axis("off")
+    if not methods:
+        axes[0][0].text(0.5, 0.5, "no scalar method in this run", ha="center", va="center")
+    fig.suptitle("Length bias: reward vs. response length (r = Pearson)", fontsize=10)
+    fig.tight_layout()
+    save(fig, out_png, out_svg)
+    plt.close(fig)
+    return len(methods)
+
+
+def train_loss(models_root: str | Path, out_png, out_svg) -> int:
+    """One panel per method, a curve per base model; returns the number of curves."""
+    plt = _pyplot()
+    logs = sorted(Path(models_root).glob("*/*/train_log.jsonl"))
+    by_method: dict[str, list[Path]] = {}
+    for path in logs:
+        by_method.setdefault(path.parent.parent.name, []).append(path)
+    methods = sorted(by_method)
+    cols = min(4, max(1, len(methods)))
+    rows = max(1, -(-len(methods) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
+    for i, method in enumerate(methods):
+        ax = axes[i // cols][i % cols]
+        for path in by_method[method]:
+            history = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            ax.plot([h["step"] for h in history], [h["loss"] for h in history], label=path.parent.name, lw=1)
+        ax.set_title(method, fontsize=9)
+        ax.set_xlabel("optimizer step", fontsize=8)
+        ax.set_ylabel("training loss", fontsize=8)
+        ax.legend(fontsize=6)
+        ax.grid(alpha=0.3)
+    for k in range(len(methods), rows * cols):
+        axes[k // cols][k % cols].axis("off")
+    fig.suptitle("Training loss (mean over each logging window)", fontsize=10)
+    fig.tight_layout()
+    save(fig, out_png, out_svg)
+    plt.close(fig)
+    return len(logs)
+
+
+def run_metrics(records: list[dict], models_root: str | Path, out_csv) -> None:
+    import polars as pl
+
+    rows = []
+    for r in records:
+        metrics_file = Path(models_root) / r["method"] / r["base"] / "metrics.json"
+        m = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
+        rows.append({"benchmark": r["benchmark"], "eval_set": r["eval_set"], "model": f"{r['base']}/{r['method']}",
+                     "score": None if r["score"] is None else 100 * r["score"], "n_examples": r["n_examples"],
+                     "final_loss": m.get("final_loss"), "train_accuracy": m.get("train_accuracy"),
+                     "optimizer_steps": m.get("optimizer_steps"), "train_pairs": m.get("train_pairs"),
+                     "wall_time_s": m.get("wall_time_s")})
+    frame = pl.DataFrame(rows, infer_schema_length=None).sort(["benchmark", "eval_set", "model"])
+    with atomic_path(out_csv) as tmp:
+        frame.write_csv(tmp)
+
+
+def main(board_csv: str, score_files: list[str], models_root: str, out_dir: str) -> None:
+    """Figures from the gathered leaderboard (its intervals) and the per-run files it was built from."""
+    import polars as pl
+
+    from rmflow import leaderboard
+
+    records = leaderboard.read_scores(score_files)
+    board = pl.read_csv(board_csv)
+    out = Path(out_dir)
+    sections_ci(board, out / "sections_ci.png", out / "sections_ci.svg")
+    panels = length_bias(records, out / "length_bias.png", out / "length_bias.svg")
+    curves = train_loss(models_root, out / "train_loss.png", out / "train_loss.svg")
+    run_metrics(records, models_root, out / "run_metrics.csv")
+    log.info("plots in %s: %d length-bias panels, %d loss curves", out, panels, curves)

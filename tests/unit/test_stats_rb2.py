@@ -1,0 +1,119 @@
+"""Bootstrap intervals against the analytic Bernoulli interval, the paired test on planted and null differences,
+and RewardBench 2 scoring on hand-made rows (best-of-4 credit, the Ties formula, evaluate end to end)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from rmflow import stats
+from rmflow.evaluate import rewardbench2 as rb2
+from rmflow.errors import RmflowError
+from helpers import run_cli, write_jsonl
+
+
+def mean_of_subsets(per_subset):
+    total = sum(n for _, n in per_subset.values())
+    return {"Score": sum(acc * n for acc, n in per_subset.values()) / total}
+
+
+def test_bootstrap_interval_matches_the_analytic_bernoulli_interval():
+    n, p = 400, 0.7
+    credits = [1.0] * int(n * p) + [0.0] * (n - int(n * p))
+    low, high = stats.bootstrap(["s"] * n, credits, mean_of_subsets, n_boot=4000, seed=1)["Score"]
+    half = 1.959964 * math.sqrt(p * (1 - p) / n)  # Wald interval: 0.655 .. 0.745
+    assert low == pytest.approx(p - half, abs=0.006) and high == pytest.approx(p + half, abs=0.006)
+
+
+def test_resampling_stays_inside_each_subset():
+    # subset "a" always right, "b" always wrong: any replicate keeps 10 a-rows and 30 b-rows, so the pooled mean
+    # cannot move; an unstratified bootstrap would spread around 0.25
+    subsets, credits = ["a"] * 10 + ["b"] * 30, [1.0] * 10 + [0.0] * 30
+    low, high = stats.bootstrap(subsets, credits, mean_of_subsets, n_boot=500)["Score"]
+    assert low == high == pytest.approx(0.25)
+
+
+def test_paired_test_finds_a_planted_difference_and_not_a_null_one():
+    rng = np.random.default_rng(0)
+    n = 600
+    subsets = [f"s{i % 3}" for i in range(n)]
+    strong = (rng.random(n) < 0.80).astype(float)
+    weak = (rng.random(n) < 0.60).astype(float)
+    planted = stats.paired_test(subsets, strong, weak, mean_of_subsets, n_boot=2000, seed=0)
+    assert planted["difference"] == pytest.approx(strong.mean() - weak.mean())
+    assert planted["p_value"] < 0.01 and planted["significant"] and planted["diff_lo"] > 0
+    # same accuracy, different rows: 30 right answers swapped for 30 others
+    twin = strong.copy()
+    right, wrong = np.flatnonzero(twin == 1)[:30], np.flatnonzero(twin == 0)[:30]
+    twin[right], twin[wrong] = 0.0, 1.0
+    null = stats.paired_test(subsets, strong, twin, mean_of_subsets, n_boot=2000, seed=0)
+    assert null["difference"] == pytest.approx(0.0) and null["p_value"] > 0.5 and not null["significant"]
+    same = stats.paired_test(subsets, strong, strong, mean_of_subsets, n_boot=200)
+    assert same["p_value"] == 1.0 and same["diff_lo"] == same["diff_hi"] == 0.0
+
+
+def test_best_of_four_credit_with_ties_at_the_top():
+    assert rb2.best_of_credit([0.9], [0.1, 0.2, 0.3]) == 1.0
+    assert rb2.best_of_credit([0.3], [0.1, 0.9, 0.3]) == 0.0
+    assert rb2.best_of_credit([0.9], [0.9, 0.2, 0.9]) == pytest.approx(1 / 3)  # three share the top
+
+
+def test_ties_formula_by_hand():
+    prompts = {
+        "ref:1": rb2.ties_prompt([0.8], [0.5, 0.1]),         # accurate, gap 0.3, spread 0
+        "tied:1": rb2.ties_prompt([0.9, 0.7], [0.6]),        # accurate, gap 0.1, spread 0.2
+        "ref:2": rb2.ties_prompt([0.4], [0.6]),              # wrong, gap -0.2, spread 0
+        "tied:2": rb2.ties_prompt([0.5, 0.5], [0.2]),        # accurate, gap 0.3, spread 0
+        "tied:3": rb2.ties_prompt([0.5, 0.6], [0.1]),        # no ref partner: counts for accuracy only
+    }
+    # pair 1: min gap 0.1; 0.1 > 0.2? no; 0.1 > 0.2? no; tanh(0.1/0.2 - 1) = tanh(-0.5)
+    # pair 2: min gap -0.2; 0.3 > 0? yes; -0.2 > 0? no; spread 0 with gap -0.2 -> -1
+    expected = (0.30 * 1.0 + 0.30 * 0.5 + 0.20 * (0 + 1) / 2 + 0.20 * 0.0
+                + 0.01 * (math.tanh(-0.5) - 1) / 2)
+    assert rb2.ties_score(prompts) == pytest.approx(expected)
+    with pytest.raises(RmflowError, match="neither ref:<n> nor tied:<n>"):
+        rb2.ties_score({"other-7": prompts["ref:1"]})
+
+
+def test_overall_is_the_mean_of_all_six_or_missing():
+    six = dict(zip(rb2.V2_SUBSETS, [0.657, 0.419, 0.661, 0.822, 0.766, 0.663]))
+    assert rb2.overall(six) == pytest.approx(0.6647, abs=1e-4)  # ArmoRM's published 66.5
+    assert rb2.overall({**six, "Ties": None}) is None
+
+
+def _v2_row(i, subset, chosen, rejected, row_id=None):
+    return {"id": row_id or f"{subset}-{i}", "subset": subset, "prompt": f"Question {i}: say something useful.",
+            "chosen": chosen, "rejected": rejected}
+
+
+def test_evaluate_writes_rewardbench2_scores(tmp_path, trained_bt):
+    rows = [_v2_row(i, s, [f"A careful answer number {i}."], ["no", "Nope.", f"wrong {i}"])
+            for i, s in enumerate(rb2.V2_SUBSETS[:-1] * 2)]
+    rows += [_v2_row(0, "Ties", ["Paris."], ["Lyon.", "Rome."], "ref:0"),
+             _v2_row(0, "Ties", ["Paris.", "It is Paris."], ["Lyon."], "tied:0")]
+    data = write_jsonl(tmp_path / "rb2.jsonl", rows)
+    out = tmp_path / "eval"
+    proc = run_cli("evaluate", "--model-dir", str(trained_bt), "--method", "bt", "--data", str(data), "--sections",
+                   "rewardbench_v2", "--eval-set", "rb2", "--base", "tiny", "--out-dir", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    scores = json.loads((out / "scores.json").read_text())
+    assert scores["benchmark"] == "rewardbench_v2" and set(scores["sections"]) == set(rb2.V2_SUBSETS)
+    assert scores["subsets"]["Factuality"]["n"] == 2 and scores["subsets"]["Ties"]["n"] == 2
+    values = list(scores["sections"].values())
+    assert scores["score"] == pytest.approx(sum(values) / 6)
+
+
+def test_rewardbench2_rejects_pairwise_methods_and_bad_rows(tmp_path, trained_bt):
+    bad = write_jsonl(tmp_path / "bad.jsonl", [_v2_row(0, "Math", "not a list", ["x"])])
+    proc = run_cli("evaluate", "--model-dir", str(trained_bt), "--method", "bt", "--data", str(bad), "--sections",
+                   "rewardbench_v2", "--eval-set", "rb2", "--base", "tiny", "--out-dir", str(tmp_path / "o"))
+    assert proc.returncode == 2
+    assert "bad.jsonl:1: field 'chosen': must be a non-empty list" in proc.stderr and not (tmp_path / "o").exists()
+    from rmflow.evaluate.run import _score_v2
+    from rmflow.methods._pairpm_model import PairwiseScorer
+
+    with pytest.raises(RmflowError, match="needs a scalar reward model"):  # checked before any scoring
+        _score_v2(PairwiseScorer.__new__(PairwiseScorer), [_v2_row(0, "Math", ["a"], ["b"])])
