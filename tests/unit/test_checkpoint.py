@@ -130,8 +130,9 @@ def test_all_checkpoints_corrupt_starts_over_and_says_so(run_setup, caplog):
 
 def test_two_gloo_processes_match_one_process_with_the_same_global_batch(run_setup):
     work, spec_file = run_setup
-    one = spec_file("one_proc", max_steps=12, per_device_batch=2, grad_accum=2)
-    two = spec_file("two_proc", max_steps=12, per_device_batch=2, grad_accum=1)
+    # one padded forward per micro-batch in both (DDP runs never split it), so only the parallelism differs
+    one = spec_file("one_proc", max_steps=12, per_device_batch=2, grad_accum=2, split_padding=1.0)
+    two = spec_file("two_proc", max_steps=12, per_device_batch=2, grad_accum=1, split_padding=1.0)
     single = subprocess.run(_train_cmd(one, work / "p1"), capture_output=True, text=True, timeout=300)
     assert single.returncode == 0, single.stderr[-2000:]
     double = subprocess.run(_train_cmd(two, work / "p2", "--processes", "2"), capture_output=True, text=True,

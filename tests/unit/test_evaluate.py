@@ -21,7 +21,8 @@ def test_evaluate_synthetic(tmp_path, trained_bt, synthetic):
     assert proc.returncode == 0, proc.stderr
     scores = json.loads((tmp_path / "out/scores.json").read_text())
     examples = pl.read_parquet(tmp_path / "out/examples.parquet")
-    assert examples.columns == ["id", "subset", "score_chosen", "score_rejected", "correct"]
+    assert examples.columns == ["id", "subset", "score_chosen", "score_rejected", "len_chosen", "len_rejected",
+                                "correct"]
     assert examples.height == len(synthetic["test"]) == scores["n_examples"]
     assert set(scores["sections"]) == {"Chat", "Chat Hard", "Safety", "Reasoning"}
     assert scores["tie_rule"] == "official" and "mean of" in scores["formula"]

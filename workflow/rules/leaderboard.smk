@@ -78,6 +78,8 @@ rule plots:
             category="3. Runs",
             labels={"table": "per-run metrics"},
         ),
+    params:
+        models=f"{RESULTS}/models",
     log:
         f"{RESULTS}/logs/plots.log",
     benchmark:
@@ -86,7 +88,7 @@ rule plots:
         "../../envs/table.yaml"
     localrule: True
     shell:
-        "rmflow plots --leaderboard {input.board} --scores {input.scores} --models {RESULTS}/models"
+        "rmflow plots --leaderboard {input.board} --scores {input.scores} --models {params.models}"
         " --out-dir $(dirname {output.sections}) > {log} 2>&1"
 
 

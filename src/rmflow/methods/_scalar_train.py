@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
 from typing import Callable
 
@@ -22,8 +23,7 @@ def train_scalar(spec: RunSpec, out_dir: str, num_labels: int, pair_loss: MakeLo
     from rmflow.data.prepare import read_pairs
     from rmflow.errors import RmflowError
     from rmflow.models.load import load_model, load_tokenizer
-    from rmflow.models.scalar import head_outputs
-    from rmflow.train.batching import encode, length_grouped_batches, pad, padding_fraction
+    from rmflow.train.batching import encode, length_grouped_batches, padded_tokens
     from rmflow.train.config import TrainConfig
     from rmflow.train.loop import train_loop
     from rmflow.train.save import save_run
@@ -53,22 +53,45 @@ def train_scalar(spec: RunSpec, out_dir: str, num_labels: int, pair_loss: MakeLo
         return length_grouped_batches(lengths, config.per_device_batch, config.seed + epoch, config.group_by_length)
 
     def loss_fn(model, indices: list[int]):
-        ids, mask = pad([seq for i in indices for seq in pairs[i]], tokenizer.pad_token_id, side="right")
+        sequences = [seq for i in indices for seq in pairs[i]]
         device = next(model.parameters()).device
-        scores = head_outputs(model, ids.to(device), mask.to(device))
+        # DDP expects one forward per backward: several processes keep the single padded pass
+        split = config.split_padding if not hasattr(model, "module") else 1.0
+        scores = forward_in_parts(model, sequences, tokenizer.pad_token_id, device, split)
         margin = torch.tensor([margins[i] for i in indices], device=device) if margins else None
         loss = pair_loss(model, scores, indices, margin)
         reward = scores[:, reward_head]
         return loss, {"pairs": len(indices), "correct": int((reward[0::2] > reward[1::2]).sum()),
-                      "tokens": int(mask.sum())}
+                      "tokens": sum(map(len, sequences))}
 
     first_epoch = epoch_batches(0)
-    pad_frac = padding_fraction([[s for i in b for s in pairs[i]] for b in first_epoch])
+    split = config.split_padding if int(os.environ.get("WORLD_SIZE", "1")) == 1 else 1.0
+    batch_seqs = [[s for i in b for s in pairs[i]] for b in first_epoch]
+    real = sum(len(s) for seqs in batch_seqs for s in seqs)
+    pad_frac = 1 - real / max(1, sum(padded_tokens(seqs, split) for seqs in batch_seqs))
     log.info("%d pairs, %d micro-batches per epoch, padding fraction %.3f", len(pairs), len(first_epoch), pad_frac)
     result = train_loop(model, epoch_batches, len(first_epoch), loss_fn, config)
     metrics = {**result["metrics"], "padding_fraction": pad_frac, "train_pairs": len(pairs), "train_data": source,
                "initialised_from": start, **(extra_metrics or {})}
     save_run(result, tokenizer, spec, out_dir, metrics)
+
+
+def forward_in_parts(model, sequences: list[list[int]], pad_id: int, device, max_padding: float):
+    """Head outputs (len(sequences), num_labels) in input order, from forward passes split by padding_chunks."""
+    import torch
+
+    from rmflow.models.scalar import head_outputs
+    from rmflow.train.batching import pad, padding_chunks
+
+    chunks = padding_chunks([len(s) for s in sequences], max_padding)
+    parts = []
+    for chunk in chunks:
+        ids, mask = pad([sequences[i] for i in chunk], pad_id, side="right")
+        parts.append(head_outputs(model, ids.to(device), mask.to(device)))
+    order = torch.tensor([i for chunk in chunks for i in chunk], device=device)
+    inverse = torch.empty_like(order)
+    inverse[order] = torch.arange(len(order), device=device)
+    return torch.cat(parts)[inverse]
 
 
 def load_scalar_scorer(model_dir: str, device: str = "cpu", batch_size: int = 16, num_labels: int = 1,

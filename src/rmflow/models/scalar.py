@@ -66,26 +66,36 @@ class ScalarScorer:
     kind = "scalar"
 
     def __init__(self, model, tokenizer, max_length: int = 4096, truncation_side: str = "left",
-                 batch_size: int = 16, device: str = "cpu", head: int = 0):
+                 batch_size: int = 16, device: str = "cpu", head: int = 0, max_batch_tokens: int = 8192):
         self.model, self.tokenizer, self.head = model.eval().to(device), tokenizer, head
         self.max_length, self.truncation_side = max_length, truncation_side
         self.batch_size, self.device = batch_size, device
+        self.max_batch_tokens = max_batch_tokens  # long texts go in smaller batches (attention grows with length^2)
 
     def score_conversations(self, conversations: list[list[dict]], progress: bool = True) -> list[float]:
         import torch
         from tqdm.auto import tqdm
 
         encoded = [encode(self.tokenizer, c, self.max_length, self.truncation_side) for c in conversations]
-        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         scores = [0.0] * len(encoded)
         with torch.inference_mode():
-            for start in tqdm(range(0, len(order), self.batch_size), desc="score", disable=not progress):
-                idx = order[start:start + self.batch_size]
+            for idx in tqdm(self.batches([len(e) for e in encoded]), desc="score", disable=not progress):
                 ids, mask = pad([encoded[i] for i in idx], self.tokenizer.pad_token_id)
                 values = rewards(self.model, ids.to(self.device), mask.to(self.device), self.head)
                 for i, value in zip(idx, values.tolist()):
                     scores[i] = value
         return scores
+
+    def batches(self, lengths: list[int]) -> list[list[int]]:
+        """Indices sorted by length (little padding), cut at batch_size rows or max_batch_tokens padded tokens."""
+        out, current = [], []
+        for i in sorted(range(len(lengths)), key=lambda j: lengths[j]):
+            if current and (len(current) >= self.batch_size or
+                            (len(current) + 1) * lengths[i] > self.max_batch_tokens):
+                out.append(current)
+                current = []
+            current.append(i)
+        return out + [current] if current else out
 
     def score_pairs(self, rows: list[dict]) -> dict:
         n = len(rows)

@@ -72,3 +72,33 @@ def padding_fraction(batches: list[list[list[int]]]) -> float:
     real = sum(len(s) for batch in batches for s in batch)
     total = sum(len(batch) * max(len(s) for s in batch) for batch in batches)
     return 1.0 - real / total if total else 0.0
+
+
+def padding_chunks(lengths: list[int], max_padding: float) -> list[list[int]]:
+    """Split one micro-batch's sequences into forward passes that each pad at most ``max_padding`` of their tokens.
+
+    Sequences are taken longest first; a part closes when adding the next one would push its padded share over the
+    limit. The parts' outputs are put back in order before the loss, so the loss is the one a single padded forward
+    gives (the padding is masked either way); only the wasted compute on pad tokens goes. ``max_padding`` >= 1
+    keeps a single forward.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    if max_padding >= 1:
+        return [order]
+    chunks: list[list[int]] = []
+    for i in order:
+        if chunks:
+            current = chunks[-1]
+            width = lengths[current[0]]
+            real = sum(lengths[j] for j in current) + lengths[i]
+            if 1 - real / (width * (len(current) + 1)) <= max_padding:
+                current.append(i)
+                continue
+        chunks.append([i])
+    return chunks
+
+
+def padded_tokens(sequences: list[list[int]], max_padding: float) -> int:
+    """Tokens a forward over ``sequences`` processes when split by ``padding_chunks``."""
+    lengths = [len(s) for s in sequences]
+    return sum(len(c) * max(lengths[i] for i in c) for c in padding_chunks(lengths, max_padding))

@@ -29,6 +29,7 @@ class TrainConfig:
     seed: int = 42
     margin_field: str | None = None  # optional per-row margin subtracted inside the BT loss
     group_by_length: bool = True  # length-grouped batches keep padding small
+    split_padding: float = 0.1  # split a micro-batch's forward so each part pads at most this share (1: one pass)
     log_every: int = 10  # optimizer steps between log lines
     checkpoint_every: int = 500  # optimizer steps between resumable checkpoints (0: only on SIGTERM/SIGUSR1)
 
