@@ -86,15 +86,18 @@ class ScalarScorer:
                     scores[i] = value
         return scores
 
-    def batches(self, lengths: list[int]) -> list[list[int]]:
-        """Indices sorted by length (little padding), cut at batch_size rows or max_batch_tokens padded tokens."""
-        out, current = [], []
+    def batches(self, lengths: list[int], max_padding: float = 0.1) -> list[list[int]]:
+        """Indices sorted by length, cut at batch_size rows, max_batch_tokens padded tokens, or when padding would
+        exceed ``max_padding`` of the batch (on a CPU pad tokens cost as much as real ones)."""
+        out, current, real = [], [], 0
         for i in sorted(range(len(lengths)), key=lambda j: lengths[j]):
-            if current and (len(current) >= self.batch_size or
-                            (len(current) + 1) * lengths[i] > self.max_batch_tokens):
+            padded = (len(current) + 1) * lengths[i]
+            if current and (len(current) >= self.batch_size or padded > self.max_batch_tokens
+                            or 1 - (real + lengths[i]) / padded > max_padding):
                 out.append(current)
-                current = []
+                current, real = [], 0
             current.append(i)
+            real += lengths[i]
         return out + [current] if current else out
 
     def score_pairs(self, rows: list[dict]) -> dict:
