@@ -158,6 +158,9 @@ def main() -> None:
                "python": platform.python_version(), "torch": torch.__version__,
                "transformers": transformers.__version__, "trl": trl.__version__,
                "matmul_gflops": flops / 1e9, "total_minutes": (time.time() - started) / 60}
+    raw = {"workload": workload, "args": vars(a), "train": train, "score": score, "diffs": diffs,
+           "dag": [dag, jobs], "machine": machine}
+    Path(a.out).with_suffix(".json").write_text(json.dumps(raw, indent=1))  # the measurements behind the table
     write_results(a.out, workload, a, train, score, diffs, (dag, jobs), machine)
     print(Path(a.out).read_text())
 
