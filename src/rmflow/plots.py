@@ -37,6 +37,17 @@ def save(fig, out_png: str | Path, out_svg: str | Path) -> None:
         fig.savefig(tmp, format="svg", metadata={"Date": None})
 
 
+def _panels(plt, count: int, width: float, height: float):
+    """A figure with ``count`` panels, four to a row; unused cells are hidden."""
+    cols = min(4, max(1, count))
+    rows = max(1, -(-count // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    cells = [axes[i // cols][i % cols] for i in range(rows * cols)]
+    for ax in cells[count:]:
+        ax.axis("off")
+    return fig, cells
+
+
 def sections_ci(board, out_png, out_svg) -> None:
     from rmflow.tables_render import value_columns
 
@@ -79,11 +90,8 @@ def length_bias(records: list[dict], out_png, out_svg) -> int:
             continue
         per_method.setdefault(r["method"], []).append((r, examples))
     methods = sorted(per_method)
-    cols = min(4, max(1, len(methods)))
-    rows = max(1, -(-len(methods) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows), squeeze=False)
-    for i, method in enumerate(methods):
-        ax = axes[i // cols][i % cols]
+    fig, cells = _panels(plt, len(methods), 3.2, 2.8)
+    for ax, method in zip(cells, methods):
         for j, (r, ex) in enumerate(per_method[method]):
             lengths = ex["len_chosen"].to_list() + ex["len_rejected"].to_list()
             rewards = ex["score_chosen"].to_list() + ex["score_rejected"].to_list()
@@ -94,10 +102,9 @@ def length_bias(records: list[dict], out_png, out_svg) -> int:
         ax.set_xlabel("response length (characters)", fontsize=8)
         ax.set_ylabel("reward", fontsize=8)
         ax.legend(fontsize=6, markerscale=2)
-    for k in range(len(methods), rows * cols):
-        axes[k // cols][k % cols].axis("off")
     if not methods:
-        axes[0][0].text(0.5, 0.5, "no scalar method in this run", ha="center", va="center")
+        cells[0].axis("on")
+        cells[0].text(0.5, 0.5, "no scalar method in this run", ha="center", va="center")
     fig.suptitle("Length bias: reward vs. response length (r = Pearson)", fontsize=10)
     fig.tight_layout()
     save(fig, out_png, out_svg)
@@ -113,11 +120,8 @@ def train_loss(models_root: str | Path, out_png, out_svg) -> int:
     for path in logs:
         by_method.setdefault(path.parent.parent.name, []).append(path)
     methods = sorted(by_method)
-    cols = min(4, max(1, len(methods)))
-    rows = max(1, -(-len(methods) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
-    for i, method in enumerate(methods):
-        ax = axes[i // cols][i % cols]
+    fig, cells = _panels(plt, len(methods), 3.2, 2.6)
+    for ax, method in zip(cells, methods):
         for path in by_method[method]:
             history = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
             ax.plot([h["step"] for h in history], [h["loss"] for h in history], label=path.parent.name, lw=1)
@@ -126,8 +130,6 @@ def train_loss(models_root: str | Path, out_png, out_svg) -> int:
         ax.set_ylabel("training loss", fontsize=8)
         ax.legend(fontsize=6)
         ax.grid(alpha=0.3)
-    for k in range(len(methods), rows * cols):
-        axes[k // cols][k % cols].axis("off")
     fig.suptitle("Training loss (mean over each logging window)", fontsize=10)
     fig.tight_layout()
     save(fig, out_png, out_svg)
