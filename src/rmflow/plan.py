@@ -176,9 +176,17 @@ class Plan:
             return []
         return [f"{RESULTS}/bestofn/{m}/{b}.json" for m in self.scalar_methods() for b in self.bases]
 
+    def evaluations(self) -> list[tuple[str, str]]:
+        """(eval set, method) pairs to score: RewardBench 2 scores each completion alone, so only scalar methods."""
+        return [(e, m) for e in self.eval_sets for m in self.methods
+                if self.config["eval_sets"][e]["sections"] != "rewardbench_v2" or self.module(m).KIND == "scalar"]
+
+    def skipped_evaluations(self) -> list[tuple[str, str]]:
+        wanted = set(self.evaluations())
+        return [(e, m) for e in self.eval_sets for m in self.methods if (e, m) not in wanted]
+
     def score_files(self) -> list[str]:
-        return [f"{RESULTS}/eval/{e}/{m}/{b}/scores.json"
-                for e in self.eval_sets for m in self.methods for b in self.bases]
+        return [f"{RESULTS}/eval/{e}/{m}/{b}/scores.json" for e, m in self.evaluations() for b in self.bases]
 
     # ---- specs written to disk ----------------------------------------------------------------------------
     def run_spec(self, method: str, base: str) -> dict:

@@ -26,14 +26,21 @@ def finished_run(tmp_path_factory) -> Path:
 @pytest.mark.slow
 def test_embedded_workflow_end_to_end(finished_run):
     results = finished_run / "results"
-    board = pl.read_csv(results / "leaderboard.csv")
+    everything = pl.read_csv(results / "leaderboard.csv")
+    sections = ["Score", "Chat", "Chat Hard", "Safety", "Reasoning", "Math", "Ties"]
+    assert everything.columns == ["Benchmark", "Eval Set", "Model", "Base Model", "Method",
+                                  *[c for s in sections for c in (s, f"{s}_lo", f"{s}_hi")], "Length Corr"]
+    board = everything.filter(pl.col("Benchmark") == "rewardbench_v1")
     assert sorted(board["Model"]) == sorted(f"{b}/{m}" for b in ("tiny_llama", "tiny_gemma")
                                             for m in ("bt", "pair_pm", "ssrm", "rrm", "odin", "armo", "tree", "prm",
                                                       "orm", "orm_scalar", "judge"))
-    sections = ["Score", "Chat", "Chat Hard", "Safety", "Reasoning"]
-    assert board.columns == ["Benchmark", "Eval Set", "Model", "Base Model", "Method",
-                             *[c for s in sections for c in (s, f"{s}_lo", f"{s}_hi")], "Length Corr"]
+    assert set(board["Eval Set"]) == {"synthetic"} and board["Math"].is_null().all()
     assert (board["Score_lo"] <= board["Score"]).all() and (board["Score"] <= board["Score_hi"]).all()
+    # RewardBench 2 rows: scalar methods only, never mixed into the v1 ranking; Score empty (2 of 6 subsets)
+    v2 = everything.filter(pl.col("Benchmark") == "rewardbench_v2")
+    assert sorted(v2["Method"].unique()) == ["armo", "bt", "odin", "orm", "orm_scalar", "prm"]
+    assert v2.height == 12 and set(v2["Eval Set"]) == {"synthetic_v2"} and v2["Score"].is_null().all()
+    assert v2["Math"].is_not_null().all() and v2["Ties"].is_not_null().all()
     corr = dict(zip(board["Model"], board["Length Corr"]))
     assert corr["tiny_llama/pair_pm"] is None and -1 <= corr["tiny_llama/odin"] <= 1
     assert board["Score"].to_list() == sorted(board["Score"].to_list(), reverse=True)
@@ -41,6 +48,8 @@ def test_embedded_workflow_end_to_end(finished_run):
         scores = json.loads((results / f"eval/synthetic/{row['Method']}/{row['Base Model']}/scores.json").read_text())
         assert row["Score"] == pytest.approx(100 * scores["score"])
         assert row["Chat Hard"] == pytest.approx(100 * scores["sections"]["Chat Hard"])
+    v2_scores = json.loads((results / "eval/synthetic_v2/bt/tiny_llama/scores.json").read_text())
+    assert v2_scores["benchmark"] == "rewardbench_v2" and v2_scores["subsets"]["Math"]["n"] == 6
     md = (results / "leaderboard.md").read_text()
     assert md.startswith("| Benchmark | Eval Set | Model |") and "tiny_llama/bt" in md
     # every rule logged and benchmarked; models in HF layout
@@ -139,11 +148,14 @@ def test_paper_outputs_significance_plots_and_latex(finished_run):
     results = finished_run / "results"
     board = pl.read_csv(results / "leaderboard.csv")
     sig = pl.read_csv(results / "pairwise_significance.csv")
-    assert sig.height == board.height - 1 and set(sig["best"]) == {board["Model"][0]}
+    v1 = board.filter(pl.col("Benchmark") == "rewardbench_v1")
+    # v2 rows have no overall Score here (2 of 6 subsets), so only v1 models are tested against v1's best
+    assert sig.height == v1.height - 1 and set(sig["best"]) == {v1["Model"][0]}
+    assert set(sig["eval_set"]) == {"synthetic"}
     assert ((sig["p_value"] >= 0) & (sig["p_value"] <= 1)).all()
     assert (sig["significant"] == ((sig["diff_lo"] > 0) | (sig["diff_hi"] < 0))).all()
     tex = (results / "leaderboard.tex").read_text()
-    assert tex.count(r"\\") == board.height + 2 and r"\toprule" in tex and r"\textbf{" in tex
+    assert tex.count(r"\\") == board.height + 3 and r"\toprule" in tex and r"\textbf{" in tex  # + header, 2 blocks
     for name in ("sections_ci", "length_bias", "train_loss"):
         assert (results / f"plots/{name}.png").read_bytes()[:4] == b"\x89PNG"
         assert (results / f"plots/{name}.svg").read_text().lstrip().startswith("<?xml")

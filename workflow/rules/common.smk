@@ -1,4 +1,5 @@
 # Config validation, the run plan, wildcard constraints and the input functions the rules share.
+import sys
 from pathlib import Path
 
 from rmflow.config import validate_config
@@ -11,6 +12,9 @@ validate_config(
     workflow.configfiles,
 )
 PLAN = Plan(config, workflow.configfiles)
+if PLAN.skipped_evaluations():  # said, never silently dropped
+    print("rmflow: not evaluated (RewardBench 2 scores each completion alone; pairwise methods cannot): "
+          + ", ".join(f"{m} on {e}" for e, m in PLAN.skipped_evaluations()), file=sys.stderr)
 
 
 wildcard_constraints:

@@ -8,6 +8,7 @@ rule synthetic_data:
         attributes=f"{RESULTS}/data/synthetic/attributes.jsonl",
         steps=f"{RESULTS}/data/synthetic/steps.jsonl",
         bestofn=f"{RESULTS}/data/synthetic/bestofn.jsonl",
+        rewardbench2=f"{RESULTS}/data/synthetic/rewardbench2.jsonl",
         manifest=f"{RESULTS}/data/synthetic/manifest.json",
     params:
         seed=config["seed"],

@@ -212,8 +212,30 @@ def best_of_n_sets(seed: int, n_problems: int, n_candidates: int) -> list[dict]:
     return sets
 
 
+def rewardbench2_rows(sets: list[dict]) -> list[dict]:
+    """RewardBench 2 layout from the best-of-N sets: ``Math`` rows (one correct answer among four) for every
+    problem, and a ``Ties`` pair (``ref:<n>`` one correct, ``tied:<n>`` every correct one) for problems with
+    several correct solutions. Only these two of the six v2 subsets can be built from checkable arithmetic, so
+    the v2 overall Score of this set stays empty by the rules; its subset scores are real."""
+    rows = []
+    for n, item in enumerate(sets):
+        right = [a for a, label in zip(item["answers"], item["labels"]) if label]
+        wrong = [a for a, label in zip(item["answers"], item["labels"]) if not label][:3]
+        if not right or len(wrong) < 3:
+            continue
+        rows.append({"id": f"math-{n}", "subset": "Math", "prompt": item["prompt"], "chosen": right[:1],
+                     "rejected": wrong})
+        if len(right) > 1:
+            rows.append({"id": f"ref:{n}", "subset": "Ties", "prompt": item["prompt"], "chosen": right[:1],
+                         "rejected": wrong})
+            rows.append({"id": f"tied:{n}", "subset": "Ties", "prompt": item["prompt"], "chosen": right,
+                         "rejected": wrong})
+    return rows
+
+
 def generate(seed: int, n_train_per_subset: int, n_test_per_subset: int) -> dict[str, list[dict]]:
-    """Return ``train`` (standard rows), ``test`` (RewardBench rows), ``attributes``, ``steps`` and ``bestofn``."""
+    """Return ``train`` (standard rows), ``test`` (RewardBench rows), ``attributes``, ``steps``, ``bestofn`` and
+    ``rewardbench2`` (RewardBench 2 rows)."""
     out: dict[str, list[dict]] = {"train": [], "test": [], "attributes": [], "steps": [],
                                   "bestofn": best_of_n_sets(seed, n_test_per_subset, 8)}
     for subset in sorted(GENERATORS):
@@ -242,6 +264,7 @@ def generate(seed: int, n_train_per_subset: int, n_test_per_subset: int) -> dict
                     if item.steps:
                         out["steps"].append({"id": f"{row_id}-{side}", "split": split, "problem": item.prompt,
                                              **item.steps[side]})
+    out["rewardbench2"] = rewardbench2_rows(out["bestofn"])
     return out
 
 
