@@ -117,3 +117,19 @@ def test_rewardbench2_rejects_pairwise_methods_and_bad_rows(tmp_path, trained_bt
 
     with pytest.raises(RmflowError, match="needs a scalar reward model"):  # checked before any scoring
         _score_v2(PairwiseScorer.__new__(PairwiseScorer), [_v2_row(0, "Math", ["a"], ["b"])])
+
+
+def test_synthetic_rewardbench2_rows_come_from_labelled_candidates(synthetic):
+    from rmflow.data.synth import rewardbench2_rows
+
+    sets = synthetic["bestofn"]
+    rows = rewardbench2_rows(sets)
+    math_rows = [r for r in rows if r["subset"] == "Math"]
+    assert len(math_rows) == len(sets)
+    for item, row in zip(sets, math_rows):
+        right = {a for a, label in zip(item["answers"], item["labels"]) if label}
+        assert row["chosen"][0] in right and not set(row["rejected"]) & right and len(row["rejected"]) == 3
+    ties = {r["id"]: r for r in rows if r["subset"] == "Ties"}
+    several = [n for n, item in enumerate(sets) if sum(item["labels"]) > 1]
+    assert sorted(ties) == sorted([f"ref:{n}" for n in several] + [f"tied:{n}" for n in several])
+    assert all(len(ties[f"tied:{n}"]["chosen"]) == sum(sets[n]["labels"]) for n in several)
