@@ -13,6 +13,7 @@ import logging
 from rmflow.errors import RmflowError
 
 log = logging.getLogger(__name__)
+SCORE_TOLERANCE = 1e-5
 
 
 def load_rank_rows(path: str) -> list[dict]:
@@ -45,7 +46,9 @@ def rank_rows(module, scorer, rows: list[dict], mode: str, top_k: int) -> tuple[
             scores, k = values[k:k + n], k + n
             order = sorted(range(n), key=lambda i: -scores[i])
             best, worst, record = order[0], order[-1], {"scores": scores}
-            distinct = scores[best] != scores[worst]
+            # scores agree only to float rounding across batch shapes: a gap this small is a tie, not a preference
+            distinct = scores[best] - scores[worst] > SCORE_TOLERANCE * max(1.0, abs(scores[best]))
+            distinct = distinct and r["responses"][best] != r["responses"][worst]
         else:
             def compare(i, j, r=r):
                 return scorer.compare([(r["context"], r["responses"][i], r["responses"][j])], progress=False)[
