@@ -48,32 +48,42 @@ def _panels(plt, count: int, width: float, height: float):
     return fig, cells
 
 
+def _chance(benchmark: str, column: str) -> float | None:
+    """Random guessing: 50 % on a pair; 25 % on RewardBench 2's best-of-4 rows; none for its Ties formula."""
+    if benchmark == "rewardbench_v2":
+        return None if column in ("Ties", "Score") else 25.0
+    return 50.0
+
+
 def sections_ci(board, out_png, out_svg) -> None:
+    """One block per benchmark and eval set, with the columns that block has; the best model on top."""
     from rmflow.tables_render import value_columns
 
     plt = _pyplot()
     columns = [c for c in value_columns(board) if c != "Length Corr" and f"{c}_lo" in board.columns]
-    groups = list(board.group_by(["Benchmark", "Eval Set"], maintain_order=True))
-    height = max(3.0, 0.28 * max(g.height for _, g in groups) + 1.2)
-    fig, axes = plt.subplots(len(groups), len(columns), figsize=(2.6 * len(columns), height * len(groups)),
-                             squeeze=False, sharey="row")
-    for r, ((benchmark, eval_set), group) in enumerate(groups):
+    groups = [(key, group, [c for c in columns if group[c].is_not_null().any()])
+              for key, group in board.group_by(["Benchmark", "Eval Set"], maintain_order=True)]
+    widest = max(len(present) for _, _, present in groups)
+    heights = [0.26 * group.height + 1.3 for _, group, _ in groups]
+    fig = plt.figure(figsize=(2.4 * widest + 1.8, sum(heights) + 0.5), layout="constrained")
+    subfigs = fig.subfigures(len(groups), 1, height_ratios=heights, squeeze=False)[:, 0]
+    for sub, ((benchmark, eval_set), group, present) in zip(subfigs, groups):
         models = group["Model"].to_list()[::-1]  # best at the top
-        for c, column in enumerate(columns):
-            ax = axes[r][c]
+        axes = sub.subplots(1, len(present), sharey=True, squeeze=False)[0]
+        for ax, column in zip(axes, present):
             values, lows, highs = (group[k].to_list()[::-1] for k in (column, f"{column}_lo", f"{column}_hi"))
             ys = [i for i, v in enumerate(values) if v is not None]
-            xs = [values[i] for i in ys]
             err = [[values[i] - lows[i] for i in ys], [highs[i] - values[i] for i in ys]]
-            ax.errorbar(xs, ys, xerr=err, fmt="o", ms=3, capsize=2, color="tab:blue")
-            ax.axvline(50, color="grey", lw=0.6, ls=":")
+            ax.errorbar([values[i] for i in ys], ys, xerr=err, fmt="o", ms=3, capsize=2, color="tab:blue")
+            chance = _chance(benchmark, column)
+            if chance is not None:
+                ax.axvline(chance, color="grey", lw=0.6, ls=":")
             ax.set_yticks(range(len(models)), models, fontsize=7)
-            ax.set_title(column if r == 0 else "", fontsize=9)
+            ax.set_ylim(-0.5, len(models) - 0.5)
+            ax.set_title(column, fontsize=9)
             ax.set_xlabel("accuracy (%)", fontsize=8)
             ax.grid(axis="x", alpha=0.3)
-        axes[r][0].set_ylabel(f"{benchmark}\n{eval_set}", fontsize=8)
-    fig.suptitle("Scores with 95% bootstrap intervals (dotted: chance)", fontsize=10)
-    fig.tight_layout()
+        sub.suptitle(f"{benchmark}, eval set {eval_set}: 95% bootstrap intervals (dotted: chance)", fontsize=10)
     save(fig, out_png, out_svg)
     plt.close(fig)
 
