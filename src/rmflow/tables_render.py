@@ -71,7 +71,8 @@ def to_latex(board, ci_style: str = "pm", level: float = 0.95) -> str:
         for row in group.iter_rows(named=True):
             cells = [escape(eval_set), escape(row["Model"])]
             for c in columns:
-                text = escape(cell(row, c, ci_style, pm="PLUSMINUS")).replace("PLUSMINUS", "$\\pm$")
+                # "--": an en dash in any LaTeX setup, with or without a UTF-8 input encoding
+                text = escape(cell(row, c, ci_style, pm="PLUSMINUS")).replace("PLUSMINUS", "$\\pm$").replace("–", "--")
                 if row[c] is not None and (benchmark, eval_set, row["Model"]) in best[c]:
                     text = f"\\textbf{{{text}}}"
                 cells.append(text)
