@@ -25,7 +25,7 @@ def requested_gpus(resources: dict) -> int:
         match = _GRES_GPUS.match(item.strip())
         if match:
             total += int(match.group(1))
-        elif item.strip() in ("gpu",):
+        elif item.strip() == "gpu":
             total += 1
     for key in ("gpus", "gpu"):
         value = resources.get(key)

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 KEYS = ["Benchmark", "Eval Set", "Model", "Base Model", "Method"]
 SCORE_COLUMNS = ["Score", *SECTION_NAMES, *[s for s in V2_SUBSETS if s not in SECTION_NAMES], "Prior Sets"]
-# a Run's eval set must be the same rows as every other run's on that eval set
+# every run gathered under one eval set name must have scored the same rows by the same rules
 SAME_WITHIN_EVAL_SET = ("benchmark", "section_map", "n_examples", "example_ids_sha256")
 
 

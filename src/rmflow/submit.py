@@ -31,7 +31,7 @@ def profile_resources(profile_dir: str, rule: str) -> dict:
         raise RmflowError("no SLURM profile here", file=str(path))
     profile = yaml.safe_load(path.read_text()) or {}
     rules = profile.get("set-resources") or {}
-    if rule not in rules and rule not in ("default",):
+    if rule not in rules:
         raise RmflowError(f"no set-resources entry '{rule}' (entries: {', '.join(sorted(rules))})", file=str(path))
     return {**(profile.get("default-resources") or {}), **rules.get(rule, {})}
 
