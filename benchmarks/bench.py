@@ -115,10 +115,6 @@ def dag_seconds(repeats: int) -> tuple[float, int]:
     return statistics.median(times), jobs
 
 
-def median_of(runs: list[dict], key: str) -> float:
-    return statistics.median(r[key] for r in runs)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pairs", type=int, default=128)

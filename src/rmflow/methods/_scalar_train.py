@@ -52,11 +52,12 @@ def train_scalar(spec: RunSpec, out_dir: str, num_labels: int, pair_loss: MakeLo
     def epoch_batches(epoch: int) -> list[list[int]]:
         return length_grouped_batches(lengths, config.per_device_batch, config.seed + epoch, config.group_by_length)
 
+    # DDP expects one forward per backward: several processes keep the single padded pass
+    split = config.split_padding if int(os.environ.get("WORLD_SIZE", "1")) == 1 else 1.0
+
     def loss_fn(model, indices: list[int]):
         sequences = [seq for i in indices for seq in pairs[i]]
         device = next(model.parameters()).device
-        # DDP expects one forward per backward: several processes keep the single padded pass
-        split = config.split_padding if not hasattr(model, "module") else 1.0
         scores = forward_in_parts(model, sequences, tokenizer.pad_token_id, device, split)
         margin = torch.tensor([margins[i] for i in indices], device=device) if margins else None
         loss = pair_loss(model, scores, indices, margin)
@@ -65,7 +66,6 @@ def train_scalar(spec: RunSpec, out_dir: str, num_labels: int, pair_loss: MakeLo
                       "tokens": sum(map(len, sequences))}
 
     first_epoch = epoch_batches(0)
-    split = config.split_padding if int(os.environ.get("WORLD_SIZE", "1")) == 1 else 1.0
     batch_seqs = [[s for i in b for s in pairs[i]] for b in first_epoch]
     real = sum(len(s) for seqs in batch_seqs for s in seqs)
     pad_frac = 1 - real / max(1, sum(padded_tokens(seqs, split) for seqs in batch_seqs))
