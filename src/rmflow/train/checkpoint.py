@@ -21,6 +21,8 @@ import shutil
 import signal
 from pathlib import Path
 
+from rmflow.io import share_tree
+
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
@@ -135,6 +137,7 @@ class Checkpointer:
             (tmp / LOOP_STATE).write_text(json.dumps(loop_state))
             files = {str(p.relative_to(tmp)): {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in _files(tmp)}
             (tmp / MANIFEST).write_text(json.dumps({"step": step, "files": files}, indent=1))
+            share_tree(tmp)  # the modes a plain mkdir/open would give under the umask (rmflow.io)
             shutil.rmtree(final, ignore_errors=True)
             os.replace(tmp, final)
             for old in self._candidates()[self.keep:]:
