@@ -40,3 +40,13 @@ def snakemake(workdir: Path, *args: str, configs=(DEFAULT, QUICK), timeout=900) 
            "--configfile", *map(str, configs)]
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def prepared(path: Path, rows: list[dict], fmt: str, where: dict | None = None) -> Path:
+    """Rows of any format prepared as the workflow's prepare_data rule does (canonical parquet of its kind)."""
+    from rmflow.data.formats import kind_of, write_rows
+    from rmflow.data.prepare import prepare_rows
+
+    kept, _ = prepare_rows(rows, fmt, where=where)
+    write_rows(kept, kind_of(fmt), path)
+    return path

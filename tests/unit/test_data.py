@@ -131,7 +131,7 @@ def test_ratings_file_counts_equal_scores(tmp_path):
             {"prompt": "Q", "responses": ["a", "b"], "scores": [3, 1]}]
     proc, out, report = prepare(tmp_path, rows, "--format", "ratings_best_vs_each")
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(report.read_text())["responses_not_paired"] == {"equal_scores": 1}
+    assert json.loads(report.read_text())["converter_counts"] == {"equal_scores": 1}
     assert len(read_pairs(out)) == 1
 
 

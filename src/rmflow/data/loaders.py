@@ -23,7 +23,8 @@ def looks_local(ref: str) -> bool:
     )
 
 
-def read_rows(ref: str, *, split: str = "train", revision: str | None = None) -> list[dict]:
+def read_rows(ref: str, *, split: str = "train", revision: str | None = None,
+              data_dir: str | None = None) -> list[dict]:
     """Load rows from a local file or folder, else from the hub via ``datasets.load_dataset``."""
     if looks_local(ref):
         path = Path(os.path.expanduser(ref))
@@ -34,7 +35,7 @@ def read_rows(ref: str, *, split: str = "train", revision: str | None = None) ->
             raise RmflowError(f"folder holds no {'/'.join(LOCAL_SUFFIXES)} files", file=ref)
         rows = [row for f in files for row in _read_file(f)]
     else:
-        rows = _read_hub(ref, split, revision)
+        rows = _read_hub(ref, split, revision, data_dir)
     if not rows:
         raise RmflowError("holds no rows", file=ref)
     return rows
@@ -43,8 +44,9 @@ def read_rows(ref: str, *, split: str = "train", revision: str | None = None) ->
 def _read_file(path: Path) -> list[dict]:
     if path.suffix == ".jsonl":
         rows = []
-        with path.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, start=1):
+        with path.open("rb") as fh:
+            for lineno, raw in enumerate(fh, start=1):
+                line = _decode(raw, path, lineno)
                 if not line.strip():
                     continue
                 try:
@@ -57,8 +59,14 @@ def _read_file(path: Path) -> list[dict]:
                 rows.append({**row, "__row__": lineno, "__file__": str(path)})
         return rows
     if path.suffix == ".json":
+        raw = path.read_bytes()
         try:
-            data = json.loads(path.read_text(encoding="utf-8") or "null")
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise RmflowError(f"not UTF-8 text: byte 0x{raw[exc.start]:02x} at offset {exc.start} cannot be decoded",
+                              file=str(path), row=raw[:exc.start].count(b"\n") + 1) from exc
+        try:
+            data = json.loads(text or "null")
         except json.JSONDecodeError as exc:
             raise RmflowError(f"malformed JSON ({exc.msg})", file=str(path), row=exc.lineno) from exc
         if data is None:
@@ -75,14 +83,22 @@ def _read_file(path: Path) -> list[dict]:
     return [{**r, "__row__": i, "__file__": str(path)} for i, r in enumerate(frame.to_dicts(), start=1)]
 
 
-def _read_hub(dataset_id: str, split: str, revision: str | None) -> list[dict]:
+def _decode(raw: bytes, path: Path, lineno: int) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RmflowError(f"not UTF-8 text: byte 0x{raw[exc.start]:02x} at column {exc.start + 1} cannot be decoded "
+                          "(re-encode the file as UTF-8)", file=str(path), row=lineno) from exc
+
+
+def _read_hub(dataset_id: str, split: str, revision: str | None, data_dir: str | None = None) -> list[dict]:
     from rmflow.hub import go_offline_if_unreachable
 
     go_offline_if_unreachable()
     import datasets
 
     try:
-        ds = datasets.load_dataset(dataset_id, split=split, revision=revision)
+        ds = datasets.load_dataset(dataset_id, split=split, revision=revision, data_dir=data_dir)
     except Exception as exc:  # offline, missing, gated: all end the same way for the user
         raise RmflowError(
             f"could not load hub dataset '{dataset_id}' (split '{split}'): {type(exc).__name__}: {exc}. "

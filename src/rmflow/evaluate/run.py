@@ -6,7 +6,8 @@ import logging
 import os
 from pathlib import Path
 
-from rmflow.data.convert import from_rewardbench
+from rmflow.data.convert import LayoutError, from_rewardbench
+from rmflow.data.layouts import from_rewardbench2
 from rmflow.data.loaders import read_rows
 from rmflow.data.schema import check_pair
 from rmflow.errors import RmflowError
@@ -20,14 +21,26 @@ RB_FIELDS = ("id", "subset", "prompt", "chosen", "rejected")
 V2_MAP = "rewardbench_v2"
 
 
+def _converted(converter, raw: dict, layout: str) -> dict:
+    try:
+        (row,), _ = converter(raw)
+    except LayoutError as exc:
+        seen = ", ".join(sorted(k for k in raw if not k.startswith("__")))
+        raise RmflowError(f"{exc} ({layout} rows need {', '.join(RB_FIELDS)}; columns seen: {seen})",
+                          file=raw.get("__file__"), row=raw.get("__row__"), field=exc.field) from exc
+    return row
+
+
 def load_eval_rows(source: str, split: str = "filtered", revision: str | None = None) -> list[dict]:
     """RewardBench rows turned into standard pairs (with id and subset kept); any bad row is an error."""
     pairs = []
     for raw in read_rows(source, split=split, revision=revision):
         for field in RB_FIELDS:
             if field not in raw:
-                raise RmflowError("is missing", file=raw.get("__file__"), row=raw.get("__row__"), field=field)
-        (row,), _ = from_rewardbench(raw)
+                seen = ", ".join(sorted(k for k in raw if not k.startswith("__")))
+                raise RmflowError(f"is missing (RewardBench rows need {', '.join(RB_FIELDS)}; columns seen: {seen})",
+                                  file=raw.get("__file__"), row=raw.get("__row__"), field=field)
+        row = _converted(from_rewardbench, raw, "RewardBench")
         problem = check_pair(row)
         if problem:
             raise RmflowError(problem.detail, file=raw.get("__file__"), row=raw.get("__row__"), field=problem.field)
@@ -38,22 +51,8 @@ def load_eval_rows(source: str, split: str = "filtered", revision: str | None = 
 
 def load_v2_rows(source: str, split: str = "test", revision: str | None = None) -> list[dict]:
     """RewardBench 2 rows: a prompt string and lists of chosen and rejected completions."""
-    rows = []
-    for raw in read_rows(source, split=split, revision=revision):
-        where = {"file": raw.get("__file__"), "row": raw.get("__row__")}
-        for field in RB_FIELDS:
-            if field not in raw:
-                raise RmflowError("is missing", field=field, **where)
-        for field in ("chosen", "rejected"):
-            value = raw[field]
-            if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
-                raise RmflowError("must be a non-empty list of non-empty strings (RewardBench 2 format)",
-                                  field=field, **where)
-        if not isinstance(raw["prompt"], str) or not raw["prompt"].strip():
-            raise RmflowError("must be a non-empty string", field="prompt", **where)
-        rows.append({"id": str(raw["id"]), "subset": str(raw["subset"]), "prompt": raw["prompt"],
-                     "chosen": list(raw["chosen"]), "rejected": list(raw["rejected"])})
-    return rows
+    return [_converted(from_rewardbench2, raw, "RewardBench 2")
+            for raw in read_rows(source, split=split, revision=revision)]
 
 
 def ids_digest(ids: list[str]) -> str:

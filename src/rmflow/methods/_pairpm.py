@@ -22,9 +22,8 @@ LABELS = (A, B, TIE)
 def render_context(messages: list[dict]) -> str:
     """The recipe's model-independent context template (everything but the compared answers)."""
     parts = ["\n"]
-    for i, message in enumerate(messages):
-        role = "user" if i % 2 == 0 else "assistant"
-        parts.append(f"\n\n<turn> {role}\n {message['content']}")
+    for message in messages:  # a system turn renders as "<turn> system"
+        parts.append(f"\n\n<turn> {message['role']}\n {message['content']}")
     parts.append("\n\n\n")
     return "".join(parts)
 
