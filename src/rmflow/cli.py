@@ -29,20 +29,28 @@ def cmd_make_synthetic(a):
 def cmd_prepare_data(a):
     from rmflow.data import prepare
 
-    prepare.main(a.source, a.out, a.report, a.format, a.split, a.revision or None, a.on_invalid)
+    where = {}
+    for item in (a.where or "").split():
+        column, sep, value = item.partition("=")
+        if not sep or not column:
+            raise RmflowError(f"--where takes COLUMN=VALUE items, not '{item}'", field="where")
+        where[column] = value
+    prepare.main(a.source, a.out, a.report, a.format, a.split, a.revision or None, a.on_invalid, a.name or None,
+                 where, a.data_dir or None)
+
+
+def cmd_formats(a):
+    from rmflow.data.formats import FORMATS
+
+    for name, spec in FORMATS.items():
+        print(f"{name:<24}{spec.kind:<14}{spec.layout}")
 
 
 def cmd_build_base(a):
-    import json
-
-    from rmflow.models import tiny
+    from rmflow.models import build
 
     _threads(a.threads)
-    values = json.loads(open(a.spec, encoding="utf-8").read())
-    unknown = sorted(set(values) - set(tiny.TinySpec.__dataclass_fields__))
-    if unknown:
-        raise RmflowError(f"unknown tiny model keys {unknown}", file=a.spec)
-    tiny.build(tiny.TinySpec(**values), tiny.corpus_from_pairs(a.corpus), a.out)
+    build.main(a.spec, a.corpus or None, a.out)
 
 
 def cmd_train(a):
@@ -180,7 +188,7 @@ def cmd_bestofn(a):
     _threads(a.threads)
     if a.step == "run":
         bestofn.main(a.method, a.base, a.model_dir, a.data, a.ns, a.subsets, a.seed, a.out, a.steps_data or None,
-                     a.batch_size)
+                     a.batch_size, a.set or None)
     else:
         bestofn.table(a.files, a.csv, a.png, a.svg)
 
@@ -217,20 +225,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=cmd_make_synthetic)
 
-    p = sub.add_parser("prepare-data", help="load, convert and validate preference rows into parquet")
+    p = sub.add_parser("prepare-data", help="load, convert and validate rows of any format into canonical parquet")
     p.add_argument("--source", required=True, help="local .jsonl/.json/.parquet file or folder, or a hub dataset id")
-    p.add_argument("--format", default="standard",
-                   help="standard | hh | rewardbench | ratings_best_vs_each | ratings_best_vs_worst")
+    p.add_argument("--name", default=None, help="the data set's config name (named in errors)")
+    p.add_argument("--format", default="standard", help="a layout name; `rmflow formats` lists them")
     p.add_argument("--split", default="train")
     p.add_argument("--revision", default=None)
+    p.add_argument("--data-dir", default=None, help="hub data sets: the data_dir inside the repository")
+    p.add_argument("--where", default=None,
+                   help="keep only rows whose columns equal these values: 'split=train [col=value ...]'")
     p.add_argument("--on-invalid", default="error", choices=["error", "skip"])
     p.add_argument("--out", required=True)
     p.add_argument("--report", required=True)
     p.set_defaults(func=cmd_prepare_data)
 
-    p = sub.add_parser("build-base", help="build a tiny base model and tokenizer from a JSON spec")
-    p.add_argument("--spec", required=True)
-    p.add_argument("--corpus", required=True, help="prepared standard-row parquet whose texts train the tokenizer")
+    p = sub.add_parser("formats", help="list the data formats prepare-data reads and the kind of rows each gives")
+    p.set_defaults(func=cmd_formats)
+
+    p = sub.add_parser("build-base", help="build a base model directory: a tiny model, or one converted from GGUF")
+    p.add_argument("--spec", required=True, help="JSON {tiny: {...}} or {gguf: {file | package}, chat_template}")
+    p.add_argument("--corpus", default=None, help="tiny: prepared pairs whose texts train the tokenizer")
     p.add_argument("--out", required=True)
     p.add_argument("--threads", type=int, default=None)
     p.set_defaults(func=cmd_build_base)
@@ -354,8 +368,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method")
     p.add_argument("--base")
     p.add_argument("--model-dir")
-    p.add_argument("--data", help="candidate sets {prompt, answers[N], labels[N]}")
-    p.add_argument("--steps-data", default="", help="step-labelled solutions for step-level accuracy")
+    p.add_argument("--data", help="prepared candidate sets (format bestofn: {prompt, answers[N], label[N]})")
+    p.add_argument("--set", default=None, help="the candidate sets' data set name (written into the result)")
+    p.add_argument("--steps-data", default="", help="prepared step-labelled chats for the PRM's step accuracy")
     p.add_argument("--ns", type=int, nargs="+", default=[1, 2, 4, 8])
     p.add_argument("--subsets", type=int, default=16, help="random subsets per problem and N")
     p.add_argument("--seed", type=int, default=0)

@@ -1,7 +1,12 @@
 """From a validated config to the workflow's runs, paths and specs. Imports no torch: the DAG stays cheap.
 
 Everything the Snakefile needs to know about names lives here, so rules stay a table of contents and errors about
-names (unknown method, undefined base model, missing local path) surface before any job is submitted.
+names (unknown method, undefined base model, a method on a base the run does not have, a data set of the wrong
+kind) surface before any job is submitted.
+
+A run trains every (method, base) pair it plans: ``run.methods × run.base_models`` by default, or for a method with
+``bases:`` only those (a list of names, or a mapping from name to per-pair ``train``/``options``/``dataset``
+overrides, for recipes that did not train every method on every base with the same settings).
 """
 
 from __future__ import annotations
@@ -10,17 +15,20 @@ import dataclasses
 import re
 
 from rmflow import methods
+from rmflow.data.formats import FORMATS
 from rmflow.data.loaders import looks_local
 from rmflow.errors import RmflowError
-from rmflow.models.load import check_model_ref
+from rmflow.plan_bases import BasesMixin
 from rmflow.spec import RunSpec
 from rmflow.train.config import TrainConfig
 
 GPU_PRESETS = ("cpu", "a100_80g", "a40_48g")
 RESULTS = "results"
+KIND_NAMES = {"pairs": "preference pairs", "steps": "step-labelled conversations", "attributes": "attribute ratings",
+              "candidates": "best-of-N candidate sets", "rewardbench2": "RewardBench 2 rows"}
 
 
-class Plan:
+class Plan(BasesMixin):
     def __init__(self, config: dict, sources: list[str] | None = None):
         self.config = config
         self.where = ", ".join(str(s) for s in sources) if sources else "config"
@@ -29,27 +37,19 @@ class Plan:
         self.bases: list[str] = run["base_models"]
         self.eval_sets: list[str] = run["eval_sets"]
         for i, name in enumerate(self.methods):
-            self._method_config(name, f"run.methods[{i}]")
+            self._check_method(name, f"run.methods[{i}]")
         for name in self.bases:
             self._check_base(name)
+        self.pairs: list[tuple[str, str]] = [(m, b) for m in self.methods for b in self.bases_of(m)]
         for name in self.eval_sets:
             self._defined("eval_sets", name)
-        for name in self.datasets():
-            self._defined("datasets", name)
-        rank = config.get("rank", {})
-        if rank.get("data") and rank.get("method", "bt") not in self.methods:
-            self._fail(f"ranks with method '{rank['method']}', which is not in run.methods", "rank.method")
-        if rank.get("data") and rank.get("base") and rank["base"] not in self.bases:
-            self._fail(f"ranks with base '{rank['base']}', which is not in run.base_models", "rank.base")
-        for method in self.methods:  # e.g. ArmoRM reads the BT model of the same base
-            needs = getattr(self.module(method), "requires", lambda config: [])(self._method_config(method, "methods"))
-            for other in needs:
-                if other not in self.methods:
-                    self._fail(f"method '{method}' reads the outputs of '{other}', which is not in run.methods",
-                               "run.methods")
-        for name in self.bases:
-            for method in self.methods:
-                self._train_config(method, name)
+        for method, base in self.pairs:
+            self.method_options(method, base)
+            self._train_config(method, base)
+            self._check_data(method, base)
+            self._check_requires(method, base)
+        self._check_bestofn()
+        self._check_rank()
 
     # ---- checks -------------------------------------------------------------------------------------------
     def _fail(self, message: str, key: str) -> None:
@@ -62,46 +62,120 @@ class Plan:
                        f"{section}.{name}")
         return entries[name]
 
-    def _method_config(self, name: str, key: str):
+    def _check_method(self, name: str, key: str) -> None:
         if name not in methods.available():
             self._fail(f"unknown method '{name}' (available: {', '.join(methods.available())})", key)
-        options = self.config.get("methods", {}).get(name, {}).get("options", {})
-        try:
-            return methods.method_config(name, options, where="methods")
-        except RmflowError as exc:
-            raise RmflowError(str(exc), file=self.where) from exc
+        for base in self._listed_bases(name):
+            if base not in self.bases:
+                self._fail(f"method '{name}' lists base '{base}', which is not in run.base_models "
+                           f"({', '.join(self.bases)})", f"methods.{name}.bases")
 
-    def _check_base(self, name: str) -> None:
-        entry = self._defined("base_models", name)
-        if ("model" in entry) == ("tiny" in entry):
-            self._fail("needs exactly one of 'model' (hub id or local directory) or 'tiny'", f"base_models.{name}")
-        if "model" in entry:
-            try:
-                check_model_ref(entry["model"])
-            except RmflowError as exc:
-                self._fail(str(exc).split(": ", 1)[-1], f"base_models.{name}.model")
+    def _check_data(self, method: str, base: str) -> None:
+        for name, kind in self.datasets_of(method, base).items():
+            entry = self._defined("datasets", name)
+            have = FORMATS[entry.get("format", "standard")].kind
+            if have != kind:
+                self._fail(f"method '{method}' reads {KIND_NAMES[kind]} (kind '{kind}') from data set '{name}', "
+                           f"whose format '{entry.get('format', 'standard')}' gives {KIND_NAMES[have]} "
+                           f"(kind '{have}')", f"datasets.{name}.format")
+
+    def _check_requires(self, method: str, base: str) -> None:
+        """A method that reads another's outputs (ArmoRM: the BT model of the same base) needs that pair planned."""
+        needs = getattr(self.module(method), "requires", lambda config: [])(self.method_options(method, base))
+        for other in needs:
+            if other not in self.methods:
+                self._fail(f"method '{method}' reads the outputs of '{other}', which is not in run.methods",
+                           "run.methods")
+            if (other, base) not in self.pairs:
+                self._fail(f"method '{method}' on base '{base}' reads the outputs of '{other}' on that base, which "
+                           f"this run does not plan ('{other}' runs on: {', '.join(self.bases_of(other))})",
+                           f"methods.{other}.bases")
+
+    def _check_bestofn(self) -> None:
+        cfg = self.config.get("bestofn", {})
+        for name in cfg.get("methods") or []:
+            if name not in self.scalar_methods():
+                self._fail(f"best-of-N method '{name}' is not a scalar method of this run "
+                           f"({', '.join(self.scalar_methods())})", "bestofn.methods")
+        wanted = [(name, "candidates", "sets") for name in cfg.get("sets") or []]
+        wanted += [(cfg["steps"], "steps", "steps")] if cfg.get("steps") else []
+        for name, kind, key in wanted:
+            entry = self._defined("datasets", name)
+            if FORMATS[entry.get("format", "standard")].kind != kind:
+                self._fail(f"best-of-N {key} '{name}' must be {KIND_NAMES[kind]} (a format of kind '{kind}')",
+                           f"bestofn.{key}")
+
+    def _check_rank(self) -> None:
+        rank = self.config.get("rank", {})
+        if not rank.get("data"):
+            return
+        if rank.get("method", "bt") not in self.methods:
+            self._fail(f"ranks with method '{rank['method']}', which is not in run.methods", "rank.method")
+        if rank.get("base") and rank["base"] not in self.bases:
+            self._fail(f"ranks with base '{rank['base']}', which is not in run.base_models", "rank.base")
+        if (rank["method"], self.rank_base()) not in self.pairs:
+            self._fail(f"ranks with '{rank['method']}' on base '{self.rank_base()}', a pair this run does not plan",
+                       "rank.base")
+
+    # ---- per (method, base) resolution --------------------------------------------------------------------
+    def method_entry(self, method: str) -> dict:
+        return self.config.get("methods", {}).get(method, {})
+
+    def _listed_bases(self, method: str) -> list[str]:
+        listed = self.method_entry(method).get("bases")
+        return list(listed) if listed is not None else []
+
+    def bases_of(self, method: str) -> list[str]:
+        """The bases a method trains on: its own ``bases:`` list, else every base of the run (in run order)."""
+        listed = self.method_entry(method).get("bases")
+        return [b for b in self.bases if listed is None or b in listed]
+
+    def pair_entry(self, method: str, base: str) -> dict:
+        listed = self.method_entry(method).get("bases")
+        return (listed.get(base) or {}) if isinstance(listed, dict) else {}
+
+    def method_options(self, method: str, base: str | None = None):
+        options = {**self.method_entry(method).get("options", {}),
+                   **(self.pair_entry(method, base).get("options", {}) if base else {})}
+        where = f"methods.{method}" + (f".bases.{base}" if base and self.pair_entry(method, base) else "")
+        try:
+            return methods.method_config(method, options, where="methods")
+        except RmflowError as exc:
+            raise RmflowError(f"{exc} ({where})", file=self.where) from exc
 
     def _train_config(self, method: str, base: str) -> TrainConfig:
         values = {**self.config.get("train", {}), **self.config["base_models"][base].get("train", {}),
-                  **self.config.get("methods", {}).get(method, {}).get("train", {})}
+                  **self.method_entry(method).get("train", {}), **self.pair_entry(method, base).get("train", {})}
         try:
             return TrainConfig.from_dict(values)
         except (RmflowError, TypeError) as exc:
             self._fail(str(exc), f"train ({method}/{base})")
 
-    # ---- names and paths ----------------------------------------------------------------------------------
-    def dataset_of(self, method: str) -> str:
-        return self.config.get("methods", {}).get(method, {}).get("dataset", self.config["run"]["train_dataset"])
+    def dataset_of(self, method: str, base: str) -> str:
+        return (self.pair_entry(method, base).get("dataset") or self.method_entry(method).get("dataset")
+                or self.config["run"]["train_dataset"])
+
+    def datasets_of(self, method: str, base: str) -> dict[str, str]:
+        """Every data set a (method, base) pair reads, with the kind it needs: its training set and the extra ones
+        its options name (SSRM's pool, ArmoRM's attribute rows)."""
+        module, options = self.module(method), self.method_options(method, base)
+        reads = getattr(module, "READS", "pairs")
+        out = {self.dataset_of(method, base): reads} if reads else {}
+        hook = getattr(module, "dataset_options", None)
+        for option, kind in (hook(options) if hook else {}).items():
+            name = getattr(options, option)
+            if name:
+                out[name] = kind
+        return out
 
     def datasets(self) -> list[str]:
-        """Every dataset a run reads: each method's training set and any extra it names (SSRM's pool)."""
-        names = {self.dataset_of(m) for m in self.methods}
-        for method in self.methods:
-            extra = getattr(self._method_config(method, "methods"), "unlabeled_dataset", None)
-            if extra:
-                names.add(extra)
+        """Every data set the run prepares."""
+        names = {name for m, b in self.pairs for name in self.datasets_of(m, b)}
+        cfg = self.config.get("bestofn", {})
+        names |= set(cfg.get("sets") or []) | ({cfg["steps"]} if cfg.get("steps") else set())
         return sorted(names)
 
+    # ---- names and paths ----------------------------------------------------------------------------------
     def module(self, method: str):
         return methods.get(method)
 
@@ -112,39 +186,52 @@ class Plan:
     def generic_methods(self) -> list[str]:
         return [m for m in self.methods if not self.has_own_workflow(m)]
 
+    def setup_methods(self) -> list[str]:
+        """Methods that train nothing (the judge): a local job writes their directory."""
+        return [m for m in self.methods if getattr(self.module(m), "SETUP_ONLY", False)]
+
     def model_dir(self, method: str, base: str) -> str:
         if self.has_own_workflow(method):
-            return self.module(method).final_model_dir(base, self._method_config(method, "methods"), RESULTS)
+            return self.module(method).final_model_dir(base, self.method_options(method, base), RESULTS)
         return f"{RESULTS}/models/{method}/{base}"
+
+    def reads_data(self, method: str) -> bool:
+        return getattr(self.module(method), "READS", "pairs") is not None
+
+    def prepared(self, dataset: str) -> str:
+        return f"{RESULTS}/data/prepared/{dataset}.parquet"
 
     def train_data(self, method: str, base: str) -> str:
         """The file the train step reads: a method's own transform of the prepared set, else the prepared set."""
         if hasattr(self.module(method), "transform"):
             return f"{RESULTS}/data/transformed/{method}/{base}.parquet"
-        return f"{RESULTS}/data/prepared/{self.dataset_of(method)}.parquet"
+        return self.prepared(self.dataset_of(method, base))
 
     def extra_train_inputs(self, method: str, base: str) -> list[str]:
-        """Files a method's train step reads besides its spec and data (the PRM's step-labelled solutions)."""
+        """Files a method's train step reads besides its spec and data (the judge's model)."""
         hook = getattr(self.module(method), "extra_inputs", None)
-        return hook(self._method_config(method, "methods"), base, RESULTS) if hook else []
+        return hook(self.method_options(method, base), base, RESULTS) if hook else []
+
+    # ---- frozen-backbone methods (ArmoRM, the decision tree): stage-1 probes -----------------------------------
+    def stage1_owner(self, method: str, base: str) -> str:
+        """Whose stage-1 probes a method reads on a base: its own, or another's (a tree without attribute data
+        reads ArmoRM's)."""
+        hook = getattr(self.module(method), "stage1_owner", None)
+        return hook(self.method_options(method, base)) if hook else method
+
+    def probe_methods(self) -> list[str]:
+        """Methods that fit their own stage-1 probes on at least one base (rule probe_fit)."""
+        return [m for m in self.methods if hasattr(self.module(m), "stage1_owner")
+                and any(self.stage1_owner(m, b) == m for b in self.bases_of(m))]
+
+    def backbone_of(self, method: str, base: str) -> str:
+        """The frozen backbone RM: the option ``backbone`` (a directory or hub id), else the run's model of
+        ``backbone_method`` on the same base."""
+        options = self.method_options(method, base)
+        return options.backbone or self.model_dir(options.backbone_method, base)
 
     def scalar_methods(self) -> list[str]:
         return [m for m in self.methods if self.module(m).KIND == "scalar"]
-
-    def method_options(self, method: str):
-        return self._method_config(method, "methods")
-
-    def base_entry(self, base: str) -> dict:
-        return self.config["base_models"][base]
-
-    def is_tiny(self, base: str) -> bool:
-        return "tiny" in self.base_entry(base)
-
-    def base_model_ref(self, base: str) -> str:
-        return f"{RESULTS}/bases/{base}" if self.is_tiny(base) else self.base_entry(base)["model"]
-
-    def bases_with_preset(self, preset: str) -> list[str]:
-        return [b for b in self.bases if self.base_entry(b).get("gpu_preset", "cpu") == preset]
 
     def local_inputs(self, section: str, name: str) -> list[str]:
         path = self.config[section][name]["path"]
@@ -156,8 +243,8 @@ class Plan:
         return "|".join(re.escape(n) for n in names) if names else "(?!x)x"
 
     def targets(self) -> list[str]:
-        extra = [target for m in self.methods if hasattr(self.module(m), "extra_targets")
-                 for b in self.bases for target in self.module(m).extra_targets(b, RESULTS)]
+        extra = [target for m, b in self.pairs if hasattr(self.module(m), "extra_targets")
+                 for target in self.module(m).extra_targets(b, RESULTS)]
         if self.bestofn_files():
             extra += [f"{RESULTS}/bestofn.csv", f"{RESULTS}/bestofn.png"]
         if self.config.get("rank", {}).get("data"):
@@ -167,14 +254,21 @@ class Plan:
                     "plots/train_loss.png", "plots/run_metrics.csv", "config_used.yaml"]
         return [f"{RESULTS}/{name}" for name in gathered] + extra
 
-    def rank_dir(self) -> str:
+    def rank_base(self) -> str:
         cfg = self.config["rank"]
-        return f"{RESULTS}/rank/{cfg['method']}/{cfg.get('base') or self.bases[0]}"
+        return cfg.get("base") or self.bases_of(cfg["method"])[0]
+
+    def rank_dir(self) -> str:
+        return f"{RESULTS}/rank/{self.config['rank']['method']}/{self.rank_base()}"
+
+    def bestofn_pairs(self) -> list[tuple[str, str]]:
+        cfg = self.config.get("bestofn", {})
+        wanted = cfg.get("methods") or self.scalar_methods()
+        return [(m, b) for m, b in self.pairs if m in wanted]
 
     def bestofn_files(self) -> list[str]:
-        if not self.config.get("bestofn", {}).get("data"):
-            return []
-        return [f"{RESULTS}/bestofn/{m}/{b}.json" for m in self.scalar_methods() for b in self.bases]
+        sets = self.config.get("bestofn", {}).get("sets") or []
+        return [f"{RESULTS}/bestofn/{s}/{m}/{b}.json" for s in sets for m, b in self.bestofn_pairs()]
 
     def evaluations(self) -> list[tuple[str, str]]:
         """(eval set, method) pairs to score: RewardBench 2 scores each completion alone, so only scalar methods."""
@@ -186,7 +280,7 @@ class Plan:
         return [(e, m) for e in self.eval_sets for m in self.methods if (e, m) not in wanted]
 
     def score_files(self) -> list[str]:
-        return [f"{RESULTS}/eval/{e}/{m}/{b}/scores.json" for e, m in self.evaluations() for b in self.bases]
+        return [f"{RESULTS}/eval/{e}/{m}/{b}/scores.json" for e, m in self.evaluations() for b in self.bases_of(m)]
 
     # ---- specs written to disk ----------------------------------------------------------------------------
     def run_spec(self, method: str, base: str) -> dict:
@@ -197,12 +291,10 @@ class Plan:
             base_model=self.base_model_ref(base),
             train_data=self.train_data(method, base),
             train=dataclasses.asdict(self._train_config(method, base)),
-            options=dataclasses.asdict(self._method_config(method, "methods")),
+            options=dataclasses.asdict(self.method_options(method, base)),
             method_version=methods.get(method).VERSION,
             revision=entry.get("revision"),
             trust_remote_code=entry.get("trust_remote_code", False),
+            system_turn=entry.get("system_turn", "template"),
         )
         return dataclasses.asdict(spec)
-
-    def tiny_spec(self, base: str) -> dict:
-        return dict(self.base_entry(base)["tiny"])

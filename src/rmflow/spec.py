@@ -21,6 +21,7 @@ class RunSpec:
     method_version: int = 1
     revision: str | None = None
     trust_remote_code: bool = False
+    system_turn: str = "template"  # how a leading system turn is rendered: template | merge | error (the base's rule)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import write_jsonl
 from rmflow.errors import RmflowError
 from rmflow.methods import _armo_math as am
 from rmflow.methods import armo, tree
@@ -77,12 +76,14 @@ def test_tree_reproduces_a_planted_rule():
 def test_attribute_rows_with_unknown_name_or_all_missing(tmp_path):
     config = armo.Config(objectives=["helpfulness", "verbosity"])
     msgs = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
-    rows = [{"messages": msgs, "helpfulness": 3, "verbosity": 1}, {"messages": msgs, "helpfulness": 2, "honesty": 4}]
+    rows = [{"messages": msgs, "attributes": {"helpfulness": 3, "verbosity": 1}},
+            {"messages": msgs, "attributes": {"helpfulness": 2, "honesty": 4}}]
     with pytest.raises(RmflowError, match=r"attrs.jsonl:2: field 'honesty': unknown attribute 'honesty'"):
         armo.attribute_matrix([{**r, "__row__": i} for i, r in enumerate(rows, 1)], config, "attrs.jsonl")
     with pytest.raises(RmflowError, match="attrs.jsonl: field 'verbosity': objective 'verbosity' has no label"):
-        armo.attribute_matrix([{"messages": msgs, "helpfulness": 3, "verbosity": None}], config, "attrs.jsonl")
-    labels = armo.attribute_matrix([{"messages": msgs, "helpfulness": 4, "verbosity": 0}], config, "a")
+        armo.attribute_matrix([{"messages": msgs, "attributes": {"helpfulness": 3, "verbosity": None}}], config,
+                              "attrs.jsonl")
+    labels = armo.attribute_matrix([{"messages": msgs, "attributes": {"helpfulness": 4, "verbosity": 0}}], config, "a")
     assert labels.tolist() == [[0.9, 0.1]]  # (x + 0.5) / 5
 
 
@@ -90,8 +91,10 @@ def test_attribute_rows_with_unknown_name_or_all_missing(tmp_path):
 def armo_run(tmp_path_factory, synthetic, trained_bt):
     from rmflow.data.prepare import write_pairs
 
+    from helpers import prepared
+
     work = tmp_path_factory.mktemp("armo")
-    attributes = write_jsonl(work / "attributes.jsonl", synthetic["attributes"])
+    attributes = prepared(work / "attributes.parquet", synthetic["attributes"], "multi_objective")
     write_pairs(synthetic["train"], work / "pairs.parquet")
     spec = RunSpec(method="armo", base="tiny", base_model="unused", train_data=str(work / "pairs.parquet"),
                    train={"max_length": 128}, options={"gate_steps": 60, "gate_hidden": 16, "gate_batch": 64})
@@ -178,7 +181,7 @@ def test_tree_reloads_from_json_without_rmflow(armo_run, synthetic):
 
 def test_stage2_needs_stage1_for_the_same_backbone(armo_run, tiny_base, tmp_path):
     args = (str(armo_run / "spec.json"),)
-    with pytest.raises(RmflowError, match=r"stage1.json: ArmoRM stage-1 output is absent"):
+    with pytest.raises(RmflowError, match=r"stage1.json: stage-1 probes are absent"):
         armo.main_stage2(*args, str(armo_run / "model"), str(tmp_path / "nope"), str(armo_run / "pairs.parquet"),
                          str(tmp_path / "out"))
     with pytest.raises(RmflowError, match=r"field 'backbone': stage 1 was fitted on backbone"):
@@ -191,9 +194,11 @@ def test_in_process_train_runs_both_stages(tmp_path, monkeypatch, synthetic, tra
     """`rmflow train` outside the workflow: ArmoRM and the tree fit their stage-1 probes themselves."""
     from rmflow.data.prepare import write_pairs
 
-    monkeypatch.chdir(tmp_path)  # the default attributes path is relative to the working directory
-    Path("results/data/synthetic").mkdir(parents=True)
-    write_jsonl(Path("results/data/synthetic/attributes.jsonl"), synthetic["attributes"])
+    from helpers import prepared
+
+    monkeypatch.chdir(tmp_path)  # the default attributes data set is prepared under the working directory
+    Path("results/data/prepared").mkdir(parents=True)
+    prepared(Path("results/data/prepared/synthetic_attributes.parquet"), synthetic["attributes"], "multi_objective")
     write_pairs(synthetic["train"], tmp_path / "pairs.parquet")
     common = dict(base="tiny", base_model="unused", train_data=str(tmp_path / "pairs.parquet"),
                   train={"max_length": 128})

@@ -35,7 +35,7 @@ def test_default_and_paper_configs_validate_and_plan():
     assert plan.model_dir("ssrm", "tiny_llama") == "results/ssrm/tiny_llama/iter2/model"
     assert plan.train_data("rrm", "tiny_gemma") == "results/data/transformed/rrm/tiny_gemma.parquet"
     paper = Plan(load_config(REPO / "config/config.yaml", REPO / "config/paper.yaml", schema_path=SCHEMA))
-    assert paper.bases_with_preset("a100_80g") == ["llama3_8b_instruct"]
+    assert paper.bases_with_preset("a40_48g") == ["gemma_2b_it"]
     spec = paper.run_spec("bt", "gemma_2b_it")
     assert spec["train"]["lr"] == 1e-5 and spec["train"]["deepspeed"] == "config/deepspeed/zero3.json"
     assert spec["train"]["bf16"] and spec["train"]["max_length"] == 4096 and spec["trust_remote_code"] is False

@@ -30,10 +30,15 @@ def test_aggregations_hand_computed():
         st.aggregate(probs, "median")
 
 
-def test_label_count_must_match_step_count():
-    with pytest.raises(RmflowError, match=r"steps.jsonl:2: field 'labels': has 1 labels for 2 steps"):
-        st.check_step_rows([{"problem": "p", "steps": ["a"], "labels": [True]},
-                            {"problem": "p", "steps": ["a", "b"], "labels": [True]}], "steps.jsonl")
+def test_label_count_must_match_step_count(tmp_path):
+    from helpers import run_cli, write_jsonl
+
+    src = write_jsonl(tmp_path / "steps.jsonl", [{"problem": "p", "steps": ["a"], "labels": [True]},
+                                                 {"problem": "p", "steps": ["a", "b"], "labels": [True]}])
+    proc = run_cli("prepare-data", "--source", str(src), "--format", "step_rows", "--out", str(tmp_path / "o.parquet"),
+                   "--report", str(tmp_path / "r.json"))
+    assert proc.returncode == 2 and "steps.jsonl:2: field 'labels': has 1 labels for 2 steps" in proc.stderr
+    assert not (tmp_path / "o.parquet").exists()
 
 
 def test_label_positions_point_at_label_tokens(tiny_base):
@@ -75,16 +80,16 @@ def test_loss_is_on_label_tokens_only(tiny_base):
 
 
 def test_one_pass_step_scores_equal_per_step_passes(tmp_path, synthetic, tiny_base):
-    import json
 
     from rmflow.methods import prm
     from rmflow.spec import RunSpec
 
-    data = tmp_path / "steps.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in synthetic["steps"]))
-    spec = RunSpec(method="prm", base="tiny", base_model=str(tiny_base), train_data="unused",
+    from helpers import prepared
+
+    data = prepared(tmp_path / "steps.parquet", synthetic["steps"], "step_rows", where={"split": "train"})
+    spec = RunSpec(method="prm", base="tiny", base_model=str(tiny_base), train_data=str(data),
                    train={"lr": 3e-3, "max_steps": 3, "per_device_batch": 4, "grad_accum": 1, "max_length": 256,
-                          "log_every": 1}, options={"steps_data": str(data)})
+                          "log_every": 1})
     prm.train(spec, str(tmp_path / "model"))
     scorer = prm.load_scorer(str(tmp_path / "model"))
     problem, steps = "Ann has 3 marbles.", ["Step 1: 3 + 4 = 7.", "Step 2: 7 - 1 = 6.", "The answer is 6."]
@@ -139,16 +144,16 @@ def test_packed_prm_and_scalar_orm_train(tmp_path, synthetic, tiny_base):
     from rmflow.methods import orm_scalar, prm
     from rmflow.spec import RunSpec
 
-    data = tmp_path / "steps.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in synthetic["steps"]))
+    from helpers import prepared
+
+    data = str(prepared(tmp_path / "steps.parquet", synthetic["steps"], "step_rows", where={"split": "train"}))
     train = {"lr": 3e-3, "max_steps": 2, "per_device_batch": 2, "grad_accum": 1, "max_length": 256, "log_every": 1}
-    spec = RunSpec(method="prm", base="tiny", base_model=str(tiny_base), train_data="unused", train=train,
-                   options={"steps_data": str(data), "packing": True, "packed_length": 512})
+    spec = RunSpec(method="prm", base="tiny", base_model=str(tiny_base), train_data=data, train=train,
+                   options={"packing": True, "packed_length": 512})
     prm.train(spec, str(tmp_path / "prm"))
     metrics = json.loads((tmp_path / "prm/metrics.json").read_text())
     assert metrics["packing"] is True and metrics["training_rows"] < metrics["train_conversations"]
-    spec = RunSpec(method="orm_scalar", base="tiny", base_model=str(tiny_base), train_data="unused", train=train,
-                   options={"steps_data": str(data)})
+    spec = RunSpec(method="orm_scalar", base="tiny", base_model=str(tiny_base), train_data=data, train=train)
     orm_scalar.train(spec, str(tmp_path / "orm"))
     rows = [r for r in synthetic["steps"] if r["split"] == "train"]
     assert json.loads((tmp_path / "orm/metrics.json").read_text())["positive_share"] == pytest.approx(

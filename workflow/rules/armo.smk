@@ -1,45 +1,48 @@
-# ArmoRM (methods.md section 5) and the decision-tree RM (section 8): stage-1 probes on a frozen backbone RM,
-# then the gate (ArmoRM) or the tree, each its own job.
+# Frozen-backbone methods: stage-1 probes per attribute on a frozen backbone RM (ArmoRM, methods.md section 5; the
+# decision tree, section 8, when it has its own attribute data), then ArmoRM's gate or the tree, each its own job.
 
 
-rule armo_stage1:
+rule probe_fit:
     input:
-        spec=f"{RESULTS}/specs/runs/armo/{{base}}.json",
-        backbone=armo_backbone_input,
-        attributes=armo_attributes_input,
+        spec=f"{RESULTS}/specs/runs/{{method}}/{{base}}.json",
+        backbone=probe_backbone_input,
+        attributes=probe_attributes,
     output:
-        regression=f"{RESULTS}/armo/{{base}}/stage1/regression.safetensors",
-        report=f"{RESULTS}/armo/{{base}}/stage1/stage1.json",
+        regression=f"{RESULTS}/{{method}}/{{base}}/stage1/regression.safetensors",
+        report=f"{RESULTS}/{{method}}/{{base}}/stage1/stage1.json",
     params:
-        backbone=armo_backbone,
-        attributes=armo_attributes,
+        backbone=probe_backbone,
+    wildcard_constraints:
+        method=Plan.regex(PLAN.probe_methods()),
     threads: config["threads"]["evaluate"]
     log:
-        f"{RESULTS}/logs/armo/{{base}}/stage1.log",
+        f"{RESULTS}/logs/{{method}}/{{base}}/stage1.log",
     benchmark:
-        f"{RESULTS}/benchmarks/armo/{{base}}/stage1.tsv"
+        f"{RESULTS}/benchmarks/{{method}}/{{base}}/stage1.tsv"
     conda:
         "../../envs/eval.yaml"
     shell:
-        "rmflow armo stage1 --spec {input.spec} --backbone {params.backbone:q} --attributes {params.attributes:q}"
+        "rmflow armo stage1 --spec {input.spec} --backbone {params.backbone:q} --attributes {input.attributes}"
         " --out $(dirname {output.report}) --threads {threads} > {log} 2>&1"
 
 
 rule armo_stage2:
     input:
-        spec=f"{RESULTS}/specs/runs/armo/{{base}}.json",
-        backbone=armo_backbone_input,
-        stage1=f"{RESULTS}/armo/{{base}}/stage1/stage1.json",
-        data=armo_preferences,
+        spec=f"{RESULTS}/specs/runs/{{method}}/{{base}}.json",
+        backbone=stage1_backbone_input,
+        stage1=stage1_of,
+        data=prepared_data,
     output:
-        directory(f"{RESULTS}/armo/{{base}}/model"),
+        directory(f"{RESULTS}/{{method}}/{{base}}/model"),
     params:
-        backbone=armo_backbone,
+        backbone=stage1_backbone,
+    wildcard_constraints:
+        method="armo",
     threads: config["threads"]["train"]
     log:
-        f"{RESULTS}/logs/armo/{{base}}/stage2.log",
+        f"{RESULTS}/logs/{{method}}/{{base}}/stage2.log",
     benchmark:
-        f"{RESULTS}/benchmarks/armo/{{base}}/stage2.tsv"
+        f"{RESULTS}/benchmarks/{{method}}/{{base}}/stage2.tsv"
     conda:
         "../../envs/train.yaml"
     shell:
@@ -49,19 +52,21 @@ rule armo_stage2:
 
 rule tree_fit:
     input:
-        spec=f"{RESULTS}/specs/runs/tree/{{base}}.json",
-        backbone=armo_backbone_input,
-        stage1=f"{RESULTS}/armo/{{base}}/stage1/stage1.json",
-        data=tree_preferences,
+        spec=f"{RESULTS}/specs/runs/{{method}}/{{base}}.json",
+        backbone=stage1_backbone_input,
+        stage1=stage1_of,
+        data=prepared_data,
     output:
-        directory(f"{RESULTS}/tree/{{base}}/model"),
+        directory(f"{RESULTS}/{{method}}/{{base}}/model"),
     params:
-        backbone=armo_backbone,
+        backbone=stage1_backbone,
+    wildcard_constraints:
+        method="tree",
     threads: config["threads"]["train"]
     log:
-        f"{RESULTS}/logs/tree/{{base}}/fit.log",
+        f"{RESULTS}/logs/{{method}}/{{base}}/fit.log",
     benchmark:
-        f"{RESULTS}/benchmarks/tree/{{base}}/fit.tsv"
+        f"{RESULTS}/benchmarks/{{method}}/{{base}}/fit.tsv"
     conda:
         "../../envs/train.yaml"
     shell:

@@ -1,11 +1,12 @@
-# Base models: tiny ones are built from config (hub or local bases need no rule; training loads them directly).
+# Base models: tiny ones are built from config, GGUF ones converted into a standard Hugging Face directory, both
+# once, under results/bases/ (hub or local bases need no rule; training loads them directly).
 
 
 rule base_spec:
     output:
         f"{RESULTS}/specs/bases/{{base}}.json",
     params:
-        spec=tiny_spec,
+        spec=base_spec,
     log:
         f"{RESULTS}/logs/base_spec/{{base}}.log",
     localrule: True
@@ -19,6 +20,8 @@ rule build_base:
         corpus=tokenizer_corpus,
     output:
         directory(f"{RESULTS}/bases/{{base}}"),
+    params:
+        corpus=tokenizer_corpus,
     threads: config["threads"]["build_base"]
     log:
         f"{RESULTS}/logs/build_base/{{base}}.log",
@@ -27,5 +30,5 @@ rule build_base:
     conda:
         "../../envs/train.yaml"
     shell:
-        "rmflow build-base --spec {input.spec} --corpus {input.corpus} --out {output}"
+        "rmflow build-base --spec {input.spec} --corpus={params.corpus:q} --out {output}"
         " --threads {threads} > {log} 2>&1"

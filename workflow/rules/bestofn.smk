@@ -5,8 +5,9 @@ rule bestofn:
     input:
         model=bestofn_model,
         data=bestofn_data,
+        steps=bestofn_steps_input,
     output:
-        f"{RESULTS}/bestofn/{{method}}/{{base}}.json",
+        f"{RESULTS}/bestofn/{{set}}/{{method}}/{{base}}.json",
     params:
         cfg=config["bestofn"],
         steps=bestofn_steps,
@@ -15,15 +16,16 @@ rule bestofn:
         method=Plan.regex(PLAN.scalar_methods()),
     threads: config["threads"]["evaluate"]
     log:
-        f"{RESULTS}/logs/bestofn/{{method}}/{{base}}.log",
+        f"{RESULTS}/logs/bestofn/{{set}}/{{method}}/{{base}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/bestofn/{{method}}/{{base}}.tsv"
+        f"{RESULTS}/benchmarks/bestofn/{{set}}/{{method}}/{{base}}.tsv"
     conda:
         "../../envs/eval.yaml"
     shell:
         "rmflow bestofn run --method {wildcards.method} --base {wildcards.base} --model-dir {input.model}"
-        " --data {input.data} --steps-data={params.steps:q} --ns {params.cfg[ns]} --subsets {params.cfg[subsets]}"
-        " --seed {params.cfg[seed]} --batch-size {params.batch_size} --out {output} --threads {threads} > {log} 2>&1"
+        " --data {input.data} --set {wildcards.set} --steps-data={params.steps:q} --ns {params.cfg[ns]}"
+        " --subsets {params.cfg[subsets]} --seed {params.cfg[seed]} --batch-size {params.batch_size} --out {output}"
+        " --threads {threads} > {log} 2>&1"
 
 
 rule bestofn_table:

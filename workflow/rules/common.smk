@@ -22,6 +22,7 @@ wildcard_constraints:
     base=Plan.regex(PLAN.bases),
     eval_set=Plan.regex(PLAN.eval_sets),
     dataset=Plan.regex(PLAN.datasets()),
+    set=Plan.regex(config.get("bestofn", {}).get("sets") or []),
     k=r"\d+",
     shard=r"\d+",
 
@@ -36,15 +37,20 @@ def _shell_safe(entry):
 
 
 def dataset_params(wildcards):
-    return _shell_safe(config["datasets"][wildcards.dataset])
+    entry = config["datasets"][wildcards.dataset]
+    where = " ".join(f"{k}={v}" for k, v in (entry.get("where") or {}).items())
+    return {**_shell_safe(entry), "where": where, "data_dir": entry.get("data_dir") or ""}
 
 
 def tokenizer_corpus(wildcards):
-    return f"{RESULTS}/data/prepared/{config['run']['train_dataset']}.parquet"
+    # only tiny bases train a tokenizer (on the run's training set); GGUF bases bring theirs
+    if "tiny" not in PLAN.base_entry(wildcards.base):
+        return []
+    return PLAN.prepared(config["run"]["train_dataset"])
 
 
-def tiny_spec(wildcards):
-    return PLAN.tiny_spec(wildcards.base)
+def base_spec(wildcards):
+    return PLAN.base_spec(wildcards.base)
 
 
 def run_spec(wildcards):
@@ -52,17 +58,17 @@ def run_spec(wildcards):
 
 
 def base_inputs(wildcards):
-    return [f"{RESULTS}/bases/{wildcards.base}"] if PLAN.is_tiny(wildcards.base) else []
+    return [f"{RESULTS}/bases/{wildcards.base}"] if PLAN.is_built(wildcards.base) else []
 
 
 def prepared_data(wildcards):
-    return f"{RESULTS}/data/prepared/{PLAN.dataset_of(wildcards.method)}.parquet"
+    return PLAN.prepared(PLAN.dataset_of(wildcards.method, wildcards.base))
 
 
 def train_inputs(wildcards):
     return {
         "spec": f"{RESULTS}/specs/runs/{wildcards.method}/{wildcards.base}.json",
-        "data": PLAN.train_data(wildcards.method, wildcards.base),
+        "data": PLAN.train_data(wildcards.method, wildcards.base) if PLAN.reads_data(wildcards.method) else [],
         "base": base_inputs(wildcards),
         "extra": PLAN.extra_train_inputs(wildcards.method, wildcards.base),
     }
@@ -80,17 +86,17 @@ def eval_params(wildcards):
 
 
 # ---- SSRM rounds (workflow/rules/ssrm.smk) ----------------------------------------------------------------------
-def _ssrm():
-    return PLAN.method_options("ssrm")
+def _ssrm(wildcards):
+    return PLAN.method_options("ssrm", wildcards.base)
 
 
 def ssrm_labeled_source(wildcards):
-    return f"{RESULTS}/data/prepared/{PLAN.dataset_of('ssrm')}.parquet"
+    return PLAN.prepared(PLAN.dataset_of("ssrm", wildcards.base))
 
 
 def ssrm_pool_source(wildcards):
-    pool = _ssrm().unlabeled_dataset
-    return f"{RESULTS}/data/prepared/{pool}.parquet" if pool else ""
+    pool = _ssrm(wildcards).unlabeled_dataset
+    return PLAN.prepared(pool) if pool else ""
 
 
 def ssrm_pool_input(wildcards):
@@ -98,7 +104,7 @@ def ssrm_pool_input(wildcards):
 
 
 def ssrm_shards(wildcards):
-    return _ssrm().shards
+    return _ssrm(wildcards).shards
 
 
 def ssrm_init(wildcards):
@@ -119,12 +125,12 @@ def ssrm_train_inputs(wildcards):
 def ssrm_label_shards(wildcards):
     return [
         f"{RESULTS}/ssrm/{wildcards.base}/iter{wildcards.k}/labels/shard{s}.parquet"
-        for s in range(_ssrm().shards)
+        for s in range(_ssrm(wildcards).shards)
     ]
 
 
 def ssrm_report_inputs(wildcards):
-    rounds = range(_ssrm().iterations + 1)
+    rounds = range(_ssrm(wildcards).iterations + 1)
     base = f"{RESULTS}/ssrm/{wildcards.base}"
     return {
         "stats": [f"{base}/iter{k}/select.json" for k in rounds[:-1]],
@@ -137,31 +143,32 @@ def ssrm_report_eval_set(wildcards):
     return _shell_safe(config["eval_sets"][PLAN.eval_sets[0]])
 
 
-# ---- ArmoRM and the decision tree (workflow/rules/armo.smk) -----------------------------------------------------
-def armo_backbone(wildcards):
-    options = PLAN.method_options("armo")
-    return options.backbone or PLAN.model_dir(options.backbone_method, wildcards.base)
+# ---- stage-1 probes, ArmoRM's gate and the decision tree (workflow/rules/armo.smk) ------------------------------
+def probe_backbone(wildcards):
+    return PLAN.backbone_of(wildcards.method, wildcards.base)
 
 
-def armo_backbone_input(wildcards):
-    path = armo_backbone(wildcards)
-    return [path] if PLAN.method_options("armo").backbone is None or Path(path).exists() else []
+def probe_backbone_input(wildcards):
+    path = probe_backbone(wildcards)
+    return [path] if path.startswith(f"{RESULTS}/") or Path(path).exists() else []
 
 
-def armo_attributes(wildcards):
-    return PLAN.method_options("armo").attributes
+def probe_attributes(wildcards):
+    return PLAN.prepared(PLAN.method_options(wildcards.method, wildcards.base).attributes)
 
 
-def armo_attributes_input(wildcards):
-    return [armo_attributes(wildcards)]
+def stage1_of(wildcards):
+    """The stage-1 probes a gate or tree reads: its own, or (a tree without attribute data) ArmoRM's."""
+    return f"{RESULTS}/{PLAN.stage1_owner(wildcards.method, wildcards.base)}/{wildcards.base}/stage1/stage1.json"
 
 
-def armo_preferences(wildcards):
-    return f"{RESULTS}/data/prepared/{PLAN.dataset_of('armo')}.parquet"
+def stage1_backbone(wildcards):
+    return PLAN.backbone_of(PLAN.stage1_owner(wildcards.method, wildcards.base), wildcards.base)
 
 
-def tree_preferences(wildcards):
-    return f"{RESULTS}/data/prepared/{PLAN.dataset_of('tree')}.parquet"
+def stage1_backbone_input(wildcards):
+    path = stage1_backbone(wildcards)
+    return [path] if path.startswith(f"{RESULTS}/") or Path(path).exists() else []
 
 
 # ---- best-of-N (workflow/rules/bestofn.smk) ---------------------------------------------------------------------
@@ -170,11 +177,16 @@ def bestofn_model(wildcards):
 
 
 def bestofn_data(wildcards):
-    return config["bestofn"]["data"]
+    return PLAN.prepared(wildcards.set)
 
 
 def bestofn_steps(wildcards):
-    return config["bestofn"]["steps_data"] or ""
+    steps = config["bestofn"].get("steps")
+    return PLAN.prepared(steps) if steps else ""
+
+
+def bestofn_steps_input(wildcards):
+    return [path for path in [bestofn_steps(wildcards)] if path]
 
 
 def rank_model(wildcards):

@@ -1,4 +1,5 @@
-# Data: the synthetic suite (embedded default) and any configured dataset -> validated standard-row parquet.
+# Data: the synthetic suite (embedded default) and any configured dataset -> validated canonical rows (parquet) of
+# its format's kind: preference pairs, step-labelled chats, attribute ratings or best-of-N candidate sets.
 
 
 rule synthetic_data:
@@ -29,7 +30,7 @@ rule prepare_data:
     input:
         unpack(dataset_inputs),
     output:
-        pairs=f"{RESULTS}/data/prepared/{{dataset}}.parquet",
+        rows=f"{RESULTS}/data/prepared/{{dataset}}.parquet",
         report=f"{RESULTS}/data/prepared/{{dataset}}.report.json",
     params:
         data=dataset_params,
@@ -40,6 +41,7 @@ rule prepare_data:
     conda:
         "../../envs/data.yaml"
     shell:
-        "rmflow prepare-data --source {params.data[path]:q} --format {params.data[format]}"
-        " --split {params.data[split]:q} --revision={params.data[revision]:q}"
-        " --on-invalid {params.data[on_invalid]} --out {output.pairs} --report {output.report} > {log} 2>&1"
+        "rmflow prepare-data --name {wildcards.dataset} --source {params.data[path]:q} --format {params.data[format]}"
+        " --split {params.data[split]:q} --revision={params.data[revision]:q} --data-dir={params.data[data_dir]:q}"
+        " --where={params.data[where]:q} --on-invalid {params.data[on_invalid]} --out {output.rows}"
+        " --report {output.report} > {log} 2>&1"

@@ -32,6 +32,22 @@ rule transform_data:
         " --report {output.report} > {log} 2>&1"
 
 
+rule setup_untrained:
+    input:
+        unpack(train_inputs),
+    output:
+        directory(f"{RESULTS}/{{method}}/{{base}}/model"),
+    wildcard_constraints:
+        method=Plan.regex(PLAN.setup_methods()),
+    log:
+        f"{RESULTS}/logs/setup/{{method}}/{{base}}.log",
+    conda:
+        "../../envs/train.yaml"
+    localrule: True
+    shell:
+        "rmflow train --spec {input.spec} --out {output} > {log} 2>&1"
+
+
 for preset in GPU_PRESETS:
 
     rule:

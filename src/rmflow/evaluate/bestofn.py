@@ -1,4 +1,5 @@
-"""Best-of-N evaluation of scalar reward models on candidate sets {prompt, answers[N], labels[N]} (methods.md §7).
+"""Best-of-N evaluation of scalar reward models on candidate sets {context, answers[N], labels[N]} (methods.md §7;
+prepared from the seed's {prompt, answers, label} layout, format ``bestofn``).
 
 For each N in the configured list, every problem draws ``subsets`` random N-subsets of its candidates (fixed seed);
 the highest-scored candidate of a subset is picked (ties: the first drawn) and accuracy is the share of picks that
@@ -20,7 +21,7 @@ log = logging.getLogger(__name__)
 def check_sets(rows: list[dict], n_max: int, source: str) -> None:
     for i, row in enumerate(rows, start=1):
         where = row.get("__row__", i)
-        for field in ("prompt", "answers", "labels"):
+        for field in ("answers", "labels"):
             if field not in row:
                 raise RmflowError("is missing", file=source, row=where, field=field)
         if len(row["answers"]) != len(row["labels"]):
@@ -48,34 +49,36 @@ def best_of_n(scores: list[list[float]], labels: list[list[int]], ns: list[int],
 
 
 def main(method: str, base: str, model_dir: str, data: str, ns: list[int], subsets: int, seed: int, out: str,
-         steps_data: str | None = None, batch_size: int = 16) -> dict:
+         steps_data: str | None = None, batch_size: int = 16, set_name: str | None = None) -> dict:
     from rmflow import methods
-    from rmflow.data.loaders import read_rows
+    from rmflow.data.formats import read_prepared
     from rmflow.io import write_json
     from rmflow.models.load import default_device
 
     module = methods.get(method)
     if module.KIND != "scalar":
         raise RmflowError(f"best-of-N needs one score per answer; method '{method}' is {module.KIND}")
-    rows = read_rows(data)
+    rows = read_prepared(data)
     check_sets(rows, max(ns), data)
     scorer = module.load_scorer(model_dir, device=default_device(), batch_size=batch_size)
-    flat = [[{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": a}]
-            for r in rows for a in r["answers"]]
+    flat = [r["context"] + [{"role": "assistant", "content": a}] for r in rows for a in r["answers"]]
     flat_scores = scorer.score_conversations(flat)
     scores, k = [], 0
     for r in rows:
         scores.append(flat_scores[k:k + len(r["answers"])])
         k += len(r["answers"])
     accuracy = best_of_n(scores, [r["labels"] for r in rows], ns, subsets, seed)
-    result = {"method": method, "base": base, "data": data, "sets": len(rows), "subsets": subsets, "seed": seed,
+    result = {"method": method, "base": base, "set": set_name or Path(data).stem, "data": data, "sets": len(rows),
+              "subsets": subsets, "seed": seed,
               "accuracy": {str(n): a for n, a in accuracy.items()}, "step_accuracy": None,
               "oracle": sum(max(r["labels"]) for r in rows) / len(rows)}
-    if steps_data and hasattr(scorer, "step_probabilities") and not scorer.outcome:
-        steps = [r for r in read_rows(steps_data) if r.get("split") == "test"]
-        probs = scorer.step_probabilities([r["problem"] for r in steps], ["\n".join(r["steps"]) for r in steps])
-        pairs = [(p > 0.5) == bool(label) for r, ps in zip(steps, probs) for p, label in zip(ps, r["labels"])]
+    if steps_data and hasattr(scorer, "chat_probabilities") and not scorer.outcome:
+        chats = [r["messages"] for r in read_prepared(steps_data)]
+        probs = scorer.chat_probabilities(chats)
+        labels = [[m["content"].strip() == "+" for m in chat if m["role"] == "assistant"] for chat in chats]
+        pairs = [(p > 0.5) == label for ps, ls in zip(probs, labels) for p, label in zip(ps, ls)]
         result["step_accuracy"] = sum(pairs) / len(pairs) if pairs else None
+        result["step_data"] = steps_data
     if hasattr(scorer, "summary"):
         result["method_stats"] = scorer.summary({})
     log.info("best-of-N %s/%s: %s", base, method, result["accuracy"])
@@ -94,28 +97,32 @@ def table(files: list[str], out_csv: str, out_png: str, out_svg: str | None = No
     from rmflow.io import atomic_path
 
     records = [json.loads(Path(f).read_text()) for f in files]
-    rows = [{"model": f"{r['base']}/{r['method']}", "base": r["base"], "method": r["method"], "n": int(n),
-             "accuracy": 100 * a, "step_accuracy": None if r["step_accuracy"] is None else 100 * r["step_accuracy"]}
+    rows = [{"set": r["set"], "model": f"{r['base']}/{r['method']}", "base": r["base"], "method": r["method"],
+             "n": int(n), "accuracy": 100 * a,
+             "step_accuracy": None if r["step_accuracy"] is None else 100 * r["step_accuracy"]}
             for r in records for n, a in r["accuracy"].items()]
-    frame = pl.DataFrame(rows).sort(["model", "n"])
+    frame = pl.DataFrame(rows).sort(["set", "model", "n"])
     with atomic_path(out_csv) as tmp:
         frame.write_csv(tmp)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    sets = list(frame["set"].unique(maintain_order=True))
+    fig, axes = plt.subplots(1, len(sets), figsize=(7 * len(sets), 4.5), squeeze=False)
     # a colour per method, a line style per base: stays readable beyond ten curves
     methods_seen = list(frame["method"].unique(maintain_order=True))
     bases_seen = list(frame["base"].unique(maintain_order=True))
     styles = ["-", "--", ":", "-."]
-    for model in frame["model"].unique(maintain_order=True):
-        part = frame.filter(pl.col("model") == model)
-        ax.plot(part["n"], part["accuracy"], marker="o", label=model,
-                color=plt.get_cmap("tab10")(methods_seen.index(part["method"][0]) % 10),
-                linestyle=styles[bases_seen.index(part["base"][0]) % len(styles)])
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("N (candidates per problem)")
-    ax.set_ylabel("best-of-N accuracy (%)")
-    ax.set_title("Best-of-N on the synthetic arithmetic candidate sets")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    for ax, name in zip(axes[0], sets):
+        part_set = frame.filter(pl.col("set") == name)
+        for model in part_set["model"].unique(maintain_order=True):
+            part = part_set.filter(pl.col("model") == model)
+            ax.plot(part["n"], part["accuracy"], marker="o", label=model,
+                    color=plt.get_cmap("tab10")(methods_seen.index(part["method"][0]) % 10),
+                    linestyle=styles[bases_seen.index(part["base"][0]) % len(styles)])
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("N (candidates per problem)")
+        ax.set_ylabel("best-of-N accuracy (%)")
+        ax.set_title(f"Best-of-N on {name}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     with atomic_path(out_png) as tmp:
         fig.savefig(tmp, format="png", dpi=120)

@@ -30,7 +30,8 @@ def train_pm(spec: RunSpec, out_dir: str, extra_metrics: dict | None = None, dat
     source, start = data or spec.train_data, init or spec.base_model
     rows = pl.read_parquet(source).to_dicts()
     check_pm_rows(rows, source)
-    tokenizer = load_tokenizer(start, revision=spec.revision, trust_remote_code=spec.trust_remote_code)
+    tokenizer = load_tokenizer(start, revision=spec.revision, trust_remote_code=spec.trust_remote_code,
+                               system_turn=spec.system_turn)
     model = load_model(start, tokenizer, auto_class="AutoModelForCausalLM", revision=spec.revision,
                        trust_remote_code=spec.trust_remote_code)
     answers = answer_token_ids(tokenizer)
@@ -120,12 +121,12 @@ class PairwiseScorer:
 
 
 def load_pm_scorer(model_dir: str, device: str = "cpu", batch_size: int = 16, three_way: bool = False):
-    from rmflow.models.load import load_model, load_tokenizer
+    from rmflow.models.load import load_for_scoring, load_tokenizer
     from rmflow.train.config import TrainConfig
 
     config = TrainConfig.from_dict(RunSpec.read(f"{model_dir}/rmflow_run.json").train)
     tokenizer = load_tokenizer(model_dir)
-    model = load_model(model_dir, tokenizer, auto_class="AutoModelForCausalLM")
+    model = load_for_scoring(model_dir, tokenizer, auto_class="AutoModelForCausalLM")
     return PairwiseScorer(model, tokenizer, config.max_length, config.truncation_side, batch_size, device, three_way)
 
 

@@ -33,7 +33,8 @@ def train_scalar(spec: RunSpec, out_dir: str, num_labels: int, pair_loss: MakeLo
     random.seed(config.seed)
     torch.manual_seed(config.seed)
     source, start = data or spec.train_data, init or spec.base_model
-    tokenizer = load_tokenizer(start, revision=spec.revision, trust_remote_code=spec.trust_remote_code)
+    tokenizer = load_tokenizer(start, revision=spec.revision, trust_remote_code=spec.trust_remote_code,
+                               system_turn=spec.system_turn)
     model = load_model(start, tokenizer, num_labels=num_labels, revision=spec.revision,
                        trust_remote_code=spec.trust_remote_code)
     rows = read_pairs(source)
@@ -99,12 +100,12 @@ def load_scalar_scorer(model_dir: str, device: str = "cpu", batch_size: int = 16
     """A scorer over a saved scalar RM, loaded with plain transformers; ``head`` picks the reward output."""
     import os
 
-    from rmflow.models.load import load_model, load_tokenizer
+    from rmflow.models.load import load_for_scoring, load_tokenizer
     from rmflow.models.scalar import ScalarScorer
     from rmflow.train.config import TrainConfig
 
     tokenizer = load_tokenizer(model_dir)
-    model = load_model(model_dir, tokenizer, num_labels=num_labels)
+    model = load_for_scoring(model_dir, tokenizer, num_labels=num_labels)
     config = TrainConfig(max_length=4096, truncation_side="left")
     if os.path.exists(f"{model_dir}/rmflow_run.json"):
         config = TrainConfig.from_dict(RunSpec.read(f"{model_dir}/rmflow_run.json").train)

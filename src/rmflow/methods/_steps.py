@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 
+from rmflow.data.layouts import MINUS, PLUS, step_messages  # noqa: F401 - step_messages is used by the scorers
 from rmflow.errors import RmflowError
 
 log = logging.getLogger(__name__)
 
-PLUS, MINUS = "+", "-"
 AGGREGATIONS = ("mean", "min", "prod", "last")
 
 
@@ -23,30 +23,34 @@ def split_steps(answer: str) -> list[str]:
     return [line.strip() for line in answer.split("\n") if line.strip()]
 
 
-def step_messages(problem: str, steps: list[str], labels: list[bool] | None, outcome: bool) -> list[dict]:
-    """The PRM chat (one user turn per step) or, with ``outcome``, the ORM chat (one turn, one label)."""
-    if labels is None:
-        labels = [True] * len(steps)
-    if outcome:
-        return [{"role": "user", "content": f"{problem} " + "\n".join(steps)},
-                {"role": "assistant", "content": PLUS if labels[-1] else MINUS}]
-    messages = []
-    for i, (step, good) in enumerate(zip(steps, labels)):
-        messages.append({"role": "user", "content": f"{problem} {step}" if i == 0 else step})
-        messages.append({"role": "assistant", "content": PLUS if good else MINUS})
-    return messages
+def outcome_messages(messages: list[dict]) -> list[dict]:
+    """A PRM chat as the ORM sees it: the user turns joined into one (the whole solution), the last label.
+
+    For a chat built from step rows this is exactly ``step_messages(..., outcome=True)``: user turn 1 is the problem
+    plus step 1 and every later user turn the next step, joined by newlines (RLHFlow's ORM data is built the same
+    way from its PRM trajectories)."""
+    if len(messages) == 2:
+        return list(messages)
+    users = [m["content"] for m in messages if m["role"] == "user"]
+    return [{"role": "user", "content": "\n".join(users)}, {"role": "assistant", "content": messages[-1]["content"]}]
 
 
-def check_step_rows(rows: list[dict], source: str) -> None:
-    for i, row in enumerate(rows, start=1):
-        for field in ("problem", "steps", "labels"):
-            if field not in row:
-                raise RmflowError("is missing", file=source, row=row.get("__row__", i), field=field)
-        if not row["steps"]:
-            raise RmflowError("has no steps", file=source, row=row.get("__row__", i), field="steps")
-        if len(row["labels"]) != len(row["steps"]):
-            raise RmflowError(f"has {len(row['labels'])} labels for {len(row['steps'])} steps",
-                              file=source, row=row.get("__row__", i), field="labels")
+def problem_and_solution(row: dict) -> tuple[str, str]:
+    """(question, solution) of a steps row: its own prompt and steps when the source had them, else split the
+    outcome chat's user turn at the first "Step 1" (the rule of the recipe's scalar ORM, methods-detail.md §7)."""
+    if row.get("prompt") is not None and row.get("steps") is not None:
+        return row["prompt"], "\n".join(row["steps"])
+    text = outcome_messages(row["messages"])[0]["content"]
+    at = text.find("Step 1")
+    if at <= 0:
+        raise RmflowError("cannot tell the question from the solution: no 'Step 1' after the question (the "
+                          "scalar ORM needs step rows with a prompt, or solutions that start with 'Step 1')",
+                          file=row.get("__file__"), row=row.get("__row__"), field="messages")
+    return text[:at].strip(), text[at:].strip()
+
+
+def label_count(messages: list[dict]) -> int:
+    return sum(m["role"] == "assistant" for m in messages)
 
 
 def label_ids(tokenizer) -> tuple[int, int]:
@@ -60,6 +64,7 @@ def label_ids(tokenizer) -> tuple[int, int]:
 
 def encode_conversation(tokenizer, messages: list[dict], ids_of: dict[str, int]) -> tuple[list[int], list[int]]:
     """Token ids of the chat and the index of every assistant label token in them."""
+    messages = [{**m, "content": m["content"].strip()} if m["role"] == "assistant" else m for m in messages]
     ids, positions, rendered = [], [], ""
     for k in range(1, len(messages), 2):
         prompt = tokenizer.apply_chat_template(messages[:k], tokenize=False, add_generation_prompt=True)

@@ -5,19 +5,19 @@ from __future__ import annotations
 import logging
 import random
 
-from rmflow.methods._steps import (MINUS, PLUS, aggregate, check_step_rows, encode_conversation, label_ids,
-                                   label_loss, pack, packed_label_loss, split_steps, step_messages)
+from rmflow.methods._steps import (MINUS, PLUS, aggregate, encode_conversation, label_ids, label_loss,
+                                   outcome_messages, pack, packed_label_loss, split_steps, step_messages)
 from rmflow.spec import RunSpec
 
 log = logging.getLogger(__name__)
 
 
-def read_step_rows(path: str, split: str | None = "train") -> list[dict]:
-    from rmflow.data.loaders import read_rows
+def read_step_rows(path: str) -> list[dict]:
+    """Prepared step-labelled chats (kind ``steps``: ``prepare-data`` with format step_rows, prm_conversations or
+    orm_conversations), each with its file and row for error messages."""
+    from rmflow.data.formats import read_prepared
 
-    rows = read_rows(path)
-    check_step_rows(rows, path)
-    return [r for r in rows if split is None or r.get("split", split) == split]
+    return [{**r, "__file__": path, "__row__": i} for i, r in enumerate(read_prepared(path), start=1)]
 
 
 def train_steps(spec: RunSpec, out_dir: str, outcome: bool, options, data: str | None = None,
@@ -33,16 +33,17 @@ def train_steps(spec: RunSpec, out_dir: str, outcome: bool, options, data: str |
     config = TrainConfig.from_dict(spec.train)
     random.seed(config.seed)
     torch.manual_seed(config.seed)
-    source, start = data or options.steps_data, init or spec.base_model
+    source, start = data or spec.train_data, init or spec.base_model
     rows = read_step_rows(source)
-    tokenizer = load_tokenizer(start, revision=spec.revision, trust_remote_code=spec.trust_remote_code)
+    tokenizer = load_tokenizer(start, revision=spec.revision, trust_remote_code=spec.trust_remote_code,
+                               system_turn=spec.system_turn)
     model = load_model(start, tokenizer, auto_class="AutoModelForCausalLM", revision=spec.revision,
                        trust_remote_code=spec.trust_remote_code)
     plus, minus = label_ids(tokenizer)
     ids_of = {PLUS: plus, MINUS: minus}
     examples, too_long = [], 0
     for r in rows:
-        ids, positions = encode_conversation(tokenizer, step_messages(r["problem"], r["steps"], r["labels"], outcome),
+        ids, positions = encode_conversation(tokenizer, outcome_messages(r["messages"]) if outcome else r["messages"],
                                              ids_of)
         if len(ids) > config.max_length:  # a cut conversation would lose labels: skip it, counted
             too_long += 1
@@ -87,6 +88,15 @@ class StepScorer:
         self.ids_of, self.pair = {PLUS: plus, MINUS: minus}, [plus, minus]
 
     def step_probabilities(self, problems: list[str], answers: list[str], progress: bool = True) -> list[list[float]]:
+        """P(+) at every step of each answer (its lines are the steps), every earlier label fixed to "+"."""
+        chats = []
+        for problem, answer in zip(problems, answers):
+            steps = split_steps(answer) or [answer.strip() or "(empty)"]
+            chats.append(step_messages(problem, steps, None, self.outcome))
+        return self.chat_probabilities(chats, progress)
+
+    def chat_probabilities(self, chats: list[list[dict]], progress: bool = True) -> list[list[float]]:
+        """P(+) at every assistant turn of step-labelled chats, in one forward pass each (labels read as "+")."""
         import torch
         from tqdm.auto import tqdm
 
@@ -94,10 +104,10 @@ class StepScorer:
         from rmflow.train.batching import pad
 
         encoded = []
-        for problem, answer in zip(problems, answers):
-            steps = split_steps(answer) or [answer.strip() or "(empty)"]
-            ids, positions = encode_conversation(self.tokenizer, step_messages(problem, steps, None, self.outcome),
-                                                 self.ids_of)
+        for chat in chats:
+            chat = outcome_messages(chat) if self.outcome else chat
+            chat = [{**m, "content": PLUS} if m["role"] == "assistant" else m for m in chat]
+            ids, positions = encode_conversation(self.tokenizer, chat, self.ids_of)
             keep = [p for p in positions if p < self.max_length] or [min(positions[0], self.max_length - 1)]
             encoded.append((ids[:self.max_length], keep))
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
@@ -130,12 +140,12 @@ class StepScorer:
 
 def load_step_scorer(model_dir: str, outcome: bool, device: str = "cpu", batch_size: int = 16):
     from rmflow import methods
-    from rmflow.models.load import load_model, load_tokenizer
+    from rmflow.models.load import load_for_scoring, load_tokenizer
     from rmflow.train.config import TrainConfig
 
     spec = RunSpec.read(f"{model_dir}/rmflow_run.json")
     options = methods.method_config(spec.method, spec.options)
     tokenizer = load_tokenizer(model_dir)
-    model = load_model(model_dir, tokenizer, auto_class="AutoModelForCausalLM")
+    model = load_for_scoring(model_dir, tokenizer, auto_class="AutoModelForCausalLM")
     return StepScorer(model, tokenizer, outcome, options.aggregation, TrainConfig.from_dict(spec.train).max_length,
                       batch_size, device)

@@ -21,7 +21,6 @@ log = logging.getLogger(__name__)
 
 VERSION = 1
 KIND = "scalar"
-NON_ATTRIBUTE_KEYS = {"messages", "id", "split", "source"}
 HEAD_FILE, HEAD_CONFIG = "armo_head.safetensors", "armo_config.json"
 
 
@@ -31,10 +30,11 @@ class Config:
 
     backbone_method: str = "bt"  # the run's method whose model for the same base is the frozen backbone
     backbone: str | None = None  # or any RM directory / hub id (overrides backbone_method)
-    attributes: str = "results/data/synthetic/attributes.jsonl"  # multi-attribute rows: messages + ratings
+    attributes: str = "synthetic_attributes"  # data set of attribute rows (format multi_objective / helpsteer2_...)
     objectives: list = field(default_factory=lambda: ["helpfulness", "correctness", "coherence", "complexity",
                                                       "verbosity", "safety"])
     rating_max: float = 4.0  # ratings 0..rating_max map to (x + 0.5) / (rating_max + 1), HelpSteer's rule
+    prescaled: bool = False  # labels already lie in [0, 1] (ArmoRM-Multi-Objective-Data ships them scaled)
     verbosity_objective: str = "verbosity"
     spearman_threshold: float = 0.028
     validation_fraction: float = 0.2
@@ -61,12 +61,22 @@ def requires(config: Config) -> list[str]:
     return [] if config.backbone else [config.backbone_method]
 
 
-# ---- embeddings -------------------------------------------------------------------------------------------------
-def load_backbone(ref: str, device: str | None = None):
-    from rmflow.models.load import default_device, load_model, load_tokenizer
+def dataset_options(config: Config) -> dict[str, str]:
+    """Data sets named in the options, with their kind: the stage-1 attribute rows."""
+    return {"attributes": "attributes"}
 
-    tokenizer = load_tokenizer(ref)
-    return load_model(ref, tokenizer).eval().to(device or default_device()), tokenizer
+
+def stage1_owner(config: Config) -> str:
+    return "armo"
+
+
+# ---- embeddings -------------------------------------------------------------------------------------------------
+def load_backbone(ref: str, device: str | None = None, system_turn: str | None = None, bf16: bool | None = None):
+    """The frozen backbone for embeddings (inference only: bf16 on a GPU when asked or recorded)."""
+    from rmflow.models.load import default_device, load_for_scoring, load_tokenizer
+
+    tokenizer = load_tokenizer(ref, system_turn=system_turn)
+    return load_for_scoring(ref, tokenizer, bf16=bf16).to(device or default_device()), tokenizer
 
 
 def embed(model, tokenizer, conversations: list[list[dict]], max_length: int, truncation_side: str,
@@ -115,27 +125,41 @@ def fingerprint(ref: str) -> str:
 
 
 # ---- stage 1 ----------------------------------------------------------------------------------------------------
-def attribute_matrix(rows: list[dict], config: Config, source: str):
-    """Labels (n, objectives) scaled to [0, 1] with NaN where a row has no label; errors name row and field."""
+def prepared_path(dataset: str) -> str:
+    """Outside the workflow a data set option names a prepared file, or the data set whose prepared file the
+    workflow writes (results/data/prepared/<name>.parquet)."""
+    if Path(dataset).is_file():
+        return dataset
+    path = Path("results/data/prepared") / f"{dataset}.parquet"
+    if not path.is_file():
+        raise RmflowError(f"data set '{dataset}' is not prepared: run `rmflow prepare-data` for it (or the workflow's"
+                          " prepare_data rule), or name a prepared .parquet file", file=str(path))
+    return str(path)
+
+
+
+def attribute_matrix(rows: list[dict], config, source: str):
+    """Labels (n, objectives) scaled to [0, 1] with NaN where a row has no label; errors name row and field.
+
+    ``config`` is any method config with ``objectives``, ``rating_max`` and ``prescaled`` (ArmoRM, the tree)."""
     import numpy as np
 
     labels = np.full((len(rows), len(config.objectives)), np.nan)
     for i, row in enumerate(rows):
         where = row.get("__row__", i + 1)
-        if not isinstance(row.get("messages"), list):
-            raise RmflowError("is missing or not a message list", file=source, row=where, field="messages")
-        for key, value in row.items():
-            if key in NON_ATTRIBUTE_KEYS or key.startswith("__"):
-                continue
+        for key, value in row["attributes"].items():
             if key not in config.objectives:
+                if value is None:
+                    continue  # a column other rows of the set have; this one leaves it empty
                 raise RmflowError(f"unknown attribute '{key}' (objectives: {', '.join(config.objectives)})",
                                   file=source, row=where, field=key)
             if value is None:
                 continue
-            if not isinstance(value, (int, float)) or not 0 <= value <= config.rating_max:
-                raise RmflowError(f"must be a rating in 0..{config.rating_max:g} or null", file=source, row=where,
-                                  field=key)
-            labels[i, config.objectives.index(key)] = (value + 0.5) / (config.rating_max + 1)
+            low, high = (0.0, 1.0) if config.prescaled else (0.0, config.rating_max)
+            if not low <= value <= high:
+                scale = "a pre-scaled label in [0, 1]" if config.prescaled else f"a rating in 0..{high:g}"
+                raise RmflowError(f"is {value:g}, not {scale} or null", file=source, row=where, field=key)
+            labels[i, config.objectives.index(key)] = value if config.prescaled else (value + 0.5) / (high + 1)
     for j, name in enumerate(config.objectives):
         if np.isnan(labels[:, j]).all():
             raise RmflowError(f"objective '{name}' has no label in any row", file=source, field=name)
@@ -146,16 +170,17 @@ def main_stage1(spec_path: str, backbone: str, attributes: str, out_dir: str) ->
     import numpy as np
     from safetensors.numpy import save_file
 
-    from rmflow.data.loaders import read_rows
+    from rmflow import methods
+    from rmflow.data.formats import read_prepared
     from rmflow.io import atomic_dir, write_json
     from rmflow.methods._armo_math import fit_objective
     from rmflow.train.config import TrainConfig
 
     spec = RunSpec.read(spec_path)
-    config, train = Config(**spec.options), TrainConfig.from_dict(spec.train)
-    rows = read_rows(attributes)
+    config, train = methods.method_config(spec.method, spec.options), TrainConfig.from_dict(spec.train)
+    rows = read_prepared(attributes)
     labels = attribute_matrix(rows, config, attributes)
-    model, tokenizer = load_backbone(backbone)
+    model, tokenizer = load_backbone(backbone, system_turn=spec.system_turn, bf16=train.bf16)
     x = embed(model, tokenizer, [r["messages"] for r in rows], train.max_length, train.truncation_side)
     rng = np.random.default_rng(config.seed)
     weights, report = [], {}
@@ -177,7 +202,7 @@ def read_stage1(stage1_dir: str, backbone: str):
 
     meta_path = Path(stage1_dir) / "stage1.json"
     if not meta_path.exists():
-        raise RmflowError("ArmoRM stage-1 output is absent: run stage 1 (rule armo_stage1) first", file=str(meta_path))
+        raise RmflowError("stage-1 probes are absent: run stage 1 (rule probe_fit) first", file=str(meta_path))
     meta = json.loads(meta_path.read_text())
     if meta["backbone_fingerprint"] != fingerprint(backbone):
         raise RmflowError(f"stage 1 was fitted on backbone '{meta['backbone']}', not on '{backbone}'; rerun stage 1 "
@@ -203,7 +228,7 @@ def main_stage2(spec_path: str, backbone: str, stage1_dir: str, data: str, out_d
         raise RmflowError(f"stage 1 has objectives {stage1['objectives']}, the config {config.objectives}",
                           file=f"{stage1_dir}/stage1.json", field="objectives")
     rows = read_pairs(data)
-    model, tokenizer = load_backbone(backbone)
+    model, tokenizer = load_backbone(backbone, system_turn=spec.system_turn, bf16=train.bf16)
     args = (train.max_length, train.truncation_side)
     prompts = embed(model, tokenizer, [r["chosen"][:-1] for r in rows], *args, generation_prompt=True)
     chosen = embed(model, tokenizer, [r["chosen"] for r in rows], *args) @ regression.T
@@ -257,7 +282,7 @@ def main_stage2(spec_path: str, backbone: str, stage1_dir: str, data: str, out_d
     head_config = {"objectives": config.objectives, "temperature": config.temperature,
                    "gate_layers": len(linears), "verbosity_objective": config.verbosity_objective,
                    "verbosity_penalties": dict(zip(config.objectives, lambdas.tolist())),
-                   "rating_max": config.rating_max, "alphas": {k: v["alpha"] for k, v in stage1["per_objective"].items()},
+                   "rating_max": config.rating_max, "prescaled": config.prescaled, "alphas": {k: v["alpha"] for k, v in stage1["per_objective"].items()},
                    "backbone": backbone, "max_length": train.max_length, "truncation_side": train.truncation_side}
     with atomic_dir(out_dir) as tmp:
         copy_backbone(backbone, tmp)
@@ -308,8 +333,9 @@ class ArmoScorer:
         # s = β Σ_j g_j Σ_i T_ji r_i = Σ_i c_i r_i with c_i = β Σ_j g_j T_ji
         coefficients = beta * gates @ transform
         score = (coefficients * rewards).sum(-1)
-        scale = self.meta["rating_max"] + 1
-        return {"score": score.tolist(), "rewards": (rewards * scale - 0.5).tolist(), "gates": gates.tolist(),
+        if not self.meta.get("prescaled"):  # back to the rating scale (the model card's 5r - 0.5 for HelpSteer)
+            rewards = rewards * (self.meta["rating_max"] + 1) - 0.5
+        return {"score": score.tolist(), "rewards": rewards.tolist(), "gates": gates.tolist(),
                 "coefficients": coefficients.tolist(), "objectives": self.meta["objectives"]}
 
     def score_conversations(self, conversations: list[list[dict]], progress: bool = True) -> list[float]:
@@ -333,7 +359,7 @@ def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None
     with tempfile.TemporaryDirectory(dir=Path(out_dir).parent) as scratch:
         spec_path = Path(scratch) / "spec.json"
         spec_path.write_text(spec.to_json())
-        main_stage1(str(spec_path), backbone, config.attributes, f"{scratch}/stage1")
+        main_stage1(str(spec_path), backbone, prepared_path(config.attributes), f"{scratch}/stage1")
         main_stage2(str(spec_path), backbone, f"{scratch}/stage1", data or spec.train_data, out_dir)
 
 

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 VERSION = 1
 KIND = "pairwise"
+READS = None  # no training data
 PLACEHOLDERS = ("{question}", "{answer_a}", "{answer_b}")
 DEFAULT_TEMPLATE = ("[CONTEXT] {question} [RESPONSE A] {answer_a} [RESPONSE B] {answer_b} \n")
 JUDGE_FILE = "judge.json"
@@ -41,6 +42,13 @@ class Config:
         missing = [p for p in PLACEHOLDERS if p not in self.template]
         if missing:
             raise ValueError(f"the judge template lacks {', '.join(missing)}")
+
+
+SETUP_ONLY = True  # nothing is trained: a local job writes the judge directory (no GPU preset is held for it)
+
+
+def final_model_dir(base: str, config: Config, results: str = "results") -> str:
+    return f"{results}/judge/{base}/model"
 
 
 def requires(config: Config) -> list[str]:
@@ -129,11 +137,11 @@ def verdict_probability(top_logprobs: dict[str, float]) -> float:
 
 def load_scorer(model_dir: str, device: str = "cpu", batch_size: int = 16):
     from rmflow.methods._pairpm_model import PairwiseScorer
-    from rmflow.models.load import load_model, load_tokenizer
+    from rmflow.models.load import load_for_scoring, load_tokenizer
 
     settings = json.loads(Path(model_dir, JUDGE_FILE).read_text())
     if settings["endpoint"]:
         return EndpointJudge(settings["endpoint"], settings["endpoint_model"], settings["template"])
     tokenizer = load_tokenizer(settings["judge_model"])
-    model = load_model(settings["judge_model"], tokenizer, auto_class="AutoModelForCausalLM")
+    model = load_for_scoring(settings["judge_model"], tokenizer, auto_class="AutoModelForCausalLM")
     return PairwiseScorer(model, tokenizer, 4096, "left", batch_size, device, render=renderer(settings["template"]))

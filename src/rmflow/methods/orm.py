@@ -1,13 +1,13 @@
 """Outcome reward model (methods.md §7): the whole solution in one user turn, one "+" or "-" answer.
 
-Trained on the same step-labelled solutions as the PRM, with the last step's label as the outcome; its score is
+Trained on the same step-labelled chats as the PRM, seen as one user turn with the last step's label; its score is
 that single P(+). Options and code are the PRM's (``aggregation`` has one value to aggregate).
 """
 
 from __future__ import annotations
 
 from rmflow.methods._steps_model import load_step_scorer, train_steps
-from rmflow.methods.prm import Config, extra_inputs  # noqa: F401 - the ORM's options and inputs are the PRM's
+from rmflow.methods.prm import READS, Config  # noqa: F401 - the ORM's options and data are the PRM's
 from rmflow.spec import RunSpec
 
 VERSION = 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 
 from rmflow.methods._scalar_train import load_scalar_scorer
-from rmflow.methods.prm import Config, extra_inputs  # noqa: F401 - same data options as the PRM
+from rmflow.methods.prm import READS, Config  # noqa: F401 - same data and options as the PRM
 from rmflow.spec import RunSpec
 
 VERSION = 1
@@ -17,9 +17,15 @@ KIND = "scalar"
 
 
 def outcome_rows(rows: list[dict]) -> list[tuple[list[dict], float]]:
-    """(conversation, label): the problem as the user turn, the solution as the answer."""
-    return [([{"role": "user", "content": r["problem"]}, {"role": "assistant", "content": "\n".join(r["steps"])}],
-             1.0 if r["labels"][-1] else 0.0) for r in rows]
+    """(conversation, label): the problem as the user turn, the solution as the answer, y = 1 for a final "+"."""
+    from rmflow.methods._steps import PLUS, problem_and_solution
+
+    out = []
+    for r in rows:
+        question, solution = problem_and_solution(r)
+        out.append(([{"role": "user", "content": question}, {"role": "assistant", "content": solution}],
+                    1.0 if r["messages"][-1]["content"].strip() == PLUS else 0.0))
+    return out
 
 
 def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None = None) -> None:
@@ -34,11 +40,12 @@ def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None
     from rmflow.train.loop import train_loop
     from rmflow.train.save import save_run
 
-    config, options = TrainConfig.from_dict(spec.train), Config(**spec.options)
+    config = TrainConfig.from_dict(spec.train)
     random.seed(config.seed)
     torch.manual_seed(config.seed)
-    source, start = data or options.steps_data, init or spec.base_model
-    tokenizer = load_tokenizer(start, revision=spec.revision, trust_remote_code=spec.trust_remote_code)
+    source, start = data or spec.train_data, init or spec.base_model
+    tokenizer = load_tokenizer(start, revision=spec.revision, trust_remote_code=spec.trust_remote_code,
+                               system_turn=spec.system_turn)
     model = load_model(start, tokenizer, num_labels=1, revision=spec.revision,
                        trust_remote_code=spec.trust_remote_code)
     examples = [(encode(tokenizer, conv, config.max_length, config.truncation_side), label)

@@ -1,7 +1,8 @@
 """Process reward model (methods.md §7): a causal LM answers "+" or "-" after every solution step.
 
-Trained on Math-Shepherd-style step labels (on the embedded default: the synthetic arithmetic solutions, a step
-being "-" from the first wrong one on). A response's score is an aggregation of its steps' P(+): mean (the recipe),
+Trained on Math-Shepherd-style step labels: the method's data set is of kind ``steps`` (formats step_rows,
+prm_conversations or orm_conversations; on the embedded default the synthetic arithmetic solutions, a step being "-"
+from the first wrong one on). A response's score is an aggregation of its steps' P(+): mean (the recipe),
 min, prod or last; the choice is recorded in ``scores.json``.
 """
 
@@ -15,6 +16,7 @@ from rmflow.spec import RunSpec
 
 VERSION = 1
 KIND = "scalar"
+READS = "steps"  # step-labelled chats, not preference pairs
 OUTCOME = False
 
 
@@ -22,7 +24,6 @@ OUTCOME = False
 class Config:
     """Step-label model options."""
 
-    steps_data: str = "results/data/synthetic/steps.jsonl"  # rows {problem, steps[], labels[]} (split train used)
     aggregation: str = "mean"  # mean | min | prod | last over the steps' P(+)
     packing: bool = False  # pack several conversations per training row (block-diagonal attention, own positions)
     packed_length: int = 1024  # tokens per packed row
@@ -30,11 +31,6 @@ class Config:
     def __post_init__(self):
         if self.aggregation not in AGGREGATIONS:
             raise ValueError(f"aggregation must be one of {AGGREGATIONS}, not '{self.aggregation}'")
-
-
-def extra_inputs(config: Config, base: str, results: str = "results") -> list[str]:
-    """Files the train step reads besides the run spec: the step-labelled solutions."""
-    return [config.steps_data]
 
 
 def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None = None) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rmflow.errors import RmflowError
@@ -23,14 +23,25 @@ KIND = "pairwise"
 TREE_FILE, RULES_FILE = "tree.json", "tree_rules.txt"
 
 
+HELPSTEER2 = ["helpfulness", "correctness", "coherence", "complexity", "verbosity"]
+
+
 @dataclass(frozen=True)
 class Config:
-    """Decision-tree options (attribute probes come from the ArmoRM stage 1 of the same base)."""
+    """Decision-tree options. Attribute probes come from ArmoRM's stage 1 of the same base, or, with
+    ``attributes`` set, from the tree's own stage 1 on its own frozen backbone (the seed: HelpSteer2's five
+    attributes on Skywork-Reward)."""
 
     max_depth: int = 4  # depths 1..max_depth are tried; the best on validation wins
     min_samples_leaf: int = 5
     validation_fraction: float = 0.2
     seed: int = 0
+    attributes: str | None = None  # data set of attribute rows for the tree's own probes; None = ArmoRM's probes
+    backbone: str | None = None  # own probes: the frozen backbone (directory or hub id)
+    backbone_method: str = "bt"  # own probes without ``backbone``: the run's model of this method, same base
+    objectives: list = field(default_factory=lambda: list(HELPSTEER2))  # own probes: the attributes fitted
+    rating_max: float = 4.0  # own probes: ratings 0..rating_max (HelpSteer2: 0..4)
+    prescaled: bool = False  # own probes: labels already in [0, 1]
 
 
 def final_model_dir(base: str, config: Config, results: str = "results") -> str:
@@ -103,7 +114,7 @@ def main_fit(spec_path: str, backbone: str, stage1_dir: str, data: str, out_dir:
     spec = RunSpec.read(spec_path)
     config, train = Config(**spec.options), TrainConfig.from_dict(spec.train)
     regression, stage1 = read_stage1(stage1_dir, backbone)
-    model, tokenizer = load_backbone(backbone)
+    model, tokenizer = load_backbone(backbone, system_turn=spec.system_turn, bf16=train.bf16)
     delta = pair_features(regression, lambda c: embed(model, tokenizer, c, train.max_length, train.truncation_side),
                           read_pairs(data))
     x = np.concatenate([delta, -delta])
@@ -151,8 +162,20 @@ class TreeScorer:
 
 
 def requires(config: Config) -> list[str]:
-    """Methods whose outputs this one reads: the ArmoRM stage-1 probes of the same base."""
-    return ["armo"]
+    """Methods whose outputs this one reads: ArmoRM's stage-1 probes of the same base, or with its own attribute
+    data the backbone RM trained in the same run (unless ``backbone`` names one)."""
+    if config.attributes is None:
+        return ["armo"]
+    return [] if config.backbone else [config.backbone_method]
+
+
+def dataset_options(config: Config) -> dict[str, str]:
+    return {"attributes": "attributes"}
+
+
+def stage1_owner(config: Config) -> str:
+    """Whose stage-1 probes the tree reads: its own with attribute data of its own, else ArmoRM's."""
+    return "tree" if config.attributes else "armo"
 
 
 def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None = None) -> None:
@@ -170,7 +193,7 @@ def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None
                                                  options=dataclasses.asdict(armo.Config())).to_json())
         tree_spec = Path(scratch) / "tree.json"
         tree_spec.write_text(spec.to_json())
-        armo.main_stage1(str(armo_spec), init, armo.Config().attributes, f"{scratch}/stage1")
+        armo.main_stage1(str(armo_spec), init, armo.prepared_path(armo.Config().attributes), f"{scratch}/stage1")
         main_fit(str(tree_spec), init, f"{scratch}/stage1", data or spec.train_data, out_dir)
 
 

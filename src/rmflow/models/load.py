@@ -40,8 +40,14 @@ def _hub_hint(ref: str, exc: Exception) -> RmflowError:
     )
 
 
-def load_tokenizer(ref: str, *, revision: str | None = None, trust_remote_code: bool = False):
-    """Load a tokenizer; give it a dedicated pad token when it has none (Llama-3, Mistral)."""
+def load_tokenizer(ref: str, *, revision: str | None = None, trust_remote_code: bool = False,
+                   system_turn: str | None = None):
+    """Load a tokenizer; give it a dedicated pad token when it has none (Llama-3, Mistral).
+
+    ``system_turn`` is how a conversation's leading system turn is rendered (``template``: by the chat template;
+    ``merge``: into the first user turn, for templates such as Gemma's that reject system turns; ``error``: refused).
+    It travels on the tokenizer (``render`` reads it); when not given it comes from the model's ``rmflow_run.json``
+    (the base's rule, recorded at training time), else ``template``."""
     from transformers import AutoTokenizer
 
     check_model_ref(ref)
@@ -56,10 +62,41 @@ def load_tokenizer(ref: str, *, revision: str | None = None, trust_remote_code: 
         # pad == eos breaks pooling because EOS also occurs inside chat templates (Llama-3, TRL #2758).
         tokenizer.add_special_tokens({"pad_token": NEW_PAD_TOKEN})
         log.info("added pad token %s (id %d) to %s", NEW_PAD_TOKEN, tokenizer.pad_token_id, ref)
+    tokenizer.rmflow_system_turn = system_turn or _recorded_system_turn(ref)
     if tokenizer.chat_template is None:
         raise RmflowError(f"tokenizer of '{ref}' has no chat template; reward models here render conversations "
                           "with it. Use an instruct/chat model or add a template to its tokenizer_config.json.")
     return tokenizer
+
+
+def _recorded_run(ref: str) -> dict:
+    """The ``rmflow_run.json`` a trained model directory carries (empty for other models)."""
+    import json
+
+    path = os.path.join(os.path.expanduser(ref), "rmflow_run.json")
+    return json.loads(open(path, encoding="utf-8").read()) if os.path.isfile(path) else {}
+
+
+def _recorded_system_turn(ref: str) -> str:
+    return _recorded_run(ref).get("system_turn", "template")
+
+
+def scoring_dtype(ref: str, bf16: bool | None = None):
+    """Weights for inference: bf16 on a GPU when the run trained in bf16 (or ``bf16`` asks for it), else fp32.
+
+    A model trained under bf16 mixed precision keeps fp32 master weights on disk; scoring it in bf16 halves the
+    memory (an 8B RM: 16 instead of 32 GB; the tree's 27B backbone would not fit an 80 GB GPU in fp32). CPU runs
+    stay fp32."""
+    import torch
+
+    if bf16 is None:
+        bf16 = bool(_recorded_run(ref).get("train", {}).get("bf16", False))
+    return torch.bfloat16 if bf16 and torch.cuda.is_available() else None
+
+
+def load_for_scoring(ref: str, tokenizer, *, bf16: bool | None = None, **kwargs):
+    """``load_model`` for inference: eval mode, the dtype ``scoring_dtype`` picks."""
+    return load_model(ref, tokenizer, dtype=scoring_dtype(ref, bf16), **kwargs).eval()
 
 
 def load_model(ref: str, tokenizer, *, auto_class: str = "AutoModelForSequenceClassification",

@@ -6,9 +6,42 @@ import random
 from dataclasses import dataclass
 
 
+SYSTEM_TURN_RULES = ("template", "merge", "error")
+
+
+def apply_system_rule(messages: list[dict], rule: str) -> list[dict]:
+    """A leading system turn as the base model's rule says: kept for the template, merged into the first user turn
+    (system text, a blank line, then the user text), or refused."""
+    if not messages or messages[0]["role"] != "system" or rule == "template":
+        return messages
+    if rule == "error":
+        from rmflow.errors import RmflowError
+
+        raise RmflowError("a conversation opens with a system turn but this base model's system_turn rule is "
+                          "'error' (set base_models.<base>.system_turn: merge to fold it into the first user turn)",
+                          field="system_turn")
+    system, rest = messages[0], messages[1:]
+    if not rest:
+        return [{"role": "user", "content": system["content"]}]
+    return [{**rest[0], "content": f"{system['content']}\n\n{rest[0]['content']}"}, *rest[1:]]
+
+
 def render(tokenizer, messages: list[dict], generation_prompt: bool = False) -> str:
-    """Chat-template text; ``generation_prompt`` appends the assistant header (the answer comes next)."""
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
+    """Chat-template text; ``generation_prompt`` appends the assistant header (the answer comes next).
+
+    A leading system turn follows the tokenizer's ``rmflow_system_turn`` rule (set by ``load_tokenizer``)."""
+    rule = getattr(tokenizer, "rmflow_system_turn", "template")
+    messages = apply_system_rule(messages, rule)
+    try:
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
+    except Exception as exc:  # jinja's TemplateError from raise_exception() in the template
+        if messages and messages[0]["role"] == "system" and type(exc).__name__ == "TemplateError":
+            from rmflow.errors import RmflowError
+
+            raise RmflowError(f"the chat template of '{tokenizer.name_or_path}' rejects a system turn ({exc}); set "
+                              "base_models.<base>.system_turn: merge to fold it into the first user turn",
+                              field="system_turn") from exc
+        raise
 
 
 def encode(tokenizer, messages: list[dict], max_length: int, truncation_side: str,

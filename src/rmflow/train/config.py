@@ -18,6 +18,7 @@ class TrainConfig:
     per_device_batch: int = 1  # pairs per device per micro-step
     grad_accum: int = 64  # micro-steps per optimizer step
     warmup_ratio: float = 0.03  # share of optimizer steps spent warming up
+    warmup_steps: int | None = None  # optimizer steps spent warming up; overrides warmup_ratio when set (axolotl)
     lr_schedule: str = "cosine"  # any transformers.get_scheduler name
     weight_decay: float = 0.001
     max_grad_norm: float = 1.0

@@ -79,7 +79,8 @@ def train_loop(model, epoch_batches: Callable[[int], Sequence], n_micro_per_epoc
         lr=config.lr,
     )
     scheduler = get_scheduler(config.lr_schedule, optimizer,
-                              num_warmup_steps=math.ceil(config.warmup_ratio * total_steps),
+                              num_warmup_steps=(config.warmup_steps if config.warmup_steps is not None
+                                                else math.ceil(config.warmup_ratio * total_steps)),
                               num_training_steps=total_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
     accelerator.register_for_checkpointing(scheduler)

