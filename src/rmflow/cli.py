@@ -39,6 +39,18 @@ def cmd_prepare_data(a):
                  where, a.data_dir or None)
 
 
+def cmd_make_samples(a):
+    from rmflow.data import samples
+
+    sizes = {}
+    for item in (a.sizes or "").split():
+        key, sep, value = item.partition("=")
+        if not sep or not value.lstrip("-").isdigit():
+            raise RmflowError(f"--sizes takes NAME=INTEGER items, not '{item}'", field="sizes")
+        sizes[key] = int(value)
+    samples.main(a.shared, a.out_dir, sizes)
+
+
 def cmd_formats(a):
     from rmflow.data.formats import FORMATS
 
@@ -238,6 +250,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--report", required=True)
     p.set_defaults(func=cmd_prepare_data)
+
+    p = sub.add_parser("make-samples", help="small local samples of the paper recipe's hub data sets, in their "
+                                            "layouts, from real rows in ../shared/data (config/paper-smoke.yaml)")
+    p.add_argument("--shared", default="../shared/data", help="the shared data folder")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--sizes", default="", help="'pairs=32 step_rows=32 ...' (rmflow.data.samples.DEFAULTS)")
+    p.set_defaults(func=cmd_make_samples)
 
     p = sub.add_parser("formats", help="list the data formats prepare-data reads and the kind of rows each gives")
     p.set_defaults(func=cmd_formats)

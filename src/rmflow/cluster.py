@@ -94,10 +94,31 @@ def check_rule(rule: str, resources: dict, partitions: dict[str, Partition], whe
     return problems
 
 
-def check_against_cluster(rule_resources: dict[str, dict], where: str, partitions: dict | None = None) -> None:
-    """Raise one error listing every rule whose request this cluster cannot meet."""
+def deepspeed_problems(jobs: list[tuple[str, str, dict, str | None, bool]]) -> list[str]:
+    """Training jobs that ask for DeepSpeed where it cannot run: ``(rule, "method/base", resources, deepspeed JSON,
+    deepspeed_fallback)`` each. rmflow runs DeepSpeed on GPUs only, so a job without a GPU request, or an
+    environment without the deepspeed package, would stop on the node (or, with the fallback, train without it)."""
+    import importlib.util
+
+    problems, installed = [], importlib.util.find_spec("deepspeed") is not None
+    for rule, run, resources, deepspeed, fallback in sorted(jobs):
+        if not deepspeed or fallback:
+            continue
+        if not requested_gpus(resources):
+            problems.append(f"rule {rule}: {run} asks for DeepSpeed ({deepspeed}) but the rule requests no GPU; "
+                            "give it a GPU preset or set train.deepspeed_fallback: true")
+        elif not installed:
+            problems.append(f"rule {rule}: {run} asks for DeepSpeed ({deepspeed}) but it is not installed in this "
+                            "environment (pip install 'rmflow[gpu]')")
+    return problems
+
+
+def check_against_cluster(rule_resources: dict[str, dict], where: str, partitions: dict | None = None,
+                          more_problems: list[str] | None = None) -> None:
+    """Raise one error listing every rule whose request this cluster cannot meet (and ``more_problems``)."""
     partitions = cluster_partitions() if partitions is None else partitions
     problems = [p for rule, res in sorted(rule_resources.items()) for p in check_rule(rule, res, partitions, where)]
+    problems += more_problems or []
     if problems:
         raise RmflowError("the SLURM resources cannot be met on this cluster:\n  " + "\n  ".join(problems))
 

@@ -143,6 +143,9 @@ class Plan(BasesMixin):
         except RmflowError as exc:
             raise RmflowError(f"{exc} ({where})", file=self.where) from exc
 
+    def train_config(self, method: str, base: str) -> TrainConfig:
+        return self._train_config(method, base)
+
     def _train_config(self, method: str, base: str) -> TrainConfig:
         values = {**self.config.get("train", {}), **self.config["base_models"][base].get("train", {}),
                   **self.method_entry(method).get("train", {}), **self.pair_entry(method, base).get("train", {})}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 
 from rmflow.errors import RmflowError
 from rmflow.models.load import check_model_ref
@@ -23,45 +24,70 @@ class BasesMixin:
     bases: list[str]
 
     def base_entry(self, base: str) -> dict:
-        return self.config["base_models"][base]
+        """A base's entry without null sources (a config layer may set ``model: null`` to swap in a ``gguf``)."""
+        entry = self.config["base_models"][base]
+        return {k: v for k, v in entry.items() if not (k in SOURCES and v is None)}
 
     def _check_base(self, name: str) -> None:
         entry = self._defined("base_models", name)
-        given = [key for key in SOURCES if key in entry]
+        given = [key for key in SOURCES if entry.get(key) is not None]
         if len(given) != 1:
             self._fail("needs exactly one of 'model' (hub id or local directory), 'tiny' or 'gguf' "
                        f"(given: {', '.join(given) or 'none'})", f"base_models.{name}")
-        if "model" in entry:
+        if entry.get("model") is not None:
             try:
                 check_model_ref(entry["model"])
             except RmflowError as exc:
                 self._fail(str(exc).split(": ", 1)[-1], f"base_models.{name}.model")
-        if "gguf" in entry:
+        if entry.get("gguf") is not None:
             try:
                 check_gguf_source(entry["gguf"])
             except RmflowError as exc:
                 self._fail(str(exc), f"base_models.{name}.gguf")
+        if entry.get("chat_template") and "gguf" not in entry:
+            self._fail("chat_template is read only for GGUF bases (a hub or local model brings its tokenizer's)",
+                       f"base_models.{name}.chat_template")
         template = entry.get("chat_template")
         if template and not is_named_template(template) and not os.path.isfile(os.path.expanduser(template)):
             self._fail(f"'{template}' is neither a chat template shipped with rmflow ({', '.join(named_templates())})"
                        " nor a file", f"base_models.{name}.chat_template")
 
     def is_built(self, base: str) -> bool:
-        """Tiny and GGUF bases are built into results/bases/<base> by a rule; hub and local ones are read as is."""
+        """Tiny and GGUF bases are built into results/bases/ by a rule; hub and local ones are read as is."""
         return "tiny" in self.base_entry(base) or "gguf" in self.base_entry(base)
 
-    def base_model_ref(self, base: str) -> str:
-        return f"results/bases/{base}" if self.is_built(base) else self.base_entry(base)["model"]
+    def built_name(self, base: str) -> str:
+        """The folder a built base lives in: a tiny base's own name, or one per GGUF source and chat template, so
+        several base names on the same GGUF file share one conversion."""
+        entry = self.base_entry(base)
+        if "tiny" in entry:
+            return base
+        source = entry["gguf"]
+        stem = source.get("package") or os.path.splitext(os.path.basename(source["file"]))[0]
+        stem += f"-{source['name']}" if source.get("name") else ""
+        template = entry.get("chat_template")
+        if template:
+            stem += "+" + os.path.splitext(os.path.basename(template))[0]
+        return "gguf_" + re.sub(r"[^A-Za-z0-9_.+-]", "_", stem)
 
-    def bases_with_preset(self, preset: str) -> list[str]:
-        return [b for b in self.bases if self.base_entry(b).get("gpu_preset", "cpu") == preset]
+    def built_names(self) -> list[str]:
+        return sorted({self.built_name(b) for b in self.bases if self.is_built(b)})
 
-    def base_spec(self, base: str) -> dict:
-        """What ``rmflow build-base`` builds: a tiny model's shape, or a GGUF source with its chat template."""
+    def built_spec(self, built: str) -> dict:
+        """What ``rmflow build-base`` builds for a built name: a tiny model's shape, or a GGUF source with its chat
+        template."""
+        base = next(b for b in self.bases if self.is_built(b) and self.built_name(b) == built)
         entry = self.base_entry(base)
         if "tiny" in entry:
             return {"tiny": dict(entry["tiny"])}
         return {"gguf": dict(entry["gguf"]), "chat_template": entry.get("chat_template")}
+
+    def base_model_ref(self, base: str) -> str:
+        return f"results/bases/{self.built_name(base)}" if self.is_built(base) else self.base_entry(base)["model"]
+
+    def bases_with_preset(self, preset: str) -> list[str]:
+        return [b for b in self.bases if self.base_entry(b).get("gpu_preset", "cpu") == preset]
+
 
 
 def named_templates() -> list[str]:

@@ -1,14 +1,15 @@
-# Base models: tiny ones are built from config, GGUF ones converted into a standard Hugging Face directory, both
-# once, under results/bases/ (hub or local bases need no rule; training loads them directly).
+# Base models: tiny ones are built from config, GGUF ones converted into a standard Hugging Face directory (once per
+# GGUF file and chat template, whichever base names use it), under results/bases/ (hub or local bases need no rule;
+# training loads them directly).
 
 
 rule base_spec:
     output:
-        f"{RESULTS}/specs/bases/{{base}}.json",
+        f"{RESULTS}/specs/bases/{{built}}.json",
     params:
-        spec=base_spec,
+        spec=built_spec,
     log:
-        f"{RESULTS}/logs/base_spec/{{base}}.log",
+        f"{RESULTS}/logs/base_spec/{{built}}.log",
     localrule: True
     run:
         write_json(output[0], params.spec)
@@ -16,17 +17,17 @@ rule base_spec:
 
 rule build_base:
     input:
-        spec=f"{RESULTS}/specs/bases/{{base}}.json",
+        spec=f"{RESULTS}/specs/bases/{{built}}.json",
         corpus=tokenizer_corpus,
     output:
-        directory(f"{RESULTS}/bases/{{base}}"),
+        directory(f"{RESULTS}/bases/{{built}}"),
     params:
         corpus=tokenizer_corpus,
     threads: config["threads"]["build_base"]
     log:
-        f"{RESULTS}/logs/build_base/{{base}}.log",
+        f"{RESULTS}/logs/build_base/{{built}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/build_base/{{base}}.tsv"
+        f"{RESULTS}/benchmarks/build_base/{{built}}.tsv"
     conda:
         "../../envs/train.yaml"
     shell:

@@ -3,6 +3,7 @@ import sys
 from pathlib import Path
 
 from rmflow.config import validate_config
+from rmflow.data.samples import SAMPLES
 from rmflow.io import write_json
 from rmflow.plan import GPU_PRESETS, RESULTS, Plan
 
@@ -20,11 +21,19 @@ if PLAN.skipped_evaluations():  # said, never silently dropped
 wildcard_constraints:
     method=Plan.regex(PLAN.methods),
     base=Plan.regex(PLAN.bases),
+    built=Plan.regex(PLAN.built_names()),
     eval_set=Plan.regex(PLAN.eval_sets),
     dataset=Plan.regex(PLAN.datasets()),
     set=Plan.regex(config.get("bestofn", {}).get("sets") or []),
     k=r"\d+",
     shard=r"\d+",
+
+
+SAMPLE_FILES = [name for name in SAMPLES if name.endswith(".jsonl")]
+
+
+def sample_sizes(wildcards):
+    return " ".join(f"{k}={v}" for k, v in config["samples"]["sizes"].items())
 
 
 def dataset_inputs(wildcards):
@@ -44,13 +53,13 @@ def dataset_params(wildcards):
 
 def tokenizer_corpus(wildcards):
     # only tiny bases train a tokenizer (on the run's training set); GGUF bases bring theirs
-    if "tiny" not in PLAN.base_entry(wildcards.base):
+    if "tiny" not in PLAN.built_spec(wildcards.built):
         return []
     return PLAN.prepared(config["run"]["train_dataset"])
 
 
-def base_spec(wildcards):
-    return PLAN.base_spec(wildcards.base)
+def built_spec(wildcards):
+    return PLAN.built_spec(wildcards.built)
 
 
 def run_spec(wildcards):
@@ -58,7 +67,7 @@ def run_spec(wildcards):
 
 
 def base_inputs(wildcards):
-    return [f"{RESULTS}/bases/{wildcards.base}"] if PLAN.is_built(wildcards.base) else []
+    return [PLAN.base_model_ref(wildcards.base)] if PLAN.is_built(wildcards.base) else []
 
 
 def prepared_data(wildcards):
@@ -212,8 +221,19 @@ onstart:
     if plugin is not None and plugin.cli_prefix == "slurm" and not workflow.dryrun:
         from rmflow.cluster import check_against_cluster
 
-        planned = {job.rule for job in workflow.dag.needrun_jobs() if not workflow.is_local(job.rule)}
+        from rmflow.cluster import deepspeed_problems
+
+        jobs = [job for job in workflow.dag.needrun_jobs() if not workflow.is_local(job.rule)]
+        planned = {job.rule for job in jobs}
+        trainings = []
+        for job in jobs:  # train_<preset> jobs carry the method; ssrm_train's rounds are SSRM's
+            if job.rule.name.startswith("train_") or job.rule.name == "ssrm_train":
+                method = job.wildcards.get("method", "ssrm")
+                train = PLAN.train_config(method, job.wildcards.base)
+                trainings.append((job.rule.name, f"{method}/{job.wildcards.base}", _literal_resources(job.rule),
+                                  train.deepspeed, train.deepspeed_fallback))
         check_against_cluster(
             {rule.name: _literal_resources(rule) for rule in planned},
             where="the profile's set-resources/default-resources (or --set-resources)",
+            more_problems=deepspeed_problems(trainings),
         )

@@ -1,4 +1,5 @@
-# Data: the synthetic suite (embedded default) and any configured dataset -> validated canonical rows (parquet) of
+# Data: the synthetic suite (embedded default), local samples of the paper's hub sets (paper-smoke) and any
+# configured dataset -> validated canonical rows (parquet) of
 # its format's kind: preference pairs, step-labelled chats, attribute ratings or best-of-N candidate sets.
 
 
@@ -24,6 +25,25 @@ rule synthetic_data:
     shell:
         "rmflow make-synthetic --seed {params.seed} --n-train {params.n_train} --n-test {params.n_test}"
         " --out-dir $(dirname {output.train}) > {log} 2>&1"
+
+
+rule samples:
+    output:
+        files=[f"{RESULTS}/data/samples/{name}" for name in SAMPLE_FILES],
+        rewardbench=directory(f"{RESULTS}/data/samples/rewardbench"),
+        manifest=f"{RESULTS}/data/samples/manifest.json",
+    params:
+        shared=config["samples"]["shared"],
+        sizes=sample_sizes,
+    log:
+        f"{RESULTS}/logs/samples.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/samples.tsv"
+    conda:
+        "../../envs/data.yaml"
+    shell:
+        "rmflow make-samples --shared {params.shared:q} --sizes {params.sizes:q}"
+        " --out-dir $(dirname {output.manifest}) > {log} 2>&1"
 
 
 rule prepare_data:

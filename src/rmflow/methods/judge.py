@@ -34,6 +34,7 @@ class Config:
 
     model_method: str = "pair_pm"  # the run's method whose model of the same base is the judge
     model: str | None = None  # or any local directory / hub id of a causal LM
+    use_base: bool = False  # or the pair's base model itself, zero-shot (an instruct model as its own judge)
     template: str = DEFAULT_TEMPLATE  # user turn with {question}, {answer_a}, {answer_b}; verdict tokens A and B
     endpoint: str | None = None  # an OpenAI-compatible base URL (.../v1) instead of a local model
     endpoint_model: str = "judge"  # the model name sent to the endpoint
@@ -51,19 +52,26 @@ def final_model_dir(base: str, config: Config, results: str = "results") -> str:
     return f"{results}/judge/{base}/model"
 
 
+def _external(config: Config) -> bool:
+    return bool(config.model or config.endpoint or config.use_base)
+
+
 def requires(config: Config) -> list[str]:
-    return [] if config.model or config.endpoint else [config.model_method]
+    return [] if _external(config) else [config.model_method]
 
 
-def _judge_model(config: Config, base: str, results: str) -> str | None:
+def _judge_model(config: Config, spec: RunSpec, results: str) -> str | None:
     if config.endpoint:
         return None
-    return config.model or f"{results}/models/{config.model_method}/{base}"
+    if config.use_base:
+        return spec.base_model
+    return config.model or f"{results}/models/{config.model_method}/{spec.base}"
 
 
 def extra_inputs(config: Config, base: str, results: str = "results") -> list[str]:
-    """The judge model of the same base when the run trains it (a hub id or endpoint is no file)."""
-    return [] if config.model or config.endpoint else [_judge_model(config, base, results)]
+    """The judge model of the same base when the run trains it (a hub id or endpoint is no file; a built base
+    already is an input of every job of its base)."""
+    return [] if _external(config) else [f"{results}/models/{config.model_method}/{base}"]
 
 
 def renderer(template: str):
@@ -78,7 +86,7 @@ def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None
     from rmflow.io import atomic_dir, write_json, write_text
 
     config = Config(**spec.options)
-    model = init or _judge_model(config, spec.base, "results")
+    model = init or _judge_model(config, spec, "results")
     with atomic_dir(out_dir) as tmp:
         write_json(tmp / JUDGE_FILE, {**asdict(config), "judge_model": model})
         write_text(tmp / "rmflow_run.json", spec.to_json())

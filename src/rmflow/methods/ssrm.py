@@ -45,6 +45,11 @@ class Config:
             raise ValueError("iterations and shards must be at least 1")
 
 
+def dataset_options(config: Config) -> dict[str, str]:
+    """Data sets named in the options, with their kind: the unlabeled pool (pairs whose labels are ignored)."""
+    return {"unlabeled_dataset": "pairs"}
+
+
 def final_model_dir(base: str, config: Config, results: str = "results") -> str:
     return f"{results}/ssrm/{base}/iter{config.iterations}/model"
 

@@ -27,10 +27,16 @@ class TrainConfig:
     bf16: bool = False  # bf16 mixed precision (GPU); CPU runs stay fp32
     gradient_checkpointing: bool = False
     deepspeed: str | None = None  # path to a DeepSpeed JSON (config/deepspeed/zero3.json)
+    deepspeed_fallback: bool = False  # where DeepSpeed cannot run (no GPU, not installed): train without it, logged
+    # and recorded in metrics.json, instead of stopping
     seed: int = 42
     margin_field: str | None = None  # optional per-row margin subtracted inside the BT loss
     group_by_length: bool = True  # length-grouped batches keep padding small
     split_padding: float = 0.1  # split a micro-batch's forward so each part pads at most this share (1: one pass)
+    train_layers: int | None = None  # train only the top k transformer layers (+ final norm, head); None = all
+    lora_r: int = 0  # LoRA rank on the trained layers' linear modules (peft); 0 = no adapters, full weights train
+    lora_alpha: float = 16.0  # LoRA scaling numerator (scale = lora_alpha / lora_r)
+    lora_dropout: float = 0.0
     log_every: int = 10  # optimizer steps between log lines
     checkpoint_every: int = 500  # optimizer steps between resumable checkpoints (0: only on SIGTERM/SIGUSR1)
 
@@ -43,4 +49,7 @@ class TrainConfig:
         config = cls(**values)
         if config.truncation_side not in ("left", "right"):
             raise RmflowError("must be 'left' or 'right'", field=f"{where}.truncation_side")
+        if config.lora_r and config.deepspeed:
+            raise RmflowError("LoRA adapters are merged into the weights at save time, which ZeRO's sharded weights "
+                              "do not allow here: unset deepspeed or lora_r", field=f"{where}.lora_r")
         return config

@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 from rmflow.errors import RmflowError
 from rmflow.train.checkpoint import Checkpointer, Preempted, PreemptionSignals, active_directory
 from rmflow.train.config import TrainConfig
+from rmflow.train.trainable import prepare_trainable
 
 log = logging.getLogger(__name__)
 
@@ -22,28 +23,60 @@ log = logging.getLogger(__name__)
 LossFn = Callable[[object, object], tuple[object, dict]]
 
 
+def deepspeed_unavailable() -> str | None:
+    """Why DeepSpeed cannot run in this process (None when it can): rmflow runs it on CUDA devices only."""
+    import importlib.util
+
+    import torch
+
+    if importlib.util.find_spec("deepspeed") is None:
+        return "DeepSpeed is not installed (pip install 'rmflow[gpu]')"
+    if not torch.cuda.is_available():
+        return "no GPU is visible to this process"
+    return None
+
+
 def make_accelerator(config: TrainConfig):
+    """The accelerator for ``config``, and what became of a requested DeepSpeed configuration.
+
+    A DeepSpeed JSON that cannot be used here stops the run with the reason, unless ``deepspeed_fallback`` allows
+    training without it: then it is said once in the log and recorded as ``deepspeed: not used (reason)``."""
+    import os
+
     import torch
     from accelerate import Accelerator
 
-    plugin = None
+    plugin, status = None, None
     if config.deepspeed:
-        try:
+        if not os.path.isfile(config.deepspeed):
+            raise RmflowError("DeepSpeed configuration file does not exist", file=config.deepspeed,
+                              field="train.deepspeed")
+        reason = deepspeed_unavailable()
+        if reason and not config.deepspeed_fallback:
+            raise RmflowError(f"train.deepspeed asks for {config.deepspeed}, but {reason}; set "
+                              "train.deepspeed_fallback: true to train without DeepSpeed here", field="train.deepspeed")
+        if reason:
+            status = f"not used ({reason})"
+            log.warning("DeepSpeed %s not used: %s; training without it (train.deepspeed_fallback)", config.deepspeed,
+                        reason)
+        else:
             from accelerate.utils import DeepSpeedPlugin
-        except ImportError as exc:  # pragma: no cover - depends on the install
-            raise RmflowError("DeepSpeed requested but not installed: pip install 'rmflow[gpu]'") from exc
-        plugin = DeepSpeedPlugin(hf_ds_config=config.deepspeed)
-        # We feed our own batches, so "auto" sizes in the JSON must be filled here rather than by a dataloader.
-        ds = plugin.deepspeed_config
-        ds["train_micro_batch_size_per_gpu"] = config.per_device_batch
-        ds["gradient_accumulation_steps"] = config.grad_accum
-        ds["gradient_clipping"] = config.max_grad_norm
-    return Accelerator(
+
+            plugin = DeepSpeedPlugin(hf_ds_config=config.deepspeed)
+            # We feed our own batches, so "auto" sizes in the JSON must be filled here rather than by a dataloader.
+            ds = plugin.deepspeed_config
+            ds["train_micro_batch_size_per_gpu"] = config.per_device_batch
+            ds["gradient_accumulation_steps"] = config.grad_accum
+            ds["gradient_clipping"] = config.max_grad_norm
+            status = f"used ({config.deepspeed}, ZeRO stage {ds.get('zero_optimization', {}).get('stage', 0)})"
+            log.info("DeepSpeed %s", status)
+    accelerator = Accelerator(
         gradient_accumulation_steps=config.grad_accum,
         mixed_precision="bf16" if config.bf16 else "no",
         deepspeed_plugin=plugin,
         cpu=not torch.cuda.is_available(),  # several CPU processes form a gloo group only with cpu=True
     )
+    return accelerator, status
 
 
 def _shard(batches: list, rank: int, world: int) -> list:
@@ -64,7 +97,7 @@ def train_loop(model, epoch_batches: Callable[[int], Sequence], n_micro_per_epoc
     from tqdm.auto import tqdm
     from transformers import get_scheduler
 
-    accelerator = make_accelerator(config)
+    accelerator, deepspeed = make_accelerator(config)
     world, rank = accelerator.num_processes, accelerator.process_index
     micro_per_rank = math.ceil(n_micro_per_epoch / world)
     steps_per_epoch = max(1, math.ceil(micro_per_rank / config.grad_accum))
@@ -72,8 +105,9 @@ def train_loop(model, epoch_batches: Callable[[int], Sequence], n_micro_per_epoc
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         model.config.use_cache = False
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    trainable = prepare_trainable(model, config)
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and p.requires_grad]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 and p.requires_grad]
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=config.lr,
@@ -134,6 +168,8 @@ def train_loop(model, epoch_batches: Callable[[int], Sequence], n_micro_per_epoc
             "epochs_started": state["epoch"] + (1 if state["batch"] else 0),
             "wall_time_s": round(wall, 3),
             "processes": world,
+            "trainable": trainable,
+            "deepspeed": deepspeed or "not requested",
         },
     }
 

@@ -21,7 +21,11 @@ def save_run(result: dict, tokenizer, spec: RunSpec, out_dir: str, metrics: dict
     import torch
     import transformers
 
+    from rmflow.train.trainable import merge_adapters
+
     accelerator, model = result["accelerator"], result["model"]
+    if merge_adapters(accelerator.unwrap_model(model)):  # LoRA: the saved model is the merged plain one
+        log.info("merged LoRA adapters into the weights")
     state = accelerator.get_state_dict(model)
     if accelerator.is_main_process:
         with atomic_dir(out_dir) as tmp:
