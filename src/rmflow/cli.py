@@ -129,8 +129,19 @@ def cmd_evaluate(a):
     from rmflow.evaluate import run
 
     _threads(a.threads)
+    external = None
+    if a.external or a.endpoint:
+        from rmflow import methods
+
+        values = {"model": a.external, "scorer": a.scorer, "logit": a.logit, "revision": a.model_revision,
+                  "trust_remote_code": a.trust_remote_code, "endpoint": a.endpoint, "max_length": a.max_length}
+        external = methods.method_config("external", {k: v for k, v in values.items() if v is not None},
+                                         where="evaluate --external")
+        a.method = "external"
+    elif not (a.model_dir and a.method):
+        raise RmflowError("give --model-dir and --method (a model rmflow trained) or --external (any reward model)")
     run.main(a.model_dir, a.method, a.data, a.sections, a.out_dir, a.eval_set, a.base, a.split, a.revision or None,
-             a.tie_rule, a.batch_size)
+             a.tie_rule, a.batch_size, external)
 
 
 def cmd_submit(a):
@@ -311,8 +322,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_ssrm)
 
     p = sub.add_parser("evaluate", help="score a RewardBench-format set and write examples.parquet + scores.json")
-    p.add_argument("--model-dir", required=True)
-    p.add_argument("--method", required=True)
+    p.add_argument("--model-dir", default=None, help="a model rmflow trained (with --method)")
+    p.add_argument("--method", default=None)
+    p.add_argument("--external", default=None, help="or any existing reward model: a hub id or local directory")
+    p.add_argument("--scorer", default=None, choices=["classifier", "pairwise_pm", "judge_endpoint"],
+                   help="--external: how it scores (default classifier)")
+    p.add_argument("--logit", type=int, default=None, help="--external classifier: which output is the reward")
+    p.add_argument("--model-revision", default=None, help="--external: hub revision")
+    p.add_argument("--trust-remote-code", action="store_true", default=None,
+                   help="--external: allow the model's own code (off by default)")
+    p.add_argument("--endpoint", default=None, help="--scorer judge_endpoint: OpenAI-compatible base URL")
+    p.add_argument("--max-length", type=int, default=None, help="--external: tokens per scored text (4096)")
     p.add_argument("--data", required=True, help="local file/folder or hub id (allenai/reward-bench)")
     p.add_argument("--split", default="filtered")
     p.add_argument("--revision", default=None)

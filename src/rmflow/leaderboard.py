@@ -117,9 +117,16 @@ def score_function(record: dict):
     return v1
 
 
+def model_name(record: dict) -> str:
+    """base/method for a trained model; an external reward model by its declared name, marked as such."""
+    if record["method"] == "external":
+        return f"{record['base']} (external)"
+    return f"{record['base']}/{record['method']}"
+
+
 def _row(record: dict) -> dict:
     row = {"Benchmark": record["benchmark"], "Eval Set": record["eval_set"],
-           "Model": f"{record['base']}/{record['method']}", "Base Model": record["base"], "Method": record["method"],
+           "Model": model_name(record), "Base Model": record["base"], "Method": record["method"],
            "Score": _pct(record["score"]), **{s: _pct(v) for s, v in record["sections"].items()},
            "Prior Sets": _pct(record.get("prior_sets")),
            # Pearson(reward, response length): a correlation, not a percentage
@@ -162,7 +169,7 @@ def significance(board, records: list[dict], units: dict, options: Options):
 
     from rmflow import stats
 
-    by_model = {(f"{r['base']}/{r['method']}", r["eval_set"]): r for r in records}
+    by_model = {(model_name(r), r["eval_set"]): r for r in records}
     out = []
     for (benchmark, eval_set), group in board.group_by(["Benchmark", "Eval Set"], maintain_order=True):
         ranked = group.filter(group["Score"].is_not_null())

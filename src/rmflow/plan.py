@@ -23,6 +23,7 @@ from rmflow.spec import RunSpec
 from rmflow.train.config import TrainConfig
 
 GPU_PRESETS = ("cpu", "a100_80g", "a40_48g")
+EXTERNAL = "external"  # the registry module that scores reward models declared under reward_models
 RESULTS = "results"
 KIND_NAMES = {"pairs": "preference pairs", "steps": "step-labelled conversations", "attributes": "attribute ratings",
               "candidates": "best-of-N candidate sets", "rewardbench2": "RewardBench 2 rows"}
@@ -36,10 +37,13 @@ class Plan(BasesMixin):
         self.methods: list[str] = run["methods"]
         self.bases: list[str] = run["base_models"]
         self.eval_sets: list[str] = run["eval_sets"]
+        self.externals: list[str] = run.get("reward_models", [])
         for i, name in enumerate(self.methods):
             self._check_method(name, f"run.methods[{i}]")
         for name in self.bases:
             self._check_base(name)
+        for name in self.externals:
+            self._check_external(name)
         self.pairs: list[tuple[str, str]] = [(m, b) for m in self.methods for b in self.bases_of(m)]
         for name in self.eval_sets:
             self._defined("eval_sets", name)
@@ -65,10 +69,28 @@ class Plan(BasesMixin):
     def _check_method(self, name: str, key: str) -> None:
         if name not in methods.available():
             self._fail(f"unknown method '{name}' (available: {', '.join(methods.available())})", key)
+        if getattr(self.module(name), "EXTERNAL", False):
+            self._fail(f"'{name}' is not a training method: declare existing models under reward_models and pick "
+                       "them with run.reward_models", key)
         for base in self._listed_bases(name):
             if base not in self.bases:
                 self._fail(f"method '{name}' lists base '{base}', which is not in run.base_models "
                            f"({', '.join(self.bases)})", f"methods.{name}.bases")
+
+    def _check_external(self, name: str) -> None:
+        self._defined("reward_models", name)
+        if name in self.bases:
+            self._fail(f"reward model '{name}' has the name of a base model of this run; rename one",
+                       f"reward_models.{name}")
+        self.external_config(name)
+
+    def external_config(self, name: str):
+        """The declaration of an external reward model (``reward_models.<name>``), checked like method options."""
+        try:
+            return methods.method_config(EXTERNAL, self.config["reward_models"][name], where="reward_models")
+        except RmflowError as exc:
+            raise RmflowError(str(exc).replace("reward_models.external.options", f"reward_models.{name}"),
+                              file=self.where) from exc
 
     def _check_data(self, method: str, base: str) -> None:
         for name, kind in self.datasets_of(method, base).items():
@@ -135,6 +157,8 @@ class Plan(BasesMixin):
         return (listed.get(base) or {}) if isinstance(listed, dict) else {}
 
     def method_options(self, method: str, base: str | None = None):
+        if method == EXTERNAL:  # an external model's options are its declaration
+            return self.external_config(base)
         options = {**self.method_entry(method).get("options", {}),
                    **(self.pair_entry(method, base).get("options", {}) if base else {})}
         where = f"methods.{method}" + (f".bases.{base}" if base and self.pair_entry(method, base) else "")
@@ -148,7 +172,8 @@ class Plan(BasesMixin):
 
     def _train_config(self, method: str, base: str) -> TrainConfig:
         values = {**self.config.get("train", {}), **self.config["base_models"][base].get("train", {}),
-                  **self.method_entry(method).get("train", {}), **self.pair_entry(method, base).get("train", {})}
+                  **self.method_entry(method).get("train", {}), **self.pair_entry(method, base).get("train", {}),
+                  **self.config.get("train_overrides", {})}
         try:
             return TrainConfig.from_dict(values)
         except (RmflowError, TypeError) as exc:
@@ -190,8 +215,9 @@ class Plan(BasesMixin):
         return [m for m in self.methods if not self.has_own_workflow(m)]
 
     def setup_methods(self) -> list[str]:
-        """Methods that train nothing (the judge): a local job writes their directory."""
-        return [m for m in self.methods if getattr(self.module(m), "SETUP_ONLY", False)]
+        """Methods that train nothing (the judge, external models): a local job writes their directory."""
+        return [m for m in self.methods if getattr(self.module(m), "SETUP_ONLY", False)] + \
+            ([EXTERNAL] if self.externals else [])
 
     def model_dir(self, method: str, base: str) -> str:
         if self.has_own_workflow(method):
@@ -211,7 +237,11 @@ class Plan(BasesMixin):
         return self.prepared(self.dataset_of(method, base))
 
     def extra_train_inputs(self, method: str, base: str) -> list[str]:
-        """Files a method's train step reads besides its spec and data (the judge's model)."""
+        """Files a method's train step reads besides its spec and data (the judge's model; an external model that
+        this run itself produces)."""
+        if method == EXTERNAL:
+            model = self.external_config(base).model
+            return [model] if model and model.startswith(f"{RESULTS}/") else []
         hook = getattr(self.module(method), "extra_inputs", None)
         return hook(self.method_options(method, base), base, RESULTS) if hook else []
 
@@ -273,20 +303,39 @@ class Plan(BasesMixin):
         sets = self.config.get("bestofn", {}).get("sets") or []
         return [f"{RESULTS}/bestofn/{s}/{m}/{b}.json" for s in sets for m, b in self.bestofn_pairs()]
 
-    def evaluations(self) -> list[tuple[str, str]]:
-        """(eval set, method) pairs to score: RewardBench 2 scores each completion alone, so only scalar methods."""
-        return [(e, m) for e in self.eval_sets for m in self.methods
-                if self.config["eval_sets"][e]["sections"] != "rewardbench_v2" or self.module(m).KIND == "scalar"]
+    def kind_of(self, method: str, base: str) -> str:
+        """scalar or pairwise; an external model's declared scorer decides its kind."""
+        if method == EXTERNAL:
+            return self.module(EXTERNAL).kind_of(self.external_config(base))
+        return self.module(method).KIND
+
+    def _all_evaluations(self) -> list[tuple[str, str, str]]:
+        return [(e, m, b) for e in self.eval_sets
+                for m, b in self.pairs + [(EXTERNAL, name) for name in self.externals]]
+
+    def evaluations(self) -> list[tuple[str, str, str]]:
+        """(eval set, method, base) to score: RewardBench 2 scores each completion alone, so only scalar models."""
+        return [(e, m, b) for e, m, b in self._all_evaluations()
+                if self.config["eval_sets"][e]["sections"] != "rewardbench_v2" or self.kind_of(m, b) == "scalar"]
 
     def skipped_evaluations(self) -> list[tuple[str, str]]:
         wanted = set(self.evaluations())
-        return [(e, m) for e in self.eval_sets for m in self.methods if (e, m) not in wanted]
+        skipped = [(e, m if m != EXTERNAL else f"{b} (external)") for e, m, b in self._all_evaluations()
+                   if (e, m, b) not in wanted]
+        return list(dict.fromkeys(skipped))
 
     def score_files(self) -> list[str]:
-        return [f"{RESULTS}/eval/{e}/{m}/{b}/scores.json" for e, m in self.evaluations() for b in self.bases_of(m)]
+        return [f"{RESULTS}/eval/{e}/{m}/{b}/scores.json" for e, m, b in self.evaluations()]
 
     # ---- specs written to disk ----------------------------------------------------------------------------
     def run_spec(self, method: str, base: str) -> dict:
+        if method == EXTERNAL:
+            options = self.external_config(base)
+            return dataclasses.asdict(RunSpec(method=EXTERNAL, base=base, base_model=options.model or "",
+                                              train_data="", options=dataclasses.asdict(options),
+                                              method_version=methods.get(EXTERNAL).VERSION,
+                                              revision=options.revision, trust_remote_code=options.trust_remote_code,
+                                              system_turn=options.system_turn))
         entry = self.base_entry(base)
         spec = RunSpec(
             method=method,

@@ -148,13 +148,16 @@ def train_loss(models_root: str | Path, out_png, out_svg) -> int:
 
 
 def run_metrics(records: list[dict], models_root: str | Path, out_csv) -> None:
+    """Training metrics beside each score (an external reward model has none: its training columns stay empty)."""
     import polars as pl
+
+    from rmflow.leaderboard import model_name
 
     rows = []
     for r in records:
         metrics_file = Path(models_root) / r["method"] / r["base"] / "metrics.json"
         m = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
-        rows.append({"benchmark": r["benchmark"], "eval_set": r["eval_set"], "model": f"{r['base']}/{r['method']}",
+        rows.append({"benchmark": r["benchmark"], "eval_set": r["eval_set"], "model": model_name(r),
                      "score": None if r["score"] is None else 100 * r["score"], "n_examples": r["n_examples"],
                      "final_loss": m.get("final_loss"), "train_accuracy": m.get("train_accuracy"),
                      "optimizer_steps": m.get("optimizer_steps"), "train_pairs": m.get("train_pairs"),

@@ -14,7 +14,7 @@ import pytest
 from helpers import DEFAULT, QUICK, REPO, snakemake
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
-TWO_METHODS = "run:\n  methods: [bt, pair_pm]\n"
+TWO_METHODS = "run:\n  methods: [bt, pair_pm]\n  reward_models: []\n"
 
 
 def _overlay(tmp: Path, name: str, text: str) -> Path:
@@ -50,7 +50,7 @@ def test_workflow_on_slurm_matches_the_local_executor(slurm_cluster, test_profil
 
 def test_a_job_failing_on_the_cluster_names_its_slurm_log(slurm_cluster, test_profile, tmp_path):
     ghost = ("base_models:\n  ghost:\n    model: nobody/no-such-base-model\n"
-             "run:\n  methods: [bt]\n  base_models: [ghost]\n")
+             "run:\n  methods: [bt]\n  base_models: [ghost]\n  reward_models: []\n")
     proc = snakemake(tmp_path / "w", "all", "--profile", str(test_profile),
                      configs=(DEFAULT, QUICK, _overlay(tmp_path, "ghost", ghost)), timeout=600)
     out = proc.stdout + proc.stderr

@@ -98,3 +98,70 @@ def test_every_scalar_scorer_scores_single_conversations():
 
     for cls in (ScalarScorer, StepScorer, armo.ArmoScorer):
         assert callable(getattr(cls, "score_conversations", None)), cls.__name__
+
+
+def _paper_plan() -> Plan:
+    return Plan(load_config(REPO / "config/config.yaml", REPO / "config/paper.yaml", schema_path=SCHEMA))
+
+
+def _readme_recipe() -> dict[str, list[str]]:
+    """method -> bases from the README's paper-recipe table."""
+    text = (REPO / "README.md").read_text()
+    table = text.split("<!-- paper-recipe-table -->")[1].split("<!-- /paper-recipe-table -->")[0]
+    rows = [line.split("|")[1:-1] for line in table.strip().splitlines()[2:]]
+    return {cells[0].strip(" `"): [b.strip(" `") for b in cells[1].split(",")] for cells in rows}
+
+
+def test_paper_recipe_plans_exactly_the_readme_tables_method_base_pairs():
+    plan = _paper_plan()
+    readme = _readme_recipe()
+    assert sorted(readme) == sorted(plan.methods)  # all nine seed methods (prm/orm/orm_scalar) + the judge
+    assert sorted(plan.pairs) == sorted((m, b) for m, bases in readme.items() for b in bases)
+    assert len(plan.pairs) < len(plan.methods) * len(plan.bases), "not the full cross product"
+
+
+def test_paper_recipe_uses_the_seed_hyperparameters_per_pair():
+    plan = _paper_plan()
+    assert plan.run_spec("bt", "llama3_8b_instruct")["train"]["lr"] == 2e-6
+    assert plan.run_spec("bt", "mistral_7b_instruct")["train"]["lr"] == 5e-6
+    pm = plan.run_spec("pair_pm", "gemma2_9b_it")
+    assert pm["train"]["warmup_steps"] == 100 and pm["train_data"] == "results/data/transformed/pair_pm/gemma2_9b_it.parquet"
+    assert plan.dataset_of("pair_pm", "gemma_2b_it") == "pair_pm_mix1"
+    assert plan.dataset_of("pair_pm", "llama3_8b_instruct") == "pair_pm_llama3"
+    assert plan.method_options("tree", "gemma2_27b_it").backbone == "Skywork/Skywork-Reward-Gemma-2-27B-v0.2"
+    assert len(plan.method_options("armo", "llama3_8b_instruct").objectives) == 19
+    assert plan.run_spec("odin", "gemma2_9b_it")["train"]["deepspeed"] == "config/deepspeed/zero2.json"
+    assert plan.run_spec("prm", "llama31_8b_instruct")["options"]["packed_length"] == 8192
+    assert not any("synthetic" in d for d in plan.datasets())
+
+
+def test_a_method_naming_a_base_outside_the_run_names_both():
+    data = config()
+    data["methods"]["pair_pm"]["bases"] = ["tiny_llama", "tiny_mistral"]
+    with pytest.raises(RmflowError, match=r"methods.pair_pm.bases.*method 'pair_pm' lists base 'tiny_mistral', which "
+                                          r"is not in run.base_models \(tiny_llama, tiny_gemma\)"):
+        Plan(validate_config(data, SCHEMA))
+
+
+def test_per_method_bases_fan_out_and_dependencies_need_the_same_base():
+    data = config()
+    data["methods"]["pair_pm"]["bases"] = {"tiny_gemma": {"train": {"lr": 0.5}}}
+    # the judge reads the pair-PM of its own base: judge on tiny_llama now has none
+    with pytest.raises(RmflowError, match="method 'judge' on base 'tiny_llama' reads the outputs of 'pair_pm' on that"):
+        Plan(validate_config(copy.deepcopy(data), SCHEMA))
+    data["methods"]["judge"]["bases"] = ["tiny_gemma"]
+    plan = Plan(validate_config(data, SCHEMA))
+    assert [b for m, b in plan.pairs if m == "pair_pm"] == ["tiny_gemma"]
+    assert plan.run_spec("pair_pm", "tiny_gemma")["train"]["lr"] == 0.5
+    assert plan.run_spec("pair_pm", "tiny_gemma")["train"]["epochs"] == 2  # the rest comes from train:
+    assert "results/eval/synthetic/pair_pm/tiny_llama/scores.json" not in plan.score_files()
+    assert "results/eval/synthetic/pair_pm/tiny_gemma/scores.json" in plan.score_files()
+
+
+def test_a_data_set_of_the_wrong_kind_is_refused_at_plan_time():
+    data = config()
+    data["methods"]["prm"]["dataset"] = "synthetic"  # preference pairs, not step-labelled chats
+    with pytest.raises(RmflowError, match=r"datasets.synthetic.format.*method 'prm' reads step-labelled "
+                                          r"conversations \(kind 'steps'\) from data set 'synthetic', whose format "
+                                          r"'standard' gives preference pairs"):
+        Plan(validate_config(data, SCHEMA))

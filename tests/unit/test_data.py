@@ -149,3 +149,109 @@ def test_unreachable_hub_switches_to_offline_and_fails_fast(monkeypatch):
     import os
 
     assert os.environ["HF_HUB_OFFLINE"] == "1"
+
+
+# ---- real-world data as it comes (system turns, HH transcripts, bad bytes, identical answers) ---------------------
+SYSTEM = {"role": "system", "content": "You are a terse assistant."}
+
+
+def test_a_leading_system_turn_is_valid_and_only_there():
+    row = pair()
+    row = {"chosen": [SYSTEM] + row["chosen"], "rejected": [SYSTEM] + row["rejected"]}
+    assert check_pair(row) is None
+    late = {"chosen": pair()["chosen"] + [SYSTEM, {"role": "assistant", "content": "x"}],
+            "rejected": pair()["rejected"] + [SYSTEM, {"role": "assistant", "content": "y"}]}
+    problem = check_pair(late)
+    assert problem.reason == "role_order" and problem.field == "chosen[2].role" and "only turn 0" in problem.detail
+
+
+def test_system_turn_rules_template_merge_error(tiny_base):
+    from rmflow.models.gguf import load_template
+    from rmflow.models.load import load_tokenizer
+    from rmflow.train.batching import render
+
+    conv = [SYSTEM, {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
+    tok = load_tokenizer(str(tiny_base))  # the tiny template renders system turns itself
+    assert "<|system|>\nYou are a terse assistant." in render(tok, conv)
+    tok = load_tokenizer(str(tiny_base), system_turn="merge")
+    assert "<|user|>\nYou are a terse assistant.\n\nHi<|end|>" in render(tok, conv) and "<|system|>" not in render(
+        tok, conv)
+    tok = load_tokenizer(str(tiny_base), system_turn="error")
+    with pytest.raises(RmflowError, match="system_turn rule is 'error'"):
+        render(tok, conv)
+    gemma = load_tokenizer(str(tiny_base))
+    gemma.chat_template = load_template("gemma")  # Gemma's template rejects a system turn
+    with pytest.raises(RmflowError, match=r"field 'system_turn': the chat template .* rejects a system turn.*merge"):
+        render(gemma, conv)
+    gemma.rmflow_system_turn = "merge"
+    assert render(gemma, conv).startswith("<|bos|><start_of_turn>user\nYou are a terse assistant.\n\nHi<end_of_turn>")
+
+
+def test_system_turn_rule_is_recorded_in_the_run_spec_and_read_back(tmp_path, tiny_base):
+    import yaml
+
+    from helpers import DEFAULT, REPO
+    from rmflow.config import validate_config
+    from rmflow.models.load import load_tokenizer
+    from rmflow.plan import Plan
+
+    config = yaml.safe_load(DEFAULT.read_text())
+    config["base_models"]["tiny_gemma"]["system_turn"] = "merge"
+    plan = Plan(validate_config(config, REPO / "workflow/schemas/config.schema.yaml"))
+    assert plan.run_spec("bt", "tiny_gemma")["system_turn"] == "merge"
+    assert plan.run_spec("bt", "tiny_llama")["system_turn"] == "template"
+    model_dir = tmp_path / "m"
+    model_dir.mkdir()
+    for f in tiny_base.iterdir():
+        (model_dir / f.name).write_bytes(f.read_bytes())
+    (model_dir / "rmflow_run.json").write_text(json.dumps(plan.run_spec("bt", "tiny_gemma")))
+    assert load_tokenizer(str(model_dir)).rmflow_system_turn == "merge"  # scoring uses the base's rule
+
+
+# Shaped like Anthropic HH's raw test transcripts, where the Assistant sometimes speaks twice in a row (the
+# helpful split's row 39 is one); the default settings must convert them.
+HH_DOUBLE = ("\n\nHuman: What can I cook with eggs and spinach?\n\nAssistant: An omelette works well."
+             "\n\nAssistant: You could also bake them together in a frittata.\n\nHuman: Which is quicker?"
+             "\n\nAssistant: {answer}")
+
+
+def test_hh_transcripts_with_consecutive_speaker_turns_convert_with_defaults(tmp_path):
+    rows = [{"chosen": HH_DOUBLE.format(answer="The omelette: about five minutes."),
+             "rejected": HH_DOUBLE.format(answer="Frittata, obviously.")},
+            {"chosen": "\n\nHuman: Hi\n\nHuman: Are you there?\n\nAssistant: Yes.",
+             "rejected": "\n\nHuman: Hi\n\nHuman: Are you there?\n\nAssistant: No."}]
+    proc, out, report = prepare(tmp_path, rows, "--format", "hh")
+    assert proc.returncode == 0, proc.stderr
+    kept = read_pairs(out)
+    assert [m["role"] for m in kept[0]["chosen"]] == ["user", "assistant", "user", "assistant"]
+    assert kept[0]["chosen"][1]["content"] == ("An omelette works well.\n\nYou could also bake them together in a "
+                                               "frittata.")
+    assert kept[1]["chosen"][0]["content"] == "Hi\n\nAre you there?"
+    # one merge per side of each row, each counted in the report
+    assert json.loads(report.read_text())["converter_counts"] == {"merged_consecutive_turns": 4}
+
+
+def test_undecodable_bytes_name_the_file_and_line(tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(json.dumps(pair()).encode() + b"\n" + b'{"chosen": "caf\xe9"}\n')
+    out = tmp_path / "out.parquet"
+    proc = run_cli("prepare-data", "--source", str(src), "--out", str(out), "--report", str(tmp_path / "r.json"))
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "in.jsonl:2: not UTF-8 text: byte 0xe9 at column 16" in proc.stderr and "Traceback" not in proc.stderr
+    assert not out.exists()
+    (tmp_path / "d.json").write_bytes(b'[\n{"a": 1},\n{"b": "\xff"}]')
+    with pytest.raises(RmflowError, match=r"d.json:3: not UTF-8 text: byte 0xff"):
+        read_rows(str(tmp_path / "d.json"))
+
+
+def test_identical_answers_are_dropped_by_reason_or_refused(tmp_path):
+    rows = [pair(), pair(good="Same.", bad="Same."), pair()]
+    proc, out, report = prepare(tmp_path, rows, "--on-invalid", "skip")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(report.read_text())["dropped_by_reason"] == {"identical_responses": 1}
+    assert len(read_pairs(out)) == 2
+    (tmp_path / "strict").mkdir()
+    proc, strict_out, _ = prepare(tmp_path / "strict", rows)
+    assert not strict_out.exists()
+    assert proc.returncode == 2 and "in.jsonl:2: field 'rejected[-1].content': is identical to the chosen answer" \
+        in proc.stderr

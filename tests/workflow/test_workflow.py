@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -31,15 +32,16 @@ def test_embedded_workflow_end_to_end(finished_run):
     assert everything.columns == ["Benchmark", "Eval Set", "Model", "Base Model", "Method",
                                   *[c for s in sections for c in (s, f"{s}_lo", f"{s}_hi")], "Length Corr"]
     board = everything.filter(pl.col("Benchmark") == "rewardbench_v1")
-    assert sorted(board["Model"]) == sorted(f"{b}/{m}" for b in ("tiny_llama", "tiny_gemma")
-                                            for m in ("bt", "pair_pm", "ssrm", "rrm", "odin", "armo", "tree", "prm",
-                                                      "orm", "orm_scalar", "judge"))
+    assert sorted(board["Model"]) == sorted([f"{b}/{m}" for b in ("tiny_llama", "tiny_gemma")
+                                             for m in ("bt", "pair_pm", "ssrm", "rrm", "odin", "armo", "tree", "prm",
+                                                       "orm", "orm_scalar", "judge")]
+                                            + ["bt_copy (external)", "odin_quality (external)"])
     assert set(board["Eval Set"]) == {"synthetic"} and board["Math"].is_null().all()
     assert (board["Score_lo"] <= board["Score"]).all() and (board["Score"] <= board["Score_hi"]).all()
     # RewardBench 2 rows: scalar methods only, never mixed into the v1 ranking; Score empty (2 of 6 subsets)
     v2 = everything.filter(pl.col("Benchmark") == "rewardbench_v2")
-    assert sorted(v2["Method"].unique()) == ["armo", "bt", "odin", "orm", "orm_scalar", "prm"]
-    assert v2.height == 12 and set(v2["Eval Set"]) == {"synthetic_v2"} and v2["Score"].is_null().all()
+    assert sorted(v2["Method"].unique()) == ["armo", "bt", "external", "odin", "orm", "orm_scalar", "prm"]
+    assert v2.height == 14 and set(v2["Eval Set"]) == {"synthetic_v2"} and v2["Score"].is_null().all()
     assert v2["Math"].is_not_null().all() and v2["Ties"].is_not_null().all()
     corr = dict(zip(board["Model"], board["Length Corr"]))
     assert corr["tiny_llama/pair_pm"] is None and -1 <= corr["tiny_llama/odin"] <= 1
@@ -50,7 +52,13 @@ def test_embedded_workflow_end_to_end(finished_run):
         assert row["Chat Hard"] == pytest.approx(100 * scores["sections"]["Chat Hard"])
     v2_scores = json.loads((results / "eval/synthetic_v2/bt/tiny_llama/scores.json").read_text())
     assert v2_scores["benchmark"] == "rewardbench_v2" and v2_scores["subsets"]["Math"]["n"] == 6
+    for name, trained in (("bt_copy", "tiny_llama/bt"), ("odin_quality", "tiny_gemma/odin")):
+        external = everything.filter(pl.col("Model") == f"{name} (external)")
+        same = everything.filter(pl.col("Model") == trained)
+        assert external.height == 2 and external["Method"].to_list() == ["external"] * 2
+        assert external.select(sections).rows() == same.select(sections).rows()  # scored exactly as trained
     md = (results / "leaderboard.md").read_text()
+    assert "| bt_copy (external) |" in md and "odin\\_quality (external)" in (results / "leaderboard.tex").read_text()
     assert md.startswith("| Benchmark | Eval Set | Model |") and "tiny_llama/bt" in md
     # every rule logged and benchmarked; models in HF layout
     assert (results / "logs/train/bt/tiny_llama.log").read_text().count("step ") >= 1
@@ -108,9 +116,9 @@ def test_best_of_n_table_and_plot(finished_run):
     assert set(table["method"]) == scalar and sorted(set(table["n"])) == [1, 2, 4, 8]
     assert table.height == len(scalar) * 2 * 4
     assert (results / "bestofn.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    prm = json.loads((results / "bestofn/prm/tiny_llama.json").read_text())
+    prm = json.loads((results / "bestofn/synthetic_bestofn/prm/tiny_llama.json").read_text())
     assert prm["step_accuracy"] is not None and prm["method_stats"]["aggregation"] == "mean"
-    assert json.loads((results / "bestofn/orm/tiny_llama.json").read_text())["step_accuracy"] is None
+    assert json.loads((results / "bestofn/synthetic_bestofn/orm/tiny_llama.json").read_text())["step_accuracy"] is None
     scores = json.loads((results / "eval/synthetic/prm/tiny_gemma/scores.json").read_text())
     assert scores["method_stats"] == {"aggregation": "mean"}
 
@@ -251,7 +259,21 @@ def test_bad_config_stops_before_any_job(tmp_path, case):
     assert not (work / "results").exists()
 
 
+def _dry_run_jobs(output: str) -> list[dict]:
+    """Every job block a dry run prints: rule, wildcards and resources."""
+    jobs = []
+    for block in re.split(r"\n(?:localrule|rule) ", output)[1:]:
+        rule = block.split(":", 1)[0].strip()
+        fields = dict(re.findall(r"^    (wildcards|resources): (.*)$", block, re.M))
+        wildcards = dict(item.split("=", 1) for item in fields.get("wildcards", "").split(", ") if "=" in item)
+        jobs.append({"rule": rule, "wildcards": wildcards, "resources": fields.get("resources", "")})
+    return jobs
+
+
 def test_paper_config_dry_runs_on_slurm_profile_with_resources(tmp_path):
+    from rmflow.config import load_config
+    from rmflow.plan import Plan
+
     proc = snakemake(tmp_path, "all", "-n", "--profile", str(REPO / "profiles/slurm"),
                      configs=(DEFAULT, REPO / "config/paper.yaml"), timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -259,6 +281,19 @@ def test_paper_config_dry_runs_on_slurm_profile_with_resources(tmp_path):
     assert "train_a100_80g" in out and "train_a40_48g" in out
     assert "gres=gpu:a100:4" in out and "gres=gpu:a40:4" in out and "gres=gpu:1" in out
     assert "slurm_partition=gpu-a100" in out
+    assert "results/data/synthetic" not in out and "synthetic_data" not in out
+    jobs = _dry_run_jobs(out)
+    assert jobs and all("slurm_partition=" in job["resources"] for job in jobs if job["rule"] != "all")
+    # a training job for every planned (method, base) pair and for no other: the seed's pairs only
+    trained = {(job["wildcards"].get("method", job["rule"].split("_")[0]), job["wildcards"]["base"])
+               for job in jobs if job["rule"].startswith(("train_", "ssrm_train", "armo_stage2", "tree_fit",
+                                                          "setup_untrained"))}
+    plan = Plan(load_config(DEFAULT, REPO / "config/paper.yaml", schema_path=REPO / "workflow/schemas/config.schema.yaml"))
+    assert trained == set(plan.pairs)
+    assert {m for m, _ in trained} == {"bt", "pair_pm", "ssrm", "rrm", "armo", "odin", "prm", "orm", "orm_scalar",
+                                       "tree", "judge"}
+    gpu_training = [job for job in jobs if job["rule"].startswith("train_")]
+    assert all("processes=4" in job["resources"] and "gres=gpu:" in job["resources"] for job in gpu_training)
 
 
 def test_lint_is_clean():

@@ -19,8 +19,8 @@ if PLAN.skipped_evaluations():  # said, never silently dropped
 
 
 wildcard_constraints:
-    method=Plan.regex(PLAN.methods),
-    base=Plan.regex(PLAN.bases),
+    method=Plan.regex(PLAN.methods + PLAN.setup_methods()),
+    base=Plan.regex(PLAN.bases + PLAN.externals),
     built=Plan.regex(PLAN.built_names()),
     eval_set=Plan.regex(PLAN.eval_sets),
     dataset=Plan.regex(PLAN.datasets()),
@@ -67,7 +67,8 @@ def run_spec(wildcards):
 
 
 def base_inputs(wildcards):
-    return [PLAN.base_model_ref(wildcards.base)] if PLAN.is_built(wildcards.base) else []
+    base = wildcards.base
+    return [PLAN.base_model_ref(base)] if base in PLAN.bases and PLAN.is_built(base) else []
 
 
 def prepared_data(wildcards):

@@ -58,9 +58,10 @@ def prepare_rows(rows: list[dict], fmt: str, on_invalid: str = "error", name: st
                 kept.append(strip_position(row))
                 continue
             if on_invalid == "error":
+                seen = ", ".join(sorted(k for k in raw if not k.startswith("__")))
                 raise RmflowError(
-                    f"{problem.detail} ({label}; use on_invalid: skip to drop such rows and count them)",
-                    file=row.get("__file__"), row=row.get("__row__"), field=problem.field,
+                    f"{problem.detail} ({label}; columns seen: {seen}; use on_invalid: skip to drop such rows and "
+                    "count them)", file=row.get("__file__"), row=row.get("__row__"), field=problem.field,
                 )
             invalid[problem.reason] += 1
             first_seen.setdefault(problem.reason, f"{row.get('__file__')}:{row.get('__row__')} {problem.field}")

@@ -41,7 +41,8 @@ SAMPLES = {
                                     "Auto-J + GSM8K train pairs in random order, strength -2 / +2 towards the "
                                     "chosen one, every fifth row split 'val'"),
     "mistral_prm_data.jsonl": ("Math-Shepherd PRM conversations (user step k, assistant +/-)",
-                               "ProcessBench + BIG-Bench Mistake train step rows, steps prefixed 'Step k: '"),
+                               "ProcessBench + BIG-Bench Mistake train step rows of at most max_step_chars "
+                               "characters, steps prefixed 'Step k: '"),
     "mistral_orm_data.jsonl": ("ORM conversations (one user turn, one +/-)", "the same rows, steps joined"),
     "mistral_gsm8k_test.jsonl": ("best-of-N sets {prompt, answers, label}", "GSM8K test solutions per problem"),
     "mistral_math500_test.jsonl": ("best-of-N sets", "GSM8K test solutions, other problems"),
@@ -54,7 +55,7 @@ SAMPLES = {
                            "correct solutions (ref:/tied: pairs)"),
 }
 DEFAULTS = {"pairs": 32, "attribute_rows": 48, "step_rows": 32, "bestofn_problems": 8, "candidates": 4,
-            "rewardbench_per_subset": 3, "rewardbench2_problems": 8, "seed": 0}
+            "rewardbench_per_subset": 3, "rewardbench2_problems": 8, "max_step_chars": 1500, "seed": 0}
 
 
 def _read(path: Path) -> list[dict]:
@@ -194,8 +195,11 @@ def build(shared: str | Path, sizes: dict) -> dict[str, list[dict]]:
     out["helpsteer2_preference.jsonl"] = preference
     attributes = _read(shared / "math_attributes_train.jsonl")[:cfg["attribute_rows"]]
     out["armo_multi_objective.jsonl"], out["helpsteer2_attributes.jsonl"] = _attribute_rows(attributes)
-    steps = (_read(shared / "processbench_prm_train.jsonl")[:cfg["step_rows"] // 2]
-             + _read(shared / "bigbench_mistake_prm_train.jsonl")[:cfg["step_rows"] - cfg["step_rows"] // 2])
+    def short(rows: list[dict]) -> list[dict]:  # whole solutions that fit a small max_length (none is cut)
+        return [r for r in rows if len(r["prompt"]) + sum(map(len, r["steps"])) <= cfg["max_step_chars"]]
+
+    steps = (short(_read(shared / "processbench_prm_train.jsonl"))[:cfg["step_rows"] // 2]
+             + short(_read(shared / "bigbench_mistake_prm_train.jsonl"))[:cfg["step_rows"] - cfg["step_rows"] // 2])
     out["mistral_prm_data.jsonl"], out["mistral_orm_data.jsonl"] = _step_conversations(steps)
     problems = _problems(_read(shared / "gsm8k_pairs_test.jsonl"))
     usable = [p for p in problems if p["good"] and len(p["bad"]) >= cfg["candidates"] - 1]

@@ -111,16 +111,18 @@ def credits_for(kind: str, scored: dict, tie_rule: str) -> list[float]:
     raise TypeError(f"unknown scorer kind {kind}")
 
 
-def main(model_dir: str, method: str, data: str, sections: str, out_dir: str, eval_set: str, base: str,
+def main(model_dir: str | None, method: str, data: str, sections: str, out_dir: str, eval_set: str, base: str,
          split: str = "filtered", revision: str | None = None, tie_rule: str = "official",
-         batch_size: int = 16) -> dict:
+         batch_size: int = 16, external=None) -> dict:
+    """Score ``data`` with a trained model (``model_dir`` of ``method``) or, with ``external`` (an
+    ``rmflow.methods.external.Config``), any existing reward model; write examples.parquet and scores.json."""
     import polars as pl
 
     from rmflow import methods
 
     if tie_rule not in TIE_RULES:
         raise RmflowError(f"tie rule must be one of {TIE_RULES}", field="tie_rule")
-    if not os.path.isdir(model_dir):
+    if external is None and not os.path.isdir(model_dir or ""):
         raise RmflowError("model directory does not exist", file=model_dir)
     module = methods.get(method)
     v2 = sections == V2_MAP
@@ -128,7 +130,12 @@ def main(model_dir: str, method: str, data: str, sections: str, out_dir: str, ev
     log.info("scoring %d rows from %s with %s", len(rows), data, model_dir)
     from rmflow.models.load import default_device
 
-    scorer = module.load_scorer(model_dir, device=default_device(), batch_size=batch_size)
+    if external is not None:
+        scorer = module.scorer_for(external, device=default_device(), batch_size=batch_size)
+        model_dir = external.model or external.endpoint
+    else:
+        scorer = module.load_scorer(model_dir, device=default_device(), batch_size=batch_size)
+    kind = scorer.kind  # an external model's declared scorer decides; for a trained one it is the method's KIND
     ids = {"id": [r["id"] for r in rows], "subset": [r["subset"] for r in rows]}
     if v2:
         report, columns = _score_v2(scorer, rows)
@@ -136,7 +143,7 @@ def main(model_dir: str, method: str, data: str, sections: str, out_dir: str, ev
         examples = pl.DataFrame({**ids, **columns, "correct": credits}, strict=False)
     else:
         scored = scorer.score_pairs(rows)
-        credits = credits_for(module.KIND, scored, tie_rule)
+        credits = credits_for(kind, scored, tie_rule)
         report = score_report([r["subset"] for r in rows], credits, sections)
         lengths = {f"len_{side}": [len(r[side][-1]["content"]) for r in rows] for side in ("chosen", "rejected")}
         examples = pl.DataFrame({**ids, **{k: v for k, v in scored.items()}, **lengths, "correct": credits})
@@ -144,7 +151,7 @@ def main(model_dir: str, method: str, data: str, sections: str, out_dir: str, ev
     with atomic_path(out / "examples.parquet") as tmp:
         examples.write_parquet(tmp)
     scores = {"schema": SCORES_SCHEMA, "benchmark": V2_MAP if v2 else "rewardbench_v1", "eval_set": eval_set,
-              "method": method, "base": base, "model_dir": model_dir, "data": data, "kind": module.KIND,
+              "method": method, "base": base, "model_dir": model_dir, "data": data, "kind": kind,
               "tie_rule": tie_rule, "n_examples": len(rows), "example_ids_sha256": ids_digest(ids["id"]), **report, "length_correlation": None if v2 else length_correlation(rows, scored),
               "method_stats": scorer.summary(scored) if hasattr(scorer, "summary") else {}}
     for subset, n in report["unscored_subsets"].items():

@@ -114,6 +114,8 @@ def load_model(ref: str, tokenizer, *, auto_class: str = "AutoModelForSequenceCl
     except (OSError, ValueError) as exc:
         raise _hub_hint(ref, exc) from exc
     if model.get_input_embeddings().num_embeddings < len(tokenizer):
-        model.resize_token_embeddings(len(tokenizer))
+        # the new [PAD] row is only ever read at masked positions: a plain init, not transformers' mean-resizing
+        # (which samples from the embeddings' covariance and takes seconds on a 49k x 576 table)
+        model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
     model.config.pad_token_id = tokenizer.pad_token_id
     return model

@@ -1,0 +1,108 @@
+"""Reward models rmflow did not train (a released RM on the hub, a local directory, a judge behind an endpoint),
+evaluated by the same ``evaluate`` rule and rules as the trained ones and shown beside them, marked external.
+
+Declared under ``reward_models:`` in the config (and picked by ``run.reward_models``), or given to ``rmflow
+evaluate --external`` for a one-off score. Three kinds of scorer:
+- ``classifier``: a ``*ForSequenceClassification``; the reward is output ``logit`` (ODIN-style two-head models have
+  two), read at the last real token as for rmflow's own scalar RMs;
+- ``pairwise_pm``: a causal LM speaking the pair-PM protocol (methods.md §2: "[CONTEXT] … [RESPONSE A] … [RESPONSE
+  B] …", answer A or B, both orders averaged);
+- ``judge_endpoint``: an OpenAI-compatible server asked with a judge template (P(A) from the top logprobs).
+``trust_remote_code`` stays off unless a declaration turns it on. Nothing is trained: a local job writes the
+declaration (``external.json``) into ``results/external/<name>/model``, which ``evaluate`` reads.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from rmflow.errors import RmflowError
+from rmflow.spec import RunSpec
+
+VERSION = 1
+KIND = "declared"  # the scorer's own kind decides: classifier -> scalar, the others -> pairwise
+READS = None
+EXTERNAL = True  # not a training method: never in run.methods
+SCORERS = ("classifier", "pairwise_pm", "judge_endpoint")
+DECLARATION = "external.json"
+
+
+@dataclass(frozen=True)
+class Config:
+    """One external reward model."""
+
+    model: str | None = None  # hub id or local directory (not for judge_endpoint)
+    revision: str | None = None
+    trust_remote_code: bool = False
+    scorer: str = "classifier"  # classifier | pairwise_pm | judge_endpoint
+    logit: int = 0  # classifier: which output is the reward (several for multi-head models)
+    max_length: int = 4096  # tokens per scored text, truncated on truncation_side
+    truncation_side: str = "left"
+    system_turn: str = "template"  # template | merge | error, as for base models
+    endpoint: str | None = None  # judge_endpoint: an OpenAI-compatible base URL (.../v1)
+    endpoint_model: str = "judge"
+    template: str | None = None  # judge_endpoint: a user turn with {question}, {answer_a}, {answer_b}
+
+    def __post_init__(self):
+        if self.scorer not in SCORERS:
+            raise ValueError(f"scorer must be one of {SCORERS}, not '{self.scorer}'")
+        if self.scorer == "judge_endpoint" and not self.endpoint:
+            raise ValueError("a judge_endpoint needs 'endpoint'")
+        if self.scorer != "judge_endpoint" and not self.model:
+            raise ValueError(f"a {self.scorer} needs 'model' (a hub id or a local directory)")
+        if self.logit < 0:
+            raise ValueError("logit must be >= 0")
+
+
+def kind_of(config: Config) -> str:
+    return "scalar" if config.scorer == "classifier" else "pairwise"
+
+
+def final_model_dir(name: str, config: Config, results: str = "results") -> str:
+    return f"{results}/external/{name}/model"
+
+
+def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None = None) -> None:
+    """Nothing is trained: write the declaration the scorer reads."""
+    from rmflow.io import atomic_dir, write_json, write_text
+
+    config = Config(**spec.options)
+    with atomic_dir(out_dir) as tmp:
+        write_json(tmp / DECLARATION, asdict(config))
+        write_text(tmp / "rmflow_run.json", spec.to_json())
+
+
+def load_scorer(model_dir: str, device: str = "cpu", batch_size: int = 16):
+    path = Path(model_dir) / DECLARATION
+    if not path.is_file():
+        raise RmflowError("not an external reward model declaration (no external.json)", file=str(path))
+    return scorer_for(Config(**json.loads(path.read_text(encoding="utf-8"))), device, batch_size)
+
+
+def scorer_for(config: Config, device: str = "cpu", batch_size: int = 16):
+    """The scorer a declaration asks for, loaded with rmflow's one model loader."""
+    from rmflow.models.load import load_for_scoring, load_tokenizer
+
+    if config.scorer == "judge_endpoint":
+        from rmflow.methods.judge import DEFAULT_TEMPLATE, EndpointJudge
+
+        return EndpointJudge(config.endpoint, config.endpoint_model, config.template or DEFAULT_TEMPLATE)
+    tokenizer = load_tokenizer(config.model, revision=config.revision, trust_remote_code=config.trust_remote_code,
+                               system_turn=config.system_turn)
+    common = {"revision": config.revision, "trust_remote_code": config.trust_remote_code}
+    if config.scorer == "pairwise_pm":
+        from rmflow.methods._pairpm_model import PairwiseScorer
+
+        model = load_for_scoring(config.model, tokenizer, auto_class="AutoModelForCausalLM", **common)
+        return PairwiseScorer(model, tokenizer, config.max_length, config.truncation_side, batch_size, device)
+    from rmflow.models.scalar import ScalarScorer
+
+    model = load_for_scoring(config.model, tokenizer, **common)
+    outputs = model.config.num_labels
+    if config.logit >= outputs:
+        raise RmflowError(f"logit {config.logit} asked for, but '{config.model}' has {outputs} output(s)",
+                          field="logit")
+    return ScalarScorer(model, tokenizer, max_length=config.max_length, truncation_side=config.truncation_side,
+                        batch_size=batch_size, device=device, head=config.logit)
