@@ -60,8 +60,8 @@ DEFAULTS = {"pairs": 32, "attribute_rows": 48, "step_rows": 32, "bestofn_problem
 
 def _read(path: Path) -> list[dict]:
     if not path.is_file():
-        raise RmflowError(f"shared data file is missing (make-samples reads ../shared/data; set --shared to its "
-                          f"location)", file=str(path))
+        raise RmflowError("shared data file is missing (make-samples reads ../shared/data; set --shared to its "
+                          "location)", file=str(path))
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
