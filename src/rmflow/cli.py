@@ -35,7 +35,8 @@ def cmd_prepare_data(a):
         if not sep or not column:
             raise RmflowError(f"--where takes COLUMN=VALUE items, not '{item}'", field="where")
         where[column] = value
-    prepare.main(a.source, a.out, a.report, a.format, a.split, a.revision or None, a.on_invalid, a.name or None,
+    source = a.source[0] if len(a.source) == 1 else a.source
+    prepare.main(source, a.out, a.report, a.format, a.split, a.revision or None, a.on_invalid, a.name or None,
                  where, a.data_dir or None)
 
 
@@ -249,7 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_make_synthetic)
 
     p = sub.add_parser("prepare-data", help="load, convert and validate rows of any format into canonical parquet")
-    p.add_argument("--source", required=True, help="local .jsonl/.json/.parquet file or folder, or a hub dataset id")
+    p.add_argument("--source", required=True, nargs="+",
+                   help="local .jsonl/.json/.parquet file or folder, or a hub dataset id; several are concatenated")
     p.add_argument("--name", default=None, help="the data set's config name (named in errors)")
     p.add_argument("--format", default="standard", help="a layout name; `rmflow formats` lists them")
     p.add_argument("--split", default="train")

@@ -268,7 +268,7 @@ class Plan(BasesMixin):
 
     def local_inputs(self, section: str, name: str) -> list[str]:
         path = self.config[section][name]["path"]
-        return [path] if looks_local(path) else []
+        return [p for p in (path if isinstance(path, list) else [path]) if looks_local(p)]
 
     @staticmethod
     def regex(names: list[str]) -> str:

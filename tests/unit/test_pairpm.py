@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from helpers import pair
 from rmflow.errors import RmflowError
@@ -155,12 +156,31 @@ def test_trained_pm_scores_both_orders_and_reloads(tmp_path, synthetic, tiny_bas
             for r in synthetic["test"][:6]]
     out = scorer.score_pairs(test)
     swapped = scorer.score_pairs([{"chosen": r["rejected"], "rejected": r["chosen"]} for r in test])
-    for i in range(len(test)):
-        assert out["p_chosen"][i] == pytest.approx((out["p_order1"][i] + out["p_order2"][i]) / 2)
-        # the same two prompts, read from the other side: probabilities are complementary
-        assert out["p_order1"][i] + swapped["p_order2"][i] == pytest.approx(1, abs=1e-5)
-        assert out["p_chosen"][i] + swapped["p_chosen"][i] == pytest.approx(1, abs=1e-5)
-    bias = scorer.summary(out)["position_bias"]
-    assert bias == pytest.approx(sum(abs(a - b) for a, b in zip(out["p_order1"], out["p_order2"])) / 6)
+    # plain transformers and the recipe's prompt written out here (methods-detail.md §2): P(A) vs P(B) after the
+    # assistant header, chosen first and chosen second
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tmp_path / "model")
+    lm = AutoModelForCausalLM.from_pretrained(tmp_path / "model").eval()
+    a_id, b_id = tok("A", add_special_tokens=False)["input_ids"][0], tok("B", add_special_tokens=False)["input_ids"][0]
+
+    def p_first(question, first, second):
+        user = f"[CONTEXT] \n\n\n<turn> user\n {question}\n\n\n [RESPONSE A] {first} [RESPONSE B] {second} \n"
+        text = tok.apply_chat_template([{"role": "user", "content": user}], tokenize=False, add_generation_prompt=True)
+        with torch.no_grad():
+            logits = lm(**tok(text, add_special_tokens=False, return_tensors="pt")).logits[0, -1]
+        return torch.softmax(logits[[a_id, b_id]], -1)[0].item()
+
+    plain1, plain2 = [], []
+    for r in test:
+        question, good, bad = r["chosen"][0]["content"], r["chosen"][1]["content"], r["rejected"][1]["content"]
+        plain1.append(p_first(question, good, bad))
+        plain2.append(1 - p_first(question, bad, good))
+    assert out["p_order1"] == pytest.approx(plain1, abs=1e-5) and out["p_order2"] == pytest.approx(plain2, abs=1e-5)
+    assert out["p_chosen"] == pytest.approx([(a + b) / 2 for a, b in zip(plain1, plain2)], abs=1e-5)
+    # the same two prompts read from the other side
+    assert swapped["p_chosen"] == pytest.approx([1 - p for p in out["p_chosen"]], abs=1e-5)
+    assert scorer.summary(out)["position_bias"] == pytest.approx(
+        sum(abs(a - b) for a, b in zip(plain1, plain2)) / 6, abs=1e-5)
     ranked = rank(scorer, test[0]["chosen"][:-1], ["x", "y", "z", "w"], mode="knockout")
     assert ranked["comparisons"] == 3 and ranked["forward_passes"] == 6

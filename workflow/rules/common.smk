@@ -1,4 +1,5 @@
 # Config validation, the run plan, wildcard constraints and the input functions the rules share.
+import shlex
 import sys
 from pathlib import Path
 
@@ -48,7 +49,9 @@ def _shell_safe(entry):
 def dataset_params(wildcards):
     entry = config["datasets"][wildcards.dataset]
     where = " ".join(f"{k}={v}" for k, v in (entry.get("where") or {}).items())
-    return {**_shell_safe(entry), "where": where, "data_dir": entry.get("data_dir") or ""}
+    path = entry["path"] if isinstance(entry["path"], list) else [entry["path"]]
+    # a list of paths is a mixture, read in order; quoted here, as the rule cannot quote a list element by element
+    return {**_shell_safe(entry), "where": where, "data_dir": entry.get("data_dir") or "", "sources": shlex.join(path)}
 
 
 def tokenizer_corpus(wildcards):

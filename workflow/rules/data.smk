@@ -61,7 +61,7 @@ rule prepare_data:
     conda:
         "../../envs/data.yaml"
     shell:
-        "rmflow prepare-data --name {wildcards.dataset} --source {params.data[path]:q} --format {params.data[format]}"
+        "rmflow prepare-data --name {wildcards.dataset} --source {params.data[sources]} --format {params.data[format]}"
         " --split {params.data[split]:q} --revision={params.data[revision]:q} --data-dir={params.data[data_dir]:q}"
         " --where={params.data[where]:q} --on-invalid {params.data[on_invalid]} --out {output.rows}"
         " --report {output.report} > {log} 2>&1"

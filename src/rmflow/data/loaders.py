@@ -23,9 +23,14 @@ def looks_local(ref: str) -> bool:
     )
 
 
-def read_rows(ref: str, *, split: str = "train", revision: str | None = None,
+def read_rows(ref: str | list[str], *, split: str = "train", revision: str | None = None,
               data_dir: str | None = None) -> list[dict]:
-    """Load rows from a local file or folder, else from the hub via ``datasets.load_dataset``."""
+    """Load rows from a local file or folder, else from the hub via ``datasets.load_dataset``; a list of such
+    references is read in order and concatenated (a mixture of sets)."""
+    if isinstance(ref, (list, tuple)):
+        if not ref:
+            raise RmflowError("an empty list of data paths")
+        return [row for one in ref for row in read_rows(one, split=split, revision=revision, data_dir=data_dir)]
     if looks_local(ref):
         path = Path(os.path.expanduser(ref))
         if not path.exists():

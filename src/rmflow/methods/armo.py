@@ -35,7 +35,7 @@ class Config:
                                                       "verbosity", "safety"])
     rating_max: float = 4.0  # ratings 0..rating_max map to (x + 0.5) / (rating_max + 1), HelpSteer's rule
     prescaled: bool = False  # labels already lie in [0, 1] (ArmoRM-Multi-Objective-Data ships them scaled)
-    verbosity_objective: str = "verbosity"
+    verbosity_objective: str | None = "verbosity"  # None: no verbosity debiasing (data without a verbosity label)
     spearman_threshold: float = 0.028
     validation_fraction: float = 0.2
     gate_hidden: int = 64
@@ -48,7 +48,7 @@ class Config:
     seed: int = 0
 
     def __post_init__(self):
-        if self.verbosity_objective not in self.objectives:
+        if self.verbosity_objective is not None and self.verbosity_objective not in self.objectives:
             raise ValueError(f"verbosity_objective '{self.verbosity_objective}' is not among the objectives")
 
 
@@ -233,10 +233,14 @@ def main_stage2(spec_path: str, backbone: str, stage1_dir: str, data: str, out_d
     prompts = embed(model, tokenizer, [r["chosen"][:-1] for r in rows], *args, generation_prompt=True)
     chosen = embed(model, tokenizer, [r["chosen"] for r in rows], *args) @ regression.T
     rejected = embed(model, tokenizer, [r["rejected"] for r in rows], *args) @ regression.T
-    verbosity = config.objectives.index(config.verbosity_objective)
-    # the reference set for debiasing is the preference set itself (the recipe's default)
-    lambdas = verbosity_penalties(np.concatenate([chosen, rejected]), verbosity, config.spearman_threshold)
-    transform = transform_matrix(lambdas, verbosity)
+    if config.verbosity_objective is None:  # nothing to debias against: T = I
+        lambdas, transform = np.zeros(len(config.objectives)), np.eye(len(config.objectives))
+        log.info("no verbosity objective: the transform is the identity (no debiasing)")
+    else:
+        verbosity = config.objectives.index(config.verbosity_objective)
+        # the reference set for debiasing is the preference set itself (the recipe's default)
+        lambdas = verbosity_penalties(np.concatenate([chosen, rejected]), verbosity, config.spearman_threshold)
+        transform = transform_matrix(lambdas, verbosity)
 
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)

@@ -65,7 +65,7 @@ def fit_tree(x, y, config: Config, feature_names: list[str]) -> tuple[dict, str,
         if best is None or accuracy > best[1]:
             best = (clf, accuracy, depth)
     clf, accuracy, depth = best
-    return tree_to_json(clf, feature_names), export_text(clf, feature_names=feature_names), {
+    return tree_to_json(clf, feature_names), export_text(clf, feature_names=feature_names, decimals=6), {
         "depth": depth, "validation_accuracy": accuracy, "train_rows": len(fit), "validation_rows": len(val)}
 
 
