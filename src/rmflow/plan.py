@@ -29,6 +29,15 @@ KIND_NAMES = {"pairs": "preference pairs", "steps": "step-labelled conversations
               "candidates": "best-of-N candidate sets", "rewardbench2": "RewardBench 2 rows"}
 
 
+def use_workflow_source(src) -> None:
+    """Put the workflow's own ``src/`` first on PYTHONPATH, which every job inherits (on a cluster too: the job
+    re-reads the Snakefile), so rules run this very rmflow with the interpreter of their environment."""
+    import os
+
+    rest = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(src)]
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(src), *rest])
+
+
 class Plan(BasesMixin):
     def __init__(self, config: dict, sources: list[str] | None = None):
         self.config = config

@@ -22,7 +22,7 @@ rule probe_fit:
     conda:
         "../../envs/eval.yaml"
     shell:
-        "rmflow armo stage1 --spec {input.spec} --backbone {params.backbone:q} --attributes {input.attributes}"
+        "python -m rmflow armo stage1 --spec {input.spec} --backbone {params.backbone:q} --attributes {input.attributes}"
         " --out $(dirname {output.report}) --threads {threads} > {log} 2>&1"
 
 
@@ -46,7 +46,7 @@ rule armo_stage2:
     conda:
         "../../envs/train.yaml"
     shell:
-        "rmflow armo stage2 --spec {input.spec} --backbone {params.backbone:q} --stage1 $(dirname {input.stage1})"
+        "python -m rmflow armo stage2 --spec {input.spec} --backbone {params.backbone:q} --stage1 $(dirname {input.stage1})"
         " --data {input.data} --out {output} --threads {threads} > {log} 2>&1"
 
 
@@ -70,5 +70,5 @@ rule tree_fit:
     conda:
         "../../envs/train.yaml"
     shell:
-        "rmflow tree fit --spec {input.spec} --backbone {params.backbone:q} --stage1 $(dirname {input.stage1})"
+        "python -m rmflow tree fit --spec {input.spec} --backbone {params.backbone:q} --stage1 $(dirname {input.stage1})"
         " --data {input.data} --out {output} --threads {threads} > {log} 2>&1"

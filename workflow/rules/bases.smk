@@ -31,5 +31,5 @@ rule build_base:
     conda:
         "../../envs/train.yaml"
     shell:
-        "rmflow build-base --spec {input.spec} --corpus={params.corpus:q} --out {output}"
+        "python -m rmflow build-base --spec {input.spec} --corpus={params.corpus:q} --out {output}"
         " --threads {threads} > {log} 2>&1"

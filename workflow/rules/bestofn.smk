@@ -22,7 +22,7 @@ rule bestofn:
     conda:
         "../../envs/eval.yaml"
     shell:
-        "rmflow bestofn run --method {wildcards.method} --base {wildcards.base} --model-dir {input.model}"
+        "python -m rmflow bestofn run --method {wildcards.method} --base {wildcards.base} --model-dir {input.model}"
         " --data {input.data} --set {wildcards.set} --steps-data={params.steps:q} --ns {params.cfg[ns]}"
         " --subsets {params.cfg[subsets]} --seed {params.cfg[seed]} --batch-size {params.batch_size} --out {output}"
         " --threads {threads} > {log} 2>&1"
@@ -48,7 +48,7 @@ rule bestofn_table:
         "../../envs/table.yaml"
     localrule: True
     shell:
-        "rmflow bestofn table --files {input} --csv {output.csv} --png {output.png} --svg {output.svg}"
+        "python -m rmflow bestofn table --files {input} --csv {output.csv} --png {output.png} --svg {output.svg}"
         " > {log} 2>&1"
 
 
@@ -69,6 +69,6 @@ rule rank:
     conda:
         "../../envs/eval.yaml"
     shell:
-        "rmflow rank --method {wildcards.method} --model-dir {input.model} --data {input.data}"
+        "python -m rmflow rank --method {wildcards.method} --model-dir {input.model} --data {input.data}"
         " --mode {params.cfg[mode]} --top-k {params.cfg[top_k]} --batch-size {params.batch_size}"
         " --out-dir $(dirname {output.stats}) --threads {threads} > {log} 2>&1"

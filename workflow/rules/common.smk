@@ -6,7 +6,7 @@ from pathlib import Path
 from rmflow.config import validate_config
 from rmflow.data.samples import SAMPLES
 from rmflow.io import write_json
-from rmflow.plan import GPU_PRESETS, RESULTS, Plan
+from rmflow.plan import GPU_PRESETS, RESULTS, Plan, use_workflow_source
 
 validate_config(
     config,
@@ -14,6 +14,11 @@ validate_config(
     workflow.configfiles,
 )
 PLAN = Plan(config, workflow.configfiles)
+# Jobs run `python -m rmflow`, i.e. this workflow's own source (put first on PYTHONPATH here, which every job
+# inherits, on the cluster too) through the interpreter of the job's environment (its conda env under --sdm conda,
+# else the python on PATH). No `rmflow` executable found on PATH can stand in for it, and a package missing from an
+# env file fails the job that needs it.
+use_workflow_source(Path(workflow.basedir) / "src")
 if PLAN.skipped_evaluations():  # said, never silently dropped
     print("rmflow: not evaluated (RewardBench 2 scores each completion alone; pairwise methods cannot): "
           + ", ".join(f"{m} on {e}" for e, m in PLAN.skipped_evaluations()), file=sys.stderr)

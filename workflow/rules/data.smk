@@ -23,7 +23,7 @@ rule synthetic_data:
     conda:
         "../../envs/data.yaml"
     shell:
-        "rmflow make-synthetic --seed {params.seed} --n-train {params.n_train} --n-test {params.n_test}"
+        "python -m rmflow make-synthetic --seed {params.seed} --n-train {params.n_train} --n-test {params.n_test}"
         " --out-dir $(dirname {output.train}) > {log} 2>&1"
 
 
@@ -42,7 +42,7 @@ rule samples:
     conda:
         "../../envs/data.yaml"
     shell:
-        "rmflow make-samples --shared {params.shared:q} --sizes {params.sizes:q}"
+        "python -m rmflow make-samples --shared {params.shared:q} --sizes {params.sizes:q}"
         " --out-dir $(dirname {output.manifest}) > {log} 2>&1"
 
 
@@ -61,7 +61,7 @@ rule prepare_data:
     conda:
         "../../envs/data.yaml"
     shell:
-        "rmflow prepare-data --name {wildcards.dataset} --source {params.data[sources]} --format {params.data[format]}"
+        "python -m rmflow prepare-data --name {wildcards.dataset} --source {params.data[sources]} --format {params.data[format]}"
         " --split {params.data[split]:q} --revision={params.data[revision]:q} --data-dir={params.data[data_dir]:q}"
         " --where={params.data[where]:q} --on-invalid {params.data[on_invalid]} --out {output.rows}"
         " --report {output.report} > {log} 2>&1"

@@ -19,7 +19,7 @@ rule evaluate:
     conda:
         "../../envs/eval.yaml"
     shell:
-        "rmflow evaluate --model-dir {input.model} --method {wildcards.method} --data {params.data[path]:q}"
+        "python -m rmflow evaluate --model-dir {input.model} --method {wildcards.method} --data {params.data[path]:q}"
         " --split {params.data[split]:q} --revision={params.data[revision]:q} --sections {params.data[sections]}"
         " --tie-rule {params.tie_rule} --batch-size {params.batch_size} --eval-set {wildcards.eval_set}"
         " --base {wildcards.base} --out-dir $(dirname {output.scores}) --threads {threads} > {log} 2>&1"

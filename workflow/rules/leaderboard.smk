@@ -41,7 +41,7 @@ rule leaderboard:
         "../../envs/table.yaml"
     localrule: True
     shell:
-        "rmflow leaderboard --scores {input} --csv {output.csv} --md {output.md} --subsets {output.subsets}"
+        "python -m rmflow leaderboard --scores {input} --csv {output.csv} --md {output.md} --subsets {output.subsets}"
         " --tex {output.tex} --significance {output.significance} --bootstrap {params.cfg[bootstrap]}"
         " --seed {params.cfg[seed]} --level {params.cfg[level]} --ci-style {params.cfg[ci_style]} > {log} 2>&1"
 
@@ -88,7 +88,7 @@ rule plots:
         "../../envs/table.yaml"
     localrule: True
     shell:
-        "rmflow plots --leaderboard {input.board} --scores {input.scores} --models {params.models}"
+        "python -m rmflow plots --leaderboard {input.board} --scores {input.scores} --models {params.models}"
         " --out-dir $(dirname {output.sections}) > {log} 2>&1"
 
 

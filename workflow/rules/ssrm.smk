@@ -18,7 +18,7 @@ rule ssrm_split:
     conda:
         "../../envs/data.yaml"
     shell:
-        "rmflow ssrm split --spec {input.spec} --data {input.data} --pool={params.pool:q}"
+        "python -m rmflow ssrm split --spec {input.spec} --data {input.data} --pool={params.pool:q}"
         " --out-labeled {output.labeled} --out-pool {output.pool} --report {output.report} > {log} 2>&1"
 
 
@@ -41,7 +41,7 @@ rule ssrm_train:
     conda:
         "../../envs/train.yaml"
     shell:
-        "rmflow train --spec {input.spec} --data {input.data} --init {params.init:q} --out {output}"
+        "python -m rmflow train --spec {input.spec} --data {input.data} --init {params.init:q} --out {output}"
         " --threads {threads} --checkpoint-dir {params.checkpoints} --processes {resources.processes}"
         " --machines {resources.nodes} > {log} 2>&1"
 
@@ -61,7 +61,7 @@ rule ssrm_label:
     conda:
         "../../envs/eval.yaml"
     shell:
-        "rmflow ssrm label --model-dir {input.model} --pool {input.pool} --shard {wildcards.shard}"
+        "python -m rmflow ssrm label --model-dir {input.model} --pool {input.pool} --shard {wildcards.shard}"
         " --shards {params.shards} --batch-size {params.batch_size} --out {output} --threads {threads} > {log} 2>&1"
 
 
@@ -78,7 +78,7 @@ rule ssrm_select:
     conda:
         "../../envs/data.yaml"
     shell:
-        "rmflow ssrm select --spec {input.spec} --shard-files {input.shards} --labeled {input.labeled}"
+        "python -m rmflow ssrm select --spec {input.spec} --shard-files {input.shards} --labeled {input.labeled}"
         " --iteration {wildcards.k} --out-train {output.train} --stats {output.stats} > {log} 2>&1"
 
 
@@ -96,6 +96,6 @@ rule ssrm_report:
     conda:
         "../../envs/eval.yaml"
     shell:
-        "rmflow ssrm report --stats-files {input.stats} --model-dirs {input.models} --data {params.data[path]:q}"
+        "python -m rmflow ssrm report --stats-files {input.stats} --model-dirs {input.models} --data {params.data[path]:q}"
         " --split {params.data[split]:q} --batch-size {params.batch_size} --out {output} --threads {threads}"
         " > {log} 2>&1"

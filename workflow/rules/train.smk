@@ -28,7 +28,7 @@ rule transform_data:
     conda:
         "../../envs/data.yaml"
     shell:
-        "rmflow transform --spec {input.spec} --data {input.data} --out {output.data}"
+        "python -m rmflow transform --spec {input.spec} --data {input.data} --out {output.data}"
         " --report {output.report} > {log} 2>&1"
 
 
@@ -45,7 +45,7 @@ rule setup_untrained:
         "../../envs/train.yaml"
     localrule: True
     shell:
-        "rmflow train --spec {input.spec} --out {output} > {log} 2>&1"
+        "python -m rmflow train --spec {input.spec} --out {output} > {log} 2>&1"
 
 
 for preset in GPU_PRESETS:
@@ -73,6 +73,6 @@ for preset in GPU_PRESETS:
         conda:
             "../../envs/train.yaml"
         shell:
-            "rmflow train --spec {input.spec} --out {output} --threads {threads}"
+            "python -m rmflow train --spec {input.spec} --out {output} --threads {threads}"
             " --checkpoint-dir {params.checkpoints} --processes {resources.processes} --machines {resources.nodes}"
             " > {log} 2>&1"
