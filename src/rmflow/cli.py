@@ -71,6 +71,7 @@ def cmd_train(a):
     from rmflow.spec import RunSpec
     from rmflow.train import launch
     from rmflow.train.checkpoint import checkpoint_directory
+    from rmflow.train.tracking import tracking_run
 
     spec = RunSpec.read(a.spec)
     module = methods.get(spec.method, where=f"{a.spec}: method")
@@ -80,7 +81,8 @@ def cmd_train(a):
         sys.exit(launch.relaunch(args, a.processes, a.machines))
     _threads(a.threads)
     overrides = {k: v for k, v in (("data", a.data), ("init", a.init)) if v}
-    with checkpoint_directory(a.checkpoint_dir):
+    tracking_dir = a.tracking_dir or f"results/tracking/{spec.method}/{spec.base}"
+    with checkpoint_directory(a.checkpoint_dir), tracking_run(f"{spec.method}/{spec.base}", tracking_dir):
         module.train(spec, a.out, **overrides)
     if a.checkpoint_dir:  # the model is saved: the checkpoints have done their job
         import shutil
@@ -92,7 +94,7 @@ def _train_args(a, threads: int | None) -> list[str]:
     """``rmflow train`` arguments for each launched worker (everything but the launch options)."""
     args = ["--spec", a.spec, "--out", a.out]
     for flag, value in (("--data", a.data), ("--init", a.init), ("--checkpoint-dir", a.checkpoint_dir),
-                        ("--threads", threads)):
+                        ("--tracking-dir", a.tracking_dir), ("--threads", threads)):
         if value:
             args += [flag, str(value)]
     return args
@@ -289,6 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="torch threads in all (split between processes)")
     p.add_argument("--checkpoint-dir", default=None,
                    help="resumable checkpoints here (outside the rule's outputs); resumes from the newest good one")
+    p.add_argument("--tracking-dir", default=None,
+                   help="train.report_to: TensorBoard/W&B files here (default results/tracking/<method>/<base>)")
     p.add_argument("--processes", type=int, default=1, help="processes per machine (one per GPU) via accelerate")
     p.add_argument("--machines", type=int, default=1, help="machines (SLURM nodes), one launcher on each")
     p.set_defaults(func=cmd_train)

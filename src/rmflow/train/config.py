@@ -38,6 +38,7 @@ class TrainConfig:
     lora_alpha: float = 16.0  # LoRA scaling numerator (scale = lora_alpha / lora_r)
     lora_dropout: float = 0.0
     log_every: int = 10  # optimizer steps between log lines
+    report_to: list | None = None  # training curves to tensorboard and/or wandb (accelerate trackers); None = off
     checkpoint_every: int = 500  # optimizer steps between resumable checkpoints (0: only on SIGTERM/SIGUSR1)
 
     @classmethod

@@ -7,6 +7,7 @@ knows which method is training.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import time
@@ -14,6 +15,7 @@ from typing import Callable, Sequence
 
 from rmflow.errors import RmflowError
 from rmflow.train.checkpoint import Checkpointer, Preempted, PreemptionSignals, active_directory
+from rmflow.train import tracking
 from rmflow.train.config import TrainConfig
 from rmflow.train.trainable import prepare_trainable
 
@@ -75,6 +77,7 @@ def make_accelerator(config: TrainConfig):
         mixed_precision="bf16" if config.bf16 else "no",
         deepspeed_plugin=plugin,
         cpu=not torch.cuda.is_available(),  # several CPU processes form a gloo group only with cpu=True
+        **tracking.accelerator_options(config.report_to),
     )
     return accelerator, status
 
@@ -126,6 +129,7 @@ def train_loop(model, epoch_batches: Callable[[int], Sequence], n_micro_per_epoc
     checkpointer = Checkpointer(checkpoint_dir, config.checkpoint_every) if checkpoint_dir else None
     if checkpointer:
         state = checkpointer.restore(accelerator) or state
+    tracking.start(accelerator, config.report_to, dataclasses.asdict(config))
     started = time.time()
     bar = tqdm(total=total_steps, initial=state["step"], desc="train", unit="step",
                disable=not accelerator.is_local_main_process)
@@ -153,6 +157,7 @@ def train_loop(model, epoch_batches: Callable[[int], Sequence], n_micro_per_epoc
                 break
     finally:
         bar.close()
+    tracking.finish(accelerator, config.report_to)
     wall = time.time() - started + state["elapsed_before"]
     totals = dict(zip(state["totals"], _sum_over_processes(accelerator, list(state["totals"].values()))))
     return {
@@ -175,7 +180,7 @@ def train_loop(model, epoch_batches: Callable[[int], Sequence], n_micro_per_epoc
 
 
 def _empty_window() -> dict:
-    return {"loss": 0.0, "n": 0, "pairs": 0, "correct": 0}
+    return {"loss": 0.0, "n": 0, "pairs": 0, "correct": 0, "tokens": 0}
 
 
 def _micro_step(model, optimizer, accelerator, loss_fn: LossFn, batch, state: dict, config: TrainConfig) -> None:
@@ -193,6 +198,7 @@ def _micro_step(model, optimizer, accelerator, loss_fn: LossFn, batch, state: di
     window["n"] += stats.get("pairs", 1)
     window["pairs"] += stats.get("pairs", 0)
     window["correct"] += stats.get("correct", 0)
+    window["tokens"] = window.get("tokens", 0) + stats.get("tokens", 0)  # .get: checkpoints from before it existed
 
 
 def _maybe_log(accelerator, state: dict, total_steps: int, scheduler, bar, config: TrainConfig,
@@ -208,6 +214,11 @@ def _maybe_log(accelerator, state: dict, total_steps: int, scheduler, bar, confi
     bar.set_postfix(loss=f"{state['last_loss']:.4f}", acc=f"{record['accuracy']:.3f}")
     log.info("step %d/%d loss %.4f acc %.3f lr %.2e", step, total_steps, state["last_loss"], record["accuracy"],
              record["lr"])
+    seconds = record["elapsed_s"] - state.get("logged_at_s", 0.0)
+    tracking.record(accelerator, config.report_to,
+                    {"train/loss": record["loss"], "train/accuracy": record["accuracy"], "train/lr": record["lr"],
+                     "train/tokens_per_s": window.get("tokens", 0) / seconds if seconds > 0 else 0.0}, step)
+    state["logged_at_s"] = record["elapsed_s"]
     state["history"].append(record)
     state["window"] = _empty_window()
 
