@@ -16,14 +16,6 @@ import yaml
 from helpers import DEFAULT, QUICK, REPO, SNAKEMAKE, snakemake
 
 
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory) -> Path:
-    work = tmp_path_factory.mktemp("wf")
-    proc = snakemake(work, "all", "--profile", str(REPO / "profiles/local"))
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return work
-
-
 @pytest.mark.slow
 def test_embedded_workflow_end_to_end(finished_run):
     results = finished_run / "results"

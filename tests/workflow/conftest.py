@@ -1,0 +1,17 @@
+"""The quick workflow, run once per session for every test that reads a finished run (tests/workflow)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from helpers import REPO, snakemake
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("wf")
+    proc = snakemake(work, "all", "--profile", str(REPO / "profiles/local"))
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return work
