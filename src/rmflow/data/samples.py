@@ -48,7 +48,7 @@ SAMPLES = {
     "mistral_math500_test.jsonl": ("best-of-N sets", "GSM8K test solutions, other problems"),
     "deepseek_gsm8k_test.jsonl": ("best-of-N sets", "GSM8K test solutions, other problems"),
     "deepseek_math500_test.jsonl": ("best-of-N sets", "GSM8K test solutions, other problems"),
-    "gsm8k_bestofn.jsonl": ("best-of-N sets", "GSM8K test solutions, every problem with enough of them"),
+    "gsm8k_bestofn.jsonl": ("best-of-N sets", "GSM8K test solutions: the four sets above together"),
     "rewardbench": ("RewardBench rows {id, subset, prompt, chosen, rejected}, one file per subset",
                     "rewardbench-partial: the first rows of each of its 12 subsets"),
     "rewardbench2.jsonl": ("RewardBench 2 rows {id, subset, prompt, chosen[], rejected[], num_correct, ...}",
@@ -208,7 +208,7 @@ def build(shared: str | Path, sizes: dict) -> dict[str, list[dict]]:
     for i, name in enumerate(["mistral_gsm8k_test", "mistral_math500_test", "deepseek_gsm8k_test",
                               "deepseek_math500_test"]):
         out[f"{name}.jsonl"] = _bestofn(usable[i * k:(i + 1) * k], cfg["candidates"], rng)
-    out["gsm8k_bestofn.jsonl"] = _bestofn(usable, cfg["candidates"], rng)
+    out["gsm8k_bestofn.jsonl"] = _bestofn(usable[:4 * k], cfg["candidates"], rng)
     out["rewardbench2.jsonl"] = _rewardbench2(problems[::-1], cfg["rewardbench2_problems"])
     for path in sorted((shared / "rewardbench-partial").glob("*.jsonl")):
         out[f"rewardbench/{path.name}"] = _read(path)[:cfg["rewardbench_per_subset"]]
