@@ -12,6 +12,7 @@ from helpers import REPO, snakemake
 @pytest.fixture(scope="session")
 def finished_run(tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("wf")
-    proc = snakemake(work, "all", "--profile", str(REPO / "profiles/local"))
+    # umask 0002, a group-shared project directory: what the run writes must come out 0664/0775
+    proc = snakemake(work, "all", "--profile", str(REPO / "profiles/local"), umask=0o002)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return work

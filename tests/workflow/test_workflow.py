@@ -61,6 +61,21 @@ def test_embedded_workflow_end_to_end(finished_run):
 
 
 @pytest.mark.slow
+def test_outputs_follow_the_runs_umask(finished_run):
+    import stat
+
+    def mode(path):
+        return stat.S_IMODE(path.stat().st_mode)
+
+    results = finished_run / "results"
+    model = results / "models/bt/tiny_llama"
+    for path in (results / "leaderboard.csv", results / "eval/synthetic/bt/tiny_llama/scores.json",
+                 results / "eval/synthetic/bt/tiny_llama/examples.parquet", *[p for p in model.iterdir()]):
+        assert mode(path) == 0o664, (path, oct(mode(path)))
+    assert mode(model) == 0o775 and mode(results / "armo/tiny_llama/model") == 0o775
+
+
+@pytest.mark.slow
 def test_pairwise_methods_in_the_workflow(finished_run):
     results = finished_run / "results"
     for method in ("pair_pm", "ssrm", "rrm"):

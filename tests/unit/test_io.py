@@ -1,0 +1,67 @@
+"""Atomic outputs follow the user's umask: a lab's shared results stay readable (0644/0755 under 0022, 0664/0775
+under 0002), never the 0600/0700 that mkstemp/mkdtemp give a temporary."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+
+import pytest
+
+from rmflow.io import atomic_dir, atomic_path, write_json, write_jsonl, write_text
+
+
+@contextlib.contextmanager
+def umask(mask: int):
+    previous = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+@pytest.mark.parametrize("mask, file_mode, dir_mode", [(0o022, 0o644, 0o755), (0o002, 0o664, 0o775),
+                                                        (0o077, 0o600, 0o700)])
+def test_every_atomic_helper_ends_with_the_modes_of_plain_creation(tmp_path, mask, file_mode, dir_mode):
+    from safetensors.numpy import save_file
+    import numpy as np
+
+    with umask(mask):
+        write_text(tmp_path / "a.txt", "x")
+        write_json(tmp_path / "b.json", {"a": 1})
+        write_jsonl(tmp_path / "c.jsonl", [{"a": 1}])
+        with atomic_path(tmp_path / "d.parquet") as tmp:
+            tmp.write_bytes(b"PAR1")
+        with atomic_dir(tmp_path / "model") as tmp:
+            (tmp / "sub").mkdir()
+            (tmp / "sub/config.json").write_text("{}")
+            save_file({"w": np.zeros(2, dtype=np.float32)}, str(tmp / "model.safetensors"))
+            write_json(tmp / "metrics.json", {})  # a nested atomic write inside an atomic directory
+    for name in ("a.txt", "b.json", "c.jsonl", "d.parquet", "model/sub/config.json", "model/model.safetensors",
+                 "model/metrics.json"):
+        assert mode(tmp_path / name) == file_mode, name
+    assert mode(tmp_path / "model") == dir_mode and mode(tmp_path / "model/sub") == dir_mode
+    assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_checkpoints_follow_the_umask_too(tmp_path, tiny_base):
+    import torch
+    from accelerate import Accelerator
+    from transformers import AutoModelForCausalLM
+
+    from rmflow.train.checkpoint import Checkpointer
+
+    with umask(0o002):
+        accelerator = Accelerator(cpu=True)
+        model = accelerator.prepare(AutoModelForCausalLM.from_pretrained(tiny_base))
+        optimizer = accelerator.prepare(torch.optim.AdamW(model.parameters()))
+        del optimizer
+        where = Checkpointer(tmp_path / "scratch", every=1).save(accelerator, 3, {"step": 3})
+    assert mode(where) == 0o775
+    files = [p for p in where.rglob("*") if p.is_file()]
+    assert files and all(mode(p) == 0o664 for p in files), {p.name: oct(mode(p)) for p in files}
