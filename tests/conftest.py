@@ -48,3 +48,9 @@ def trained_bt(tmp_path_factory, synthetic, tiny_base) -> Path:
                           "log_every": 2})
     bt.train(spec, str(work / "model"))
     return work / "model"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _token_cache(tmp_path_factory):
+    """Tokenised data sets cached per test session, never in the repository's results/."""
+    os.environ.setdefault("RMFLOW_TOKEN_CACHE", str(tmp_path_factory.mktemp("token-cache")))

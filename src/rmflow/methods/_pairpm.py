@@ -75,6 +75,14 @@ def answer_token_ids(tokenizer) -> dict[str, list[int]]:
     return ids
 
 
+def prompts_ids(tokenizer, prompts: list[str], max_length: int, truncation_side: str) -> list[list[int]]:
+    """``prompt_ids`` for many prompts, through the token cache (the same data set is tokenised once)."""
+    from rmflow.train.token_cache import encode_all
+
+    return encode_all(tokenizer, [[{"role": "user", "content": p}] for p in prompts], max_length, truncation_side,
+                      generation_prompt=True, desc="tokenize prompts")
+
+
 def prompt_ids(tokenizer, prompt: str, max_length: int, truncation_side: str) -> list[int]:
     """The chat-templated user turn followed by the assistant header: the answer is the next token."""
     from rmflow.train.batching import encode

@@ -6,7 +6,7 @@ import logging
 import random
 from typing import Callable
 
-from rmflow.methods._pairpm import A, B, TIE, answer_loss, answer_token_ids, check_pm_rows, pm_prompt, prompt_ids
+from rmflow.methods._pairpm import A, B, TIE, answer_loss, answer_token_ids, check_pm_rows, pm_prompt, prompts_ids
 from rmflow.spec import RunSpec
 
 log = logging.getLogger(__name__)
@@ -35,8 +35,9 @@ def train_pm(spec: RunSpec, out_dir: str, extra_metrics: dict | None = None, dat
     model = load_model(start, tokenizer, auto_class="AutoModelForCausalLM", revision=spec.revision,
                        trust_remote_code=spec.trust_remote_code)
     answers = answer_token_ids(tokenizer)
-    examples = [(prompt_ids(tokenizer, r["messages"][0]["content"], config.max_length, config.truncation_side),
-                 answers[r["messages"][1]["content"]]) for r in rows]
+    prompts = prompts_ids(tokenizer, [r["messages"][0]["content"] for r in rows], config.max_length,
+                          config.truncation_side)
+    examples = [(ids, answers[r["messages"][1]["content"]]) for ids, r in zip(prompts, rows)]
     ab_ids = (answers[A][0], answers[B][0])
     lengths = [len(p) + len(a) for p, a in examples]
 
@@ -80,7 +81,7 @@ class PairwiseScorer:
         from rmflow.models.scalar import last_token_index
         from rmflow.train.batching import pad
 
-        encoded = [prompt_ids(self.tokenizer, p, self.max_length, self.truncation_side) for p in prompts]
+        encoded = prompts_ids(self.tokenizer, prompts, self.max_length, self.truncation_side)
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         out = torch.zeros((len(encoded), len(self.answer_ids)))
         with torch.inference_mode():

@@ -23,11 +23,11 @@ def train_scalar(spec: RunSpec, out_dir: str, num_labels: int, pair_loss: MakeLo
     from rmflow.data.prepare import read_pairs
     from rmflow.errors import RmflowError
     from rmflow.models.load import load_model, load_tokenizer
-    from rmflow.train.batching import encode, length_grouped_batches, padded_tokens
+    from rmflow.train.batching import length_grouped_batches, padded_tokens
     from rmflow.train.config import TrainConfig
     from rmflow.train.loop import train_loop
     from rmflow.train.save import save_run
-    from tqdm.auto import tqdm
+    from rmflow.train.token_cache import encode_all
 
     config = TrainConfig.from_dict(spec.train)
     random.seed(config.seed)
@@ -45,9 +45,9 @@ def train_scalar(spec: RunSpec, out_dir: str, num_labels: int, pair_loss: MakeLo
             raise RmflowError(f"margin_field '{config.margin_field}' is not a number in {len(missing)} rows "
                               f"(first: row {missing[0]})", file=source, field=config.margin_field)
         margins = [float(r[config.margin_field]) for r in rows]
-    pairs = [(encode(tokenizer, r["chosen"], config.max_length, config.truncation_side),
-              encode(tokenizer, r["rejected"], config.max_length, config.truncation_side))
-             for r in tqdm(rows, desc="tokenize", unit="pair")]
+    args = (config.max_length, config.truncation_side)
+    pairs = list(zip(encode_all(tokenizer, [r["chosen"] for r in rows], *args, desc="tokenize chosen"),
+                     encode_all(tokenizer, [r["rejected"] for r in rows], *args, desc="tokenize rejected")))
     lengths = [max(len(c), len(r)) for c, r in pairs]
 
     def epoch_batches(epoch: int) -> list[list[int]]:

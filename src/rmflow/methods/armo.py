@@ -87,9 +87,10 @@ def embed(model, tokenizer, conversations: list[list[dict]], max_length: int, tr
     from tqdm.auto import tqdm
 
     from rmflow.models.scalar import hidden_at_last
-    from rmflow.train.batching import encode, pad
+    from rmflow.train.batching import pad
+    from rmflow.train.token_cache import encode_all
 
-    encoded = [encode(tokenizer, conv, max_length, truncation_side, generation_prompt) for conv in conversations]
+    encoded = encode_all(tokenizer, conversations, max_length, truncation_side, generation_prompt)
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     out = np.zeros((len(encoded), model.config.hidden_size), dtype=np.float64)
     with torch.inference_mode():

@@ -35,7 +35,8 @@ def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None
     from rmflow.methods._steps_model import read_step_rows
     from rmflow.models.load import load_model, load_tokenizer
     from rmflow.models.scalar import rewards
-    from rmflow.train.batching import encode, length_grouped_batches, pad, padding_fraction
+    from rmflow.train.batching import length_grouped_batches, pad, padding_fraction
+    from rmflow.train.token_cache import encode_all
     from rmflow.train.config import TrainConfig
     from rmflow.train.loop import train_loop
     from rmflow.train.save import save_run
@@ -48,8 +49,9 @@ def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None
                                system_turn=spec.system_turn)
     model = load_model(start, tokenizer, num_labels=1, revision=spec.revision,
                        trust_remote_code=spec.trust_remote_code)
-    examples = [(encode(tokenizer, conv, config.max_length, config.truncation_side), label)
-                for conv, label in outcome_rows(read_step_rows(source))]
+    conversations = outcome_rows(read_step_rows(source))
+    ids = encode_all(tokenizer, [conv for conv, _ in conversations], config.max_length, config.truncation_side)
+    examples = [(seq, label) for seq, (_, label) in zip(ids, conversations)]
     lengths = [len(ids) for ids, _ in examples]
 
     def epoch_batches(epoch: int) -> list[list[int]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from rmflow.train.batching import encode, pad
+from rmflow.train.batching import pad
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,9 @@ class ScalarScorer:
         import torch
         from tqdm.auto import tqdm
 
-        encoded = [encode(self.tokenizer, c, self.max_length, self.truncation_side) for c in conversations]
+        from rmflow.train.token_cache import encode_all
+
+        encoded = encode_all(self.tokenizer, conversations, self.max_length, self.truncation_side)
         scores = [0.0] * len(encoded)
         with torch.inference_mode():
             for idx in tqdm(self.batches([len(e) for e in encoded]), desc="score", disable=not progress):

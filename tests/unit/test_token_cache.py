@@ -1,0 +1,77 @@
+"""Tokenise once per (texts, tokenizer, template, max_length, truncation side): the second job reads the ids."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from rmflow.spec import RunSpec
+
+
+@pytest.fixture()
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("RMFLOW_TOKEN_CACHE", str(tmp_path / "tokens"))
+    return tmp_path / "tokens"
+
+
+def test_a_second_method_on_the_same_base_reads_the_cached_ids(tmp_path, cache, synthetic, tiny_base, caplog):
+    from rmflow.data.prepare import write_pairs
+    from rmflow.methods import bt, odin
+    from rmflow.models.load import load_tokenizer
+    from rmflow.train.batching import encode
+
+    write_pairs(synthetic["train"][:32], tmp_path / "train.parquet")
+    train = {"lr": 1e-3, "max_steps": 1, "per_device_batch": 8, "grad_accum": 1, "max_length": 96}
+    caplog.set_level(logging.INFO, logger="rmflow.train.token_cache")
+    bt.train(RunSpec(method="bt", base="tiny", base_model=str(tiny_base), train_data=str(tmp_path / "train.parquet"),
+                     train=train), str(tmp_path / "bt"))
+    assert [r.message for r in caplog.records if "token cache miss" in r.message]
+    assert len(list(cache.rglob("*.npz"))) == 2  # chosen and rejected sides
+    caplog.clear()
+    odin.train(RunSpec(method="odin", base="tiny", base_model=str(tiny_base),
+                       train_data=str(tmp_path / "train.parquet"), train=train), str(tmp_path / "odin"))
+    hits = [r.message for r in caplog.records if "token cache hit" in r.message]
+    assert len(hits) == 2 and not [r for r in caplog.records if "token cache miss" in r.message]
+    # the cached ids are the ones tokenising again gives
+    from rmflow.train.token_cache import encode_all
+
+    tok = load_tokenizer(str(tiny_base))
+    conversations = [r["chosen"] for r in synthetic["train"][:32]]
+    assert encode_all(tok, conversations, 96, "left") == [encode(tok, c, 96, "left") for c in conversations]
+
+
+def test_any_change_to_what_decides_the_ids_is_a_new_entry(cache, synthetic, tiny_base, caplog):
+    from rmflow.models.load import load_tokenizer
+    from rmflow.train.token_cache import encode_all
+
+    tok = load_tokenizer(str(tiny_base))
+    conversations = [r["chosen"] for r in synthetic["train"][:8]]
+    caplog.set_level(logging.INFO, logger="rmflow.train.token_cache")
+    encode_all(tok, conversations, 64, "left")
+    for call in ((tok, conversations, 32, "left"), (tok, conversations, 64, "right"),
+                 (tok, conversations[:7], 64, "left")):
+        caplog.clear()
+        encode_all(*call)
+        assert any("token cache miss" in r.message for r in caplog.records), call[2:]
+    other = load_tokenizer(str(tiny_base), system_turn="merge")  # another rendering rule
+    caplog.clear()
+    encode_all(other, conversations, 64, "left")
+    assert any("token cache miss" in r.message for r in caplog.records)
+    assert len(list(cache.rglob("*.npz"))) == 5
+
+
+def test_a_damaged_entry_is_ignored_and_rewritten(cache, synthetic, tiny_base, caplog):
+    from rmflow.models.load import load_tokenizer
+    from rmflow.train.token_cache import encode_all
+
+    tok = load_tokenizer(str(tiny_base))
+    conversations = [r["chosen"] for r in synthetic["train"][:4]]
+    first = encode_all(tok, conversations, 64, "left")
+    (entry,) = cache.rglob("*.npz")
+    entry.write_bytes(b"not a zip")
+    caplog.set_level(logging.INFO, logger="rmflow.train.token_cache")
+    assert encode_all(tok, conversations, 64, "left") == first
+    assert any("ignoring unreadable token cache entry" in r.message for r in caplog.records)
+    assert json.dumps(encode_all(tok, conversations, 64, "left")) == json.dumps(first)
