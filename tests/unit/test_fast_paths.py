@@ -88,3 +88,32 @@ def test_bt_training_with_and_without_split_forwards(tmp_path, synthetic, tiny_b
     assert losses[0.1] == pytest.approx(losses[1.0], abs=1e-5)
     assert metrics[0.1]["tokens_seen"] == metrics[1.0]["tokens_seen"]
     assert metrics[0.1]["padding_fraction"] < metrics[1.0]["padding_fraction"]
+
+
+def test_shared_prompt_scoring_equals_scoring_each_text_whole(trained_bt):
+    """Pairs share their prompt: computed once, its keys and values reused for both answers, the rewards are the
+    ones each whole text gets on its own; a pair cut at max_length, or with a short common prefix, is scored whole."""
+    from rmflow.methods._scalar_train import load_scalar_scorer
+    from rmflow.train.token_cache import encode_all
+
+    scorer = load_scalar_scorer(str(trained_bt), batch_size=8)
+    scorer.max_length = 400  # nothing cut (the tiny base has 512 positions)
+    rng = random.Random(2)
+    rows = []
+    for i in range(12):
+        prompt = [{"role": "user", "content": " ".join(rng.choice("abcdefgh") for _ in range(rng.randint(50, 100)))}]
+        rows.append({"chosen": prompt + [{"role": "assistant", "content": "yes " * rng.randint(1, 30)}],
+                     "rejected": prompt + [{"role": "assistant", "content": "no " * rng.randint(1, 30)}]})
+    rows.append({"chosen": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
+                 "rejected": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "b"}]})
+    flat = [r["chosen"] for r in rows] + [r["rejected"] for r in rows]
+    n = len(rows)
+    encoded = encode_all(scorer.tokenizer, flat, scorer.max_length, scorer.truncation_side)
+    shareable = scorer._shareable(encoded, [[i, n + i] for i in range(n)])
+    assert len(shareable) == 12, "every pair but the one with a two-token prompt shares its prefix"
+    paired = scorer.score_pairs(rows)
+    whole = [scorer.score_conversations([c], progress=False)[0] for c in flat]
+    assert max(abs(a - b) for a, b in zip(paired["score_chosen"] + paired["score_rejected"], whole)) < 1e-4
+    scorer.max_length = 40  # now the long pairs are cut: never shared
+    assert len(scorer._shareable(encode_all(scorer.tokenizer, flat, 40, "left"), [[i, n + i] for i in range(n)])) \
+        < 12

@@ -72,7 +72,11 @@ class ScalarScorer:
         self.batch_size, self.device = batch_size, device
         self.max_batch_tokens = max_batch_tokens  # long texts go in smaller batches (attention grows with length^2)
 
-    def score_conversations(self, conversations: list[list[dict]], progress: bool = True) -> list[float]:
+    def score_conversations(self, conversations: list[list[dict]], progress: bool = True,
+                            groups: list[list[int]] | None = None) -> list[float]:
+        """A reward per conversation. ``groups`` (lists of indices whose conversations share their prompt, such as
+        the two sides of a pair) lets a shared token prefix be computed once: its keys and values are reused for
+        every member's answer, which gives the same rewards (up to float rounding) for less compute."""
         import torch
         from tqdm.auto import tqdm
 
@@ -80,13 +84,55 @@ class ScalarScorer:
 
         encoded = encode_all(self.tokenizer, conversations, self.max_length, self.truncation_side)
         scores = [0.0] * len(encoded)
+        # on a CPU one unpadded sequence already keeps the cores busy: groups go one at a time, prefix computed
+        # once; on a GPU, length-sorted batches of whole sequences keep the device full
+        shared = self._shareable(encoded, groups or []) if str(self.device).startswith("cpu") else []
+        rest = sorted(set(range(len(encoded))) - {i for group, _ in shared for i in group})
         with torch.inference_mode():
-            for idx in tqdm(self.batches([len(e) for e in encoded]), desc="score", disable=not progress):
-                ids, mask = pad([encoded[i] for i in idx], self.tokenizer.pad_token_id)
+            for group, length in tqdm(shared, desc="score shared", disable=not progress or not shared):
+                for i, value in zip(group, self._group_rewards(encoded, group, length)):
+                    scores[i] = value
+            for idx in tqdm(self.batches([len(encoded[i]) for i in rest]), desc="score", disable=not progress):
+                members = [rest[i] for i in idx]
+                ids, mask = pad([encoded[i] for i in members], self.tokenizer.pad_token_id)
                 values = rewards(self.model, ids.to(self.device), mask.to(self.device), self.head)
-                for i, value in zip(idx, values.tolist()):
+                for i, value in zip(members, values.tolist()):
                     scores[i] = value
         return scores
+
+    def _shareable(self, encoded: list[list[int]], groups: list[list[int]], min_shared: int = 32):
+        """(group, shared prefix length) for groups worth sharing: a common prefix of at least ``min_shared`` tokens,
+        no member cut at max_length (truncation would shift it), and within a sliding attention window."""
+        window = getattr(self.model.config, "sliding_window", None) or float("inf")
+        out = []
+        for group in groups:
+            seqs = [encoded[i] for i in group]
+            if len(seqs) < 2 or any(len(s) >= self.max_length for s in seqs):
+                continue
+            shared = 0
+            while shared < min(map(len, seqs)) - 1 and all(s[shared] == seqs[0][shared] for s in seqs):
+                shared += 1
+            if min_shared <= shared <= window:
+                out.append((list(group), shared))
+        return out
+
+    def _group_rewards(self, encoded: list[list[int]], group: list[int], shared: int) -> list[float]:
+        """The group's shared prefix in one forward (no padding), then each member's answer on top of the cached keys
+        and values, one at a time (no padding either); the cache is cut back to the prefix after each answer."""
+        import torch
+
+        backbone = getattr(self.model, self.model.base_model_prefix)
+        prefix = torch.tensor([encoded[group[0]][:shared]], device=self.device)
+        cache = backbone(input_ids=prefix, use_cache=True).past_key_values
+        head, out = self.model.score, []
+        for i in group:
+            suffix = torch.tensor([encoded[i][shared:]], device=self.device)
+            positions = torch.arange(shared, shared + suffix.shape[1], device=self.device)[None, :]
+            hidden = backbone(input_ids=suffix, position_ids=positions, past_key_values=cache,
+                              use_cache=True).last_hidden_state[:, -1]
+            out.append(head(hidden.to(head.weight.dtype)).float()[0, self.head].item())
+            cache.crop(-suffix.shape[1])  # back to the prefix alone
+        return out
 
     def batches(self, lengths: list[int], max_padding: float = 0.1) -> list[list[int]]:
         """Indices sorted by length, cut at batch_size rows, max_batch_tokens padded tokens, or when padding would
@@ -103,6 +149,8 @@ class ScalarScorer:
         return out + [current] if current else out
 
     def score_pairs(self, rows: list[dict]) -> dict:
+        """Both sides of every pair; a pair's shared prompt is computed once (see score_conversations)."""
         n = len(rows)
-        scores = self.score_conversations([r["chosen"] for r in rows] + [r["rejected"] for r in rows])
+        scores = self.score_conversations([r["chosen"] for r in rows] + [r["rejected"] for r in rows],
+                                          groups=[[i, n + i] for i in range(n)])
         return {"score_chosen": scores[:n], "score_rejected": scores[n:]}
