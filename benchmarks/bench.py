@@ -20,55 +20,16 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-WORDS = ("the model answer reward human prefers response helpful honest harmless because clear short long detail "
-         "step first then next finally result value number list code python function return error check safe "
-         "question explain reason evidence source claim true false better worse example data train test").split()
-MODEL = {"family": "llama", "vocab_size": 2048, "hidden_size": 128, "intermediate_size": 384, "num_layers": 4,
-         "num_heads": 4, "num_kv_heads": 2, "max_position_embeddings": 4096, "seed": 0}
-
-
-def skewed_length(rng, low: int = 20, high: int = 1500, median: float = 120.0, sigma: float = 1.0) -> int:
-    """Lognormal lengths clipped to [low, high]: most texts short, a long tail (real preference data's shape)."""
-    import math
-
-    return int(min(high, max(low, round(rng.lognormvariate(math.log(median), sigma)))))
-
-
-def text(rng, n_words: int) -> str:
-    return " ".join(rng.choice(WORDS) for _ in range(n_words))
-
-
-def make_workload(work: Path, n_pairs: int, n_eval: int, seed: int = 0) -> dict:
-    """Pairs with skewed prompt and answer lengths, an eval set in RewardBench layout, and the tiny Llama base."""
-    import random
-
-    from rmflow.data.prepare import write_pairs
-    from rmflow.models.tiny import TinySpec, build
-
-    rng = random.Random(seed)
-
-    def pair(i: int) -> dict:
-        user = [{"role": "user", "content": text(rng, skewed_length(rng))}]
-        return {"id": f"p{i}", "chosen": user + [{"role": "assistant", "content": text(rng, skewed_length(rng))}],
-                "rejected": user + [{"role": "assistant", "content": text(rng, skewed_length(rng))}]}
-
-    train = [pair(i) for i in range(n_pairs)]
-    evals = [{**pair(n_pairs + i), "subset": "bench"} for i in range(n_eval)]
-    write_pairs(train, str(work / "train.parquet"))
-    (work / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in evals))
-    corpus = [m["content"] for r in train for m in r["chosen"] + r["rejected"][1:]]
-    build(TinySpec(**MODEL), corpus, str(work / "base"))
-    from rmflow.models.load import load_model, load_tokenizer
-
-    params = sum(p.numel() for p in load_model(str(work / "base"), load_tokenizer(str(work / "base")),
-                                              num_labels=1).parameters())
-    return {"pairs": n_pairs, "eval_pairs": n_eval, "params": params}
+TRAIN = ("rmflow", "trl", "hf_pad_longest")
+SCORE = {"tiny": ("rmflow", "pipeline16", "batch1"), "real": ("rmflow", "pipeline16")}
 
 
 def contender(task: str, who: str, work: Path, *extra: str) -> dict:
     cmd = [sys.executable, str(REPO / "benchmarks/contenders.py"), task, "--who", who, "--work", str(work), *extra]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
+    with tempfile.TemporaryDirectory(dir=work) as tokens:  # a cold token cache for every run: tokenising is timed
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, cwd=work,
+                              env={**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+                                   "RMFLOW_TOKEN_CACHE": tokens})
     if proc.returncode != 0:
         raise SystemExit(f"{task} {who} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -91,8 +52,9 @@ def matmul_flops(threads: int, size: int = 1024, repeats: int = 20) -> float:
 def dag_seconds(repeats: int) -> tuple[float, int]:
     """``snakemake -n`` for 10 methods x 8 base models x 3 eval sets: (median seconds, jobs)."""
     import yaml
+    from workloads import TINY
 
-    bases = {f"tiny_{i}": {"tiny": {**MODEL, "seed": i}, "gpu_preset": "cpu"} for i in range(8)}
+    bases = {f"tiny_{i}": {"tiny": {**TINY, "seed": i}, "gpu_preset": "cpu"} for i in range(8)}
     evals = {f"synthetic_{i}": {"path": "results/data/synthetic/test.jsonl", "sections": "synthetic_v1"}
              for i in range(3)}
     methods = ["bt", "pair_pm", "ssrm", "rrm", "odin", "armo", "tree", "prm", "orm", "orm_scalar"]
@@ -115,37 +77,57 @@ def dag_seconds(repeats: int) -> tuple[float, int]:
     return statistics.median(times), jobs
 
 
+def max_diff(work: Path, who: str, reference: str) -> float:
+    ours, theirs = (json.loads((work / f"scores_{name}.json").read_text()) for name in (who, reference))
+    return max(abs(x - y) for x, y in zip(ours, theirs, strict=True))
+
+
+def run_workload(name: str, work: Path, repeats: int, threads: int) -> dict:
+    """Train with every trainer, then score the rmflow-trained model with every scorer; medians over ``repeats``."""
+    import workloads  # benchmarks/ is on sys.path when run as a script
+
+    info = getattr(workloads, name)(work)
+    print(f"workload {name}: {info['description']}", flush=True)
+    lr = "1e-4" if name == "tiny" else "1e-5"
+    common = ["--threads", str(threads), "--max-length", str(info["max_length"]), "--lr", lr]
+    train = {who: [] for who in TRAIN}
+    for _ in range(repeats):  # interleaved, so drifting machine load hits every contender alike
+        for who in train:
+            train[who].append(contender("train", who, work, "--batch", str(info["batch"]), *common))
+            print(f"{name} train {who}: {train[who][-1]}", flush=True)
+    score = {who: [] for who in SCORE[name]}
+    for _ in range(repeats):
+        for who in score:
+            score[who].append(contender("score", who, work, "--model", str(work / "out_rmflow"),
+                                        "--batch", str(info["score_batch"]), *common))
+            print(f"{name} score {who}: {score[who][-1]}", flush=True)
+    diffs = {who: {ref: max_diff(work, who, ref) for ref in score if ref != who} for who in score}
+    return {"workload": info, "repeats": repeats, "train": train, "score": score, "diffs": diffs}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--pairs", type=int, default=128)
-    parser.add_argument("--eval-pairs", type=int, default=96)
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workloads", default="tiny,real", help="comma-separated: tiny, real")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per contender on the tiny workload")
+    parser.add_argument("--real-repeats", type=int, default=1, help="runs per contender on the real workload")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(REPO / "benchmarks/RESULTS.md"))
     a = parser.parse_args()
-    from results_table import write_results  # benchmarks/ is on sys.path when run as a script
+    import workloads
+    from results_table import write_results
 
     started = time.time()
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        workload = make_workload(work, a.pairs, a.eval_pairs)
-        common = ["--batch", str(a.batch), "--threads", str(a.threads)]
-        train = {who: [] for who in ("rmflow", "trl", "hf_pad_longest")}
-        for _ in range(a.repeats):  # interleaved, so drifting machine load hits every contender alike
-            for who in train:
-                train[who].append(contender("train", who, work, *common))
-                print(f"train {who}: {train[who][-1]}", flush=True)
-        score = {who: [] for who in ("rmflow", "batch1", "fixed_batches")}
-        for _ in range(a.repeats):
-            for who in score:
-                score[who].append(contender("score", who, work, "--model", str(work / "out_rmflow"), *common))
-                print(f"score {who}: {score[who][-1]}", flush=True)
-        reference = json.loads((work / "scores_batch1.json").read_text())
-        diffs = {who: max(abs(x - y) for x, y in zip(json.loads((work / f"scores_{who}.json").read_text()),
-                                                     reference)) for who in score}
+    results, missing = [], {}
+    for name in a.workloads.split(","):
+        why = workloads.real_available() if name == "real" else None
+        if why:
+            print(f"workload real skipped: {why}", flush=True)
+            missing[name] = why
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            results.append(run_workload(name, Path(tmp), a.real_repeats if name == "real" else a.repeats,
+                                        a.threads))
     dag, jobs = dag_seconds(a.repeats)
-    flops = matmul_flops(a.threads)
     import torch
     import transformers
     import trl
@@ -153,11 +135,10 @@ def main() -> None:
     machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "threads": a.threads,
                "python": platform.python_version(), "torch": torch.__version__,
                "transformers": transformers.__version__, "trl": trl.__version__,
-               "matmul_gflops": flops / 1e9, "total_minutes": (time.time() - started) / 60}
-    raw = {"workload": workload, "args": vars(a), "train": train, "score": score, "diffs": diffs,
-           "dag": [dag, jobs], "machine": machine}
+               "matmul_gflops": matmul_flops(a.threads) / 1e9, "total_minutes": (time.time() - started) / 60}
+    raw = {"args": vars(a), "results": results, "missing": missing, "dag": [dag, jobs], "machine": machine}
     Path(a.out).with_suffix(".json").write_text(json.dumps(raw, indent=1))  # the measurements behind the table
-    write_results(a.out, workload, a, train, score, diffs, (dag, jobs), machine)
+    write_results(a.out, results, missing, (dag, jobs), machine, a.repeats)
     print(Path(a.out).read_text())
 
 

@@ -1,9 +1,9 @@
 """One benchmark contender in its own process (so its peak RSS is its own); prints one JSON line of measurements.
 
     python benchmarks/contenders.py train --who rmflow|trl|hf_pad_longest --work DIR --batch 8 --max-length 4096
-    python benchmarks/contenders.py score --who rmflow|batch1|fixed_batches --work DIR --model DIR
+    python benchmarks/contenders.py score --who rmflow|pipeline16|batch1 --work DIR --model DIR --batch 16
 
-Every training contender gets the same tiny Llama (``DIR/base``), the same pairs (``DIR/train.parquet``), the same
+Every training contender gets the same base model (``DIR/base``), the same pairs (``DIR/train.parquet``), the same
 global batch, max_length, optimizer steps, learning rate and fp32 on the CPU, and is timed over its training loop
 only (model loading and tokenisation excluded for all three).
 """
@@ -81,6 +81,8 @@ def _train_hf(trainer, counter: Counter, pairs: int) -> dict:
     started = time.time()
     result = trainer.train()
     seconds = time.time() - started
+    # Saved like rmflow's run saves its model (outside the timed part), so every peak RSS includes writing the weights
+    trainer.save_model(trainer.args.output_dir)
     return {"seconds": seconds, "real_tokens": counter.real, "pairs": pairs,
             "padding_fraction": 1 - counter.real / max(counter.total, 1), "mean_loss": result.training_loss,
             "steps": trainer.state.global_step}
@@ -93,7 +95,9 @@ def train_trl(work: Path, batch: int, max_length: int, lr: float) -> dict:
     model, tokenizer = _model_and_tokenizer(work)
     rows = _rows(work)
     dataset = Dataset.from_list([{"chosen": r["chosen"], "rejected": r["rejected"]} for r in rows])
-    args = _hf_args(RewardConfig, work, "trl", batch, lr, max_length=max_length)
+    # TRL's RewardConfig turns gradient checkpointing on by default (less memory, about a third more compute);
+    # off here, so that every trainer does the same computation and the speed and memory figures compare like for like
+    args = _hf_args(RewardConfig, work, "trl", batch, lr, max_length=max_length, gradient_checkpointing=False)
     trainer = RewardTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
     counter = Counter(trainer.data_collator)
     trainer.data_collator = counter
@@ -131,31 +135,74 @@ def train_hf_pad_longest(work: Path, batch: int, max_length: int, lr: float) -> 
     return _train_hf(trainer, counter, len(rows))
 
 
+def _eval_rows(work: Path) -> list[dict]:
+    return [json.loads(line) for line in (work / "eval.jsonl").read_text().splitlines()]
+
+
 def score(who: str, work: Path, model_dir: Path, batch: int) -> dict:
-    """Score every response of the eval rows; the scores go to a file so the caller can compare them exactly."""
+    """Score both responses of every eval pair; the scores go to a file so the caller can compare them exactly.
+
+    ``rmflow``: the path ``rmflow evaluate`` takes (ScalarScorer.score_pairs: on a CPU each pair's shared prompt runs
+    once and both answers reuse its keys and values; length-sorted token-budget batches otherwise).
+    ``pipeline16``: RewardBench's run_rm.py: a transformers ``text-classification`` pipeline over the chat-rendered
+    texts, chosen then rejected, batch 16, padded, truncated at max_length, raw logits.
+    ``batch1``: one unpadded text at a time, the exact reference.
+    Tokenisation is inside the timed region for all three.
+    """
+    rows = _eval_rows(work)
+    if who == "pipeline16":
+        return _score_pipeline(work, rows, model_dir, batch)
     import torch
 
     from rmflow.methods._scalar_train import load_scalar_scorer
     from rmflow.models.scalar import rewards
-    from rmflow.train.batching import encode, pad
 
-    rows = [json.loads(line) for line in (work / "eval.jsonl").read_text().splitlines()]
-    conversations = [r[side] for r in rows for side in ("chosen", "rejected")]
     scorer = load_scalar_scorer(str(model_dir), batch_size=batch)
-    started = time.time()  # tokenisation included for every contender
-    if who == "rmflow":  # the evaluate path: length-sorted batches under a token budget
-        scores = scorer.score_conversations(conversations, progress=False)
+    started = time.time()
+    if who == "rmflow":
+        out = scorer.score_pairs(rows)
+        scores = out["score_chosen"] + out["score_rejected"]
     else:
-        encoded = [encode(scorer.tokenizer, c, scorer.max_length, scorer.truncation_side) for c in conversations]
-        size = 1 if who == "batch1" else batch
+        from rmflow.train.batching import encode
+
         scores = []
         with torch.inference_mode():
-            for start in range(0, len(encoded), size):
-                ids, mask = pad(encoded[start:start + size], scorer.tokenizer.pad_token_id)
-                scores += rewards(scorer.model, ids, mask).tolist()
+            for conversation in [r[side] for side in ("chosen", "rejected") for r in rows]:
+                ids = torch.tensor([encode(scorer.tokenizer, conversation, scorer.max_length, scorer.truncation_side)])
+                scores += rewards(scorer.model, ids, torch.ones_like(ids)).tolist()
     seconds = time.time() - started
+    return _scored(work, who, scores, seconds, rows, scorer.tokenizer)
+
+
+def _score_pipeline(work: Path, rows: list[dict], model_dir: Path, batch: int) -> dict:
+    """Model and tokenizer loaded with plain transformers, as run_rm.py loads them. The chat template already holds
+    the BOS, so special tokens are not added again (run_rm.py adds a second one; that changes the scores, and the
+    comparison needs identical inputs). Truncation on the left, like rmflow's."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    tokenizer.truncation_side = "left"
+    model = AutoModelForSequenceClassification.from_pretrained(str(model_dir)).eval()
+    max_length = json.loads((model_dir / "rmflow_run.json").read_text())["train"]["max_length"]
+    pipe = pipeline("text-classification", model=model, tokenizer=tokenizer, device="cpu")
+    started = time.time()
+    scores = []
+    for side in ("chosen", "rejected"):
+        texts = [tokenizer.apply_chat_template(r[side], tokenize=False) for r in rows]
+        out = pipe(texts, batch_size=batch, truncation=True, padding=True, max_length=max_length,
+                   function_to_apply="none", add_special_tokens=False)
+        scores += [(o[0] if isinstance(o, list) else o)["score"] for o in out]
+    seconds = time.time() - started
+    return _scored(work, "pipeline16", scores, seconds, rows, tokenizer)
+
+
+def _scored(work: Path, who: str, scores: list[float], seconds: float, rows: list[dict], tokenizer) -> dict:
     (work / f"scores_{who}.json").write_text(json.dumps(scores))
-    return {"seconds": seconds, "pairs": len(rows), "responses": len(conversations)}
+    from rmflow.train.batching import render
+
+    tokens = sum(len(tokenizer(render(tokenizer, r[side]), add_special_tokens=False)["input_ids"])
+                 for r in rows for side in ("chosen", "rejected"))
+    return {"seconds": seconds, "pairs": len(rows), "responses": 2 * len(rows), "tokens": tokens}
 
 
 def main() -> None:
