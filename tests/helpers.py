@@ -28,9 +28,11 @@ def pair(prompt="Say hi.", good="Hi!", bad="Go away.", **extra) -> dict:
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """Run ``rmflow`` exactly as a rule does, in a subprocess; returns the completed process."""
+    """Run ``rmflow`` exactly as a rule does (PYTHONPATH=<repo>/src), in a subprocess; returns the completed process.
+    The source is this test tree's own, so a copy of the tree (mutmut's mutants/) tests its own code."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))}
     return subprocess.run([sys.executable, "-m", "rmflow.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=600)
+                          timeout=600, env=env)
 
 
 def snakemake(workdir: Path, *args: str, configs=(DEFAULT, QUICK), timeout=900,
