@@ -100,7 +100,7 @@ def test_shared_prompt_scoring_equals_scoring_each_text_whole(trained_bt):
     scorer.max_length = 400  # nothing cut (the tiny base has 512 positions)
     rng = random.Random(2)
     rows = []
-    for i in range(12):
+    for _ in range(12):
         prompt = [{"role": "user", "content": " ".join(rng.choice("abcdefgh") for _ in range(rng.randint(50, 100)))}]
         rows.append({"chosen": prompt + [{"role": "assistant", "content": "yes " * rng.randint(1, 30)}],
                      "rejected": prompt + [{"role": "assistant", "content": "no " * rng.randint(1, 30)}]})
