@@ -1,10 +1,10 @@
 """The paper recipe on real checkpoints (config/paper-smoke.yaml): the part of its DAG that CI runs.
 
 The whole smoke run is `snakemake --profile profiles/local all --configfile config/paper.yaml
-config/paper-smoke.yaml` (README, "Real checkpoints"); it takes longer than CI's budget leaves, so CI builds these
-targets of the very same DAG: both GGUF bases (SmolLM2-135M-Instruct, Gemma-3-270M), the samples, the pair-PM on
-Gemma (pair-PM SFT rows), BT + ArmoRM on SmolLM2 (multi-objective rows, RewardBench 2 layout), the PRM on SmolLM2
-(Math-Shepherd conversations, best-of-N) and the decision tree on Gemma with its own probes (both HelpSteer2
+config/paper-smoke.yaml` (README, "Real checkpoints and real data"); it takes longer than CI's budget leaves, so CI
+builds these targets of the very same DAG: both GGUF bases (SmolLM2-135M-Instruct, Gemma-3-270M), the samples, the
+pair-PM on Gemma (pair-PM SFT rows), BT + ArmoRM on SmolLM2 (multi-objective rows, RewardBench 2 layout), the PRM on
+SmolLM2 (Math-Shepherd conversations, best-of-N) and the decision tree on Gemma with its own probes (both HelpSteer2
 layouts); then gathers their scores into a leaderboard.
 """
 
