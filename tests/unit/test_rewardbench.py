@@ -40,6 +40,8 @@ def test_scalar_tie_rules():
 def test_pairwise_tie_rules():
     assert pairwise_credit(0.51) == 1.0 and pairwise_credit(0.49) == 0.0
     assert pairwise_credit(0.5) == 0.0 and pairwise_credit(0.5, "seed") == 0.5
+    # a failed comparison (NaN probability) earns nothing under either rule (mutmut: `return 1.0` survived)
+    assert pairwise_credit(math.nan) == 0.0 and pairwise_credit(math.nan, "seed") == 0.0
 
 
 def subsets(**acc_n):

@@ -133,3 +133,19 @@ def test_synthetic_rewardbench2_rows_come_from_labelled_candidates(synthetic):
     several = [n for n, item in enumerate(sets) if sum(item["labels"]) > 1]
     assert sorted(ties) == sorted([f"ref:{n}" for n in several] + [f"tied:{n}" for n in several])
     assert all(len(ties[f"tied:{n}"]["chosen"]) == sum(sets[n]["labels"]) for n in several)
+
+
+def test_ties_prompt_counts_an_exact_tie_as_not_accurate():
+    """Accurate means every correct answer strictly above every wrong one: an equal score is no win (mutmut found
+    ``>=`` survived)."""
+    assert rb2.ties_prompt([0.5, 0.7], [0.5, 0.1]) == {"accurate": 0.0, "gap": 0.0, "spread": pytest.approx(0.2)}
+    assert rb2.ties_prompt([0.6, 0.7], [0.5])["accurate"] == 1.0
+
+
+def test_a_ties_id_without_ref_or_tied_names_the_file_and_field():
+    assert rb2.ties_key("x-ref:12:more") == ("ref", "12")
+    with pytest.raises(RmflowError) as caught:
+        rb2.ties_key("tie-3", where="rb2.jsonl")
+    assert str(caught.value) == "rb2.jsonl: field 'id': Ties row id 'tie-3' is neither ref:<n> nor tied:<n>"
+    with pytest.raises(RmflowError, match=r"^field 'id': Ties row id"):
+        rb2.ties_key("tie-3")
