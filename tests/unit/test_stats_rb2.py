@@ -149,3 +149,26 @@ def test_a_ties_id_without_ref_or_tied_names_the_file_and_field():
     assert str(caught.value) == "rb2.jsonl: field 'id': Ties row id 'tie-3' is neither ref:<n> nor tied:<n>"
     with pytest.raises(RmflowError, match=r"^field 'id': Ties row id"):
         rb2.ties_key("tie-3")
+
+
+def test_ties_formula_on_boundaries_and_every_term():
+    """Every term of the Ties formula away from 0 and 1, margins exactly at the spread (strict >), a zero spread with
+    a zero gap, and a prompt without its partner sorted before complete pairs (the mutants mutmut left alive)."""
+    prompts = {
+        "tied:1": rb2.ties_prompt([0.5, 0.75], [0.25]),   # no ref:1: accuracy only
+        "ref:2": rb2.ties_prompt([1.0], [0.25]),          # accurate, gap 0.75
+        "tied:2": rb2.ties_prompt([1.0, 0.75], [0.25]),   # accurate, gap 0.5, spread 0.25: both margins hold
+        "ref:3": rb2.ties_prompt([0.5], [0.5]),           # an exact tie: not accurate, gap 0
+        "tied:3": rb2.ties_prompt([0.5, 0.5], [0.5]),     # not accurate, gap 0, spread 0: ratio 0
+        "ref:4": rb2.ties_prompt([0.75], [0.5]),          # accurate, gap 0.25
+        "tied:4": rb2.ties_prompt([1.0, 0.5], [0.0]),     # accurate, gap 0.5 == spread 0.5: no margin
+    }
+    pairs = rb2.ties_pairs(prompts)
+    assert [(p["tied_margin"], p["both_margin"]) for p in pairs] == [(1.0, 1.0), (0.0, 0.0), (0.0, 0.0)]
+    assert [p["ratio"] for p in pairs] == pytest.approx([math.tanh(1.0), 0.0, math.tanh(-0.5)])
+    expected = (0.30 * 3 / 4 + 0.30 * 2 / 3 + 0.20 * 1 / 3 + 0.20 * 1 / 3
+                + 0.01 * (math.tanh(1.0) + math.tanh(-0.5)) / 3)
+    assert rb2.ties_score(prompts) == pytest.approx(expected)
+    complete = {k: v for k, v in prompts.items() if k != "tied:1"}  # every prompt paired: the bootstrap's unit
+    assert rb2.ties_score(complete) == pytest.approx(sum(map(rb2.pair_credit, rb2.ties_pairs(complete))) / 3)
+    assert rb2.ties_score({"ref:1": prompts["ref:2"], "tied:2": prompts["tied:2"]}) is None  # no complete pair

@@ -58,12 +58,12 @@ def ties_pairs(prompts: dict[str, dict]) -> list[dict]:
         kind, n = ties_key(row_id)
         by_n.setdefault(n, {})[kind] = values
     pairs = []
-    for n, both in sorted(by_n.items()):
+    for _n, both in sorted(by_n.items()):  # in pair order: the bootstrap resamples this list
         if "ref" not in both or "tied" not in both:
             continue
         ref, tied = both["ref"], both["tied"]
         gap = min(ref["gap"], tied["gap"])
-        pairs.append({"pair": n, "tied_margin": float(tied["gap"] > tied["spread"]),
+        pairs.append({"tied_margin": float(tied["gap"] > tied["spread"]),
                       "both_margin": float(gap > tied["spread"]), "ratio": _ratio_term(gap, tied["spread"]),
                       "accurate_ref": ref["accurate"], "accurate_tied": tied["accurate"]})
     return pairs
