@@ -18,7 +18,7 @@ import random
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("RMFLOW_SHARED", REPO.parent / "shared")) / "data"
+SHARED = Path(os.environ.get("RMFLOW_SHARED_DATA", REPO.parent / "shared" / "data"))  # as the tests find it
 CACHE = Path(os.environ.get("RMFLOW_BENCH_CACHE", Path.home() / ".cache/rmflow-bench"))
 WORDS = ("the model answer reward human prefers response helpful honest harmless because clear short long detail "
          "step first then next finally result value number list code python function return error check safe "
@@ -101,6 +101,7 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 
 def real(work: Path, pairs: int = 16, eval_pairs: int = 32, max_length: int = 1024, seed: int = 0) -> dict:
+    from rmflow.data.convert import from_rewardbench
     from rmflow.models.load import load_tokenizer
     from rmflow.train.batching import encode
 
@@ -135,9 +136,9 @@ def real(work: Path, pairs: int = 16, eval_pairs: int = 32, max_length: int = 10
     for r in bench:
         if len(evals) == eval_pairs:
             break
-        user = [{"role": "user", "content": r["prompt"]}]
-        row = {"id": str(r["id"]), "subset": r["subset"], "chosen": user + [{"role": "assistant", "content": r["chosen"]}],
-               "rejected": user + [{"role": "assistant", "content": r["rejected"]}]}
+        (converted,), _ = from_rewardbench(r)  # the converter a `format: rewardbench` data set goes through
+        row = {"id": str(r["id"]), "subset": r["subset"], "chosen": converted["chosen"],
+               "rejected": converted["rejected"]}
         if fits(row):
             evals.append(row)
     _write(work, train, evals)

@@ -30,7 +30,8 @@ def pair(prompt="Say hi.", good="Hi!", bad="Go away.", **extra) -> dict:
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run ``rmflow`` exactly as a rule does (PYTHONPATH=<repo>/src), in a subprocess; returns the completed process.
     The source is this test tree's own, so a copy of the tree (mutmut's mutants/) tests its own code."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))}
+    source = [str(REPO / "src"), os.environ.get("PYTHONPATH")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, source))}
     return subprocess.run([sys.executable, "-m", "rmflow.cli", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=600, env=env)
 
