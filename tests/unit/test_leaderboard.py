@@ -114,3 +114,25 @@ def test_latex_table_is_well_formed(tmp_path, style):
     other = [row for row in rows if "bt" in row][0]
     assert best.count(r"\textbf{") == 4 and other.count(r"\textbf{") == 2  # Chat is a tie: both bold
     assert (r"$\pm$" in tex) == (style == "pm") and ("[" in rows[1]) == (style == "brackets")
+
+
+def test_rewardbench2_ties_bootstrap_by_prompt_pair():
+    """RewardBench 2's Ties are resampled as (ref, tied) pairs, one unit per pair number with the pair's credit;
+    other subsets stay one unit per row. (A CI run once failed here when ties_pairs lost its 'pair' key.)"""
+    from rmflow.evaluate import rewardbench2 as rb2
+
+    ties = {"ref:7": rb2.ties_prompt([1.0], [0.25]), "tied:7": rb2.ties_prompt([1.0, 0.75], [0.25]),
+            "ref:9": rb2.ties_prompt([0.5], [0.5]), "tied:9": rb2.ties_prompt([0.5, 0.5], [0.5])}
+    examples = pl.DataFrame({
+        "id": ["f1", "f2", *ties], "subset": ["Factuality", "Factuality"] + ["Ties"] * 4,
+        "correct": [1.0, 0.0] + [float(t["accurate"]) for t in ties.values()],
+        "gap": [0.0, 0.0] + [t["gap"] for t in ties.values()],
+        "spread": [0.0, 0.0] + [t["spread"] for t in ties.values()]})
+    ids, subsets, credits = leaderboard.bootstrap_units({"benchmark": "rewardbench_v2"}, examples)
+    assert ids == ["f1", "f2", "ties-pair:7", "ties-pair:9"]
+    assert subsets == ["Factuality", "Factuality", "Ties", "Ties"]
+    assert credits[:2] == [1.0, 0.0]
+    assert credits[2:] == pytest.approx([rb2.pair_credit(p) for p in rb2.ties_pairs(ties)])
+    assert sum(credits[2:]) / 2 == pytest.approx(rb2.ties_score(ties))
+    v1 = leaderboard.bootstrap_units({"benchmark": "rewardbench_v1"}, examples)
+    assert v1 == (examples["id"].to_list(), examples["subset"].to_list(), examples["correct"].to_list())

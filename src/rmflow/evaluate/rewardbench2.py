@@ -52,18 +52,19 @@ def _ratio_term(gap: float, spread: float) -> float:
 
 
 def ties_pairs(prompts: dict[str, dict]) -> list[dict]:
-    """Per complete (ref, tied) pair: the three pair-level terms. ``prompts`` maps id -> ties_prompt() output."""
+    """Per complete (ref, tied) pair: its number ``pair`` (the leaderboard's bootstrap unit id) and the pair-level
+    terms. ``prompts`` maps id -> ties_prompt() output."""
     by_n: dict[str, dict] = {}
     for row_id, values in prompts.items():
         kind, n = ties_key(row_id)
         by_n.setdefault(n, {})[kind] = values
     pairs = []
-    for _n, both in sorted(by_n.items()):  # in pair order: the bootstrap resamples this list
+    for n, both in sorted(by_n.items()):  # in pair order: the bootstrap resamples this list
         if "ref" not in both or "tied" not in both:
             continue
         ref, tied = both["ref"], both["tied"]
         gap = min(ref["gap"], tied["gap"])
-        pairs.append({"tied_margin": float(tied["gap"] > tied["spread"]),
+        pairs.append({"pair": n, "tied_margin": float(tied["gap"] > tied["spread"]),
                       "both_margin": float(gap > tied["spread"]), "ratio": _ratio_term(gap, tied["spread"]),
                       "accurate_ref": ref["accurate"], "accurate_tied": tied["accurate"]})
     return pairs
