@@ -172,3 +172,33 @@ def test_ties_formula_on_boundaries_and_every_term():
     complete = {k: v for k, v in prompts.items() if k != "tied:1"}  # every prompt paired: the bootstrap's unit
     assert rb2.ties_score(complete) == pytest.approx(sum(map(rb2.pair_credit, rb2.ties_pairs(complete))) / 3)
     assert rb2.ties_score({"ref:1": prompts["ref:2"], "tied:2": prompts["tied:2"]}) is None  # no complete pair
+
+
+def test_rewardbench2_score_report_by_hand():
+    """score_report in process (the evaluate tests reach it only through a subprocess): best-of-4 credits with a
+    shared top score, Ties by its formula, an unknown subset counted but not scored, and the overall only when all
+    six subsets are present."""
+    rows = [{"id": "f1", "subset": "Factuality"}, {"id": "f2", "subset": "Factuality"},
+            {"id": "m1", "subset": "Math"}, {"id": "ref:1", "subset": "Ties"}, {"id": "tied:1", "subset": "Ties"},
+            {"id": "x1", "subset": "Chat"}]
+    chosen = [[0.9], [0.1], [0.5], [1.0], [1.0, 0.75], [0.3]]
+    rejected = [[0.2, 0.3, 0.4], [0.5, 0.2, 0.0], [0.5, 0.5, 0.2], [0.25], [0.25], [0.1, 0.0, 0.2]]
+    report = rb2.score_report(rows, chosen, rejected)
+    # f1 alone on top: 1; f2 below a rejected: 0; m1 shares the top with two rejected: 1/3; Ties prompts accurate
+    assert report["credits"] == pytest.approx([1.0, 0.0, 1 / 3, 1.0, 1.0, 1.0])
+    ties = 0.30 + 0.30 + 0.20 * 1 + 0.20 * 1 + 0.01 * math.tanh(0.5 / 0.25 - 1)  # gaps .75 (ref), .5 (tied); spread .25
+    assert report["subsets"] == {"Chat": {"accuracy": 1.0, "n": 1}, "Factuality": {"accuracy": 0.5, "n": 2},
+                                 "Math": {"accuracy": pytest.approx(1 / 3), "n": 1},
+                                 "Ties": {"accuracy": pytest.approx(ties), "n": 2}}
+    assert report["sections"] == {"Factuality": 0.5, "Precise IF": None, "Math": pytest.approx(1 / 3),
+                                  "Safety": None, "Focus": None, "Ties": pytest.approx(ties)}
+    assert report["ties"] == {"ref:1": {"accurate": 1.0, "gap": 0.75, "spread": 0.0},
+                              "tied:1": {"accurate": 1.0, "gap": 0.5, "spread": 0.25}}
+    assert report["score"] is None and report["prior_sets"] is None
+    assert report["unscored_subsets"] == {"Chat": 1}
+    assert report["section_map"] == "rewardbench_v2" and "six" in report["formula"]
+    six = [{"id": f"r{i}", "subset": s} for i, s in enumerate(rb2.V2_SUBSETS[:-1])]
+    full = rb2.score_report(six + rows[3:5], [[1.0], [0.0], [1.0], [1.0], [0.0]] + chosen[3:5],
+                            [[0.5]] * 5 + rejected[3:5])
+    assert full["score"] == pytest.approx((1 + 0 + 1 + 1 + 0 + ties) / 6)
+    assert full["unscored_subsets"] == {}
