@@ -4,6 +4,7 @@ results directory mixing schemas or evaluations."""
 from __future__ import annotations
 
 import json
+import math
 import re
 
 import polars as pl
@@ -136,3 +137,161 @@ def test_rewardbench2_ties_bootstrap_by_prompt_pair():
     assert sum(credits[2:]) / 2 == pytest.approx(rb2.ties_score(ties))
     v1 = leaderboard.bootstrap_units({"benchmark": "rewardbench_v1"}, examples)
     assert v1 == (examples["id"].to_list(), examples["subset"].to_list(), examples["correct"].to_list())
+
+
+def write_v2(root, eval_set, base, per_subset):
+    """A RewardBench 2 scores.json + examples.parquet: ``per_subset`` maps a subset to its rows' (chosen, rejected)
+    scores; Ties rows are ref:<n>/tied:<n>."""
+    from rmflow.evaluate import rewardbench2 as rb2
+
+    rows = [{"id": f"{s}-{i}" if s != "Ties" else row_id, "subset": s}
+            for s, items in per_subset.items() for i, (row_id, _, _) in enumerate(items)]
+    chosen = [c for items in per_subset.values() for _, c, _ in items]
+    rejected = [r for items in per_subset.values() for _, _, r in items]
+    report = rb2.score_report(rows, chosen, rejected)
+    ties, credits = report.pop("ties"), report.pop("credits")
+    path = root / eval_set / "bt" / base / "scores.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"schema": SCORES_SCHEMA, "benchmark": "rewardbench_v2", "eval_set": eval_set,
+                                "method": "bt", "base": base, "n_examples": len(rows),
+                                "example_ids_sha256": ids_digest([r["id"] for r in rows]), **report}))
+    pl.DataFrame({"id": [r["id"] for r in rows], "subset": [r["subset"] for r in rows], "correct": credits,
+                  "gap": [ties.get(r["id"], {}).get("gap") for r in rows],
+                  "spread": [ties.get(r["id"], {}).get("spread") for r in rows]}).write_parquet(
+        path.with_name("examples.parquet"))
+    return report
+
+
+V2_ONE_ROW_EACH = {"Factuality": [("", [0.9], [0.1, 0.2, 0.3])], "Precise IF": [("", [0.1], [0.9, 0.2, 0.3])],
+                   "Math": [("", [0.5], [0.5, 0.2, 0.3])], "Safety": [("", [0.9], [0.1, 0.2, 0.3])],
+                   "Focus": [("", [0.9], [0.1, 0.2, 0.3])],
+                   "Ties": [("ref:1", [1.0], [0.25]), ("tied:1", [1.0, 0.75], [0.25])]}
+
+
+def test_the_whole_leaderboard_contract(tmp_path, caplog):
+    """Every output of ``main`` on runs built so their numbers are known by hand: one row per subset (or one Ties
+    pair) makes every bootstrap replicate equal the point, so each interval must be that point; two rows [1, 0] in
+    one subset give replicates 0, 50, 100 with chances 1/4, 1/2, 1/4, so a 40 % interval is exactly [50, 50]."""
+    root = tmp_path / "eval"
+    # v1 "aa": Chat Hard and a prior set only (no Score: nothing to rank) — sorts before "synthetic"
+    write_scores(root, "aa", "bt", "a", ["llmbar-natural", "anthropic_hhh"], [1, 0], "rewardbench_v1")
+    # v1 "rb": all four sections and a prior set, one row each
+    rb = ["alpacaeval-easy", "llmbar-natural", "donotanswer", "hep-go", "anthropic_hhh"]
+    write_scores(root, "rb", "bt", "a", rb, [1, 0, 1, 1, 0], "rewardbench_v1")
+    # v1 "synthetic": two trained models tied on Score (sorted by name) and one external model
+    two = ["synth-casing", "synth-casing", "synth-hard-casing", "synth-refuse", "synth-math"]
+    write_scores(root, "synthetic", "bt", "b", two, [1, 0, 1, 1, 1])
+    write_scores(root, "synthetic", "odin", "a", two, [0, 1, 1, 1, 1])
+    ext = write_scores(root, "synthetic", "external", "bt_copy", two, [1, 1, 0, 0, 0])
+    ext.write_text(json.dumps({**json.loads(ext.read_text()), "length_correlation": -0.25}))
+    full = write_v2(root, "v2full", "a", V2_ONE_ROW_EACH)
+    write_v2(root, "v2part", "a", {k: v for k, v in V2_ONE_ROW_EACH.items() if k != "Focus"})
+    out = _outputs(tmp_path)
+    options = leaderboard.Options(n_boot=400, seed=0, level=0.4, ci_style="brackets")
+    with caplog.at_level("INFO", logger="rmflow.leaderboard"):
+        md = leaderboard.main(leaderboard.find_scores(root), out["csv"], out["md"], out["subsets"], out["tex"],
+                              out["sig"], options)
+    assert f"leaderboard of 7 runs written to {out['csv']} (bootstrap B=400, seed 0)" in caplog.messages
+
+    board = pl.read_csv(out["csv"])
+    assert board.columns == leaderboard.KEYS + [
+        c for s in ["Score", "Chat", "Chat Hard", "Safety", "Reasoning", "Factuality", "Precise IF", "Math",
+                    "Focus", "Ties", "Prior Sets"] for c in (s, f"{s}_lo", f"{s}_hi")] + ["Length Corr"]
+    rows = {(r["Eval Set"], r["Model"]): r for r in board.iter_rows(named=True)}
+    assert [(r["Benchmark"], r["Eval Set"], r["Model"]) for r in board.iter_rows(named=True)] == [
+        ("rewardbench_v1", "aa", "a/bt"), ("rewardbench_v1", "rb", "a/bt"),
+        ("rewardbench_v1", "synthetic", "a/odin"), ("rewardbench_v1", "synthetic", "b/bt"),
+        ("rewardbench_v1", "synthetic", "bt_copy (external)"),
+        ("rewardbench_v2", "v2full", "a/bt"), ("rewardbench_v2", "v2part", "a/bt")]
+    ext_row = rows["synthetic", "bt_copy (external)"]
+    assert (ext_row["Base Model"], ext_row["Method"], ext_row["Length Corr"]) == ("bt_copy", "external", -0.25)
+    # rb: (1 + 0 + 1 + 1 + 0.5 * 0) / 4.5; every interval is its point
+    rb_row = rows["rb", "a/bt"]
+    assert rb_row["Score"] == pytest.approx(300 / 4.5) and rb_row["Prior Sets"] == 0.0
+    for column in ("Score", "Chat", "Chat Hard", "Safety", "Reasoning", "Prior Sets"):
+        assert rb_row[f"{column}_lo"] == rb_row[f"{column}_hi"] == pytest.approx(rb_row[column]), column
+    # synthetic: the two-row Chat subset [1, 0] → a 40 % interval of exactly [50, 50]
+    b_row = rows["synthetic", "b/bt"]
+    assert (b_row["Chat"], b_row["Chat_lo"], b_row["Chat_hi"]) == (50.0, 50.0, 50.0)
+    assert b_row["Score"] == rows["synthetic", "a/odin"]["Score"] == 87.5
+    # v2: Factuality 1, Precise IF 0, Math 1/2 (a shared top), Safety 1, Focus 1, Ties by its formula
+    v2 = rows["v2full", "a/bt"]
+    ties = 0.30 + 0.30 + 0.20 + 0.20 + 0.01 * math.tanh(0.5 / 0.25 - 1)  # gaps .75 / .5, the tied spread .25
+    assert v2["Score"] == pytest.approx(100 * (1 + 0 + 0.5 + 1 + 1 + ties) / 6) == 100 * full["score"]
+    assert v2["Math"] == 50.0 and v2["Ties"] == pytest.approx(100 * ties)
+    for column in ("Score", "Factuality", "Precise IF", "Math", "Safety", "Focus", "Ties"):
+        assert v2[f"{column}_lo"] == v2[f"{column}_hi"] == pytest.approx(v2[column]), column
+    part = rows["v2part", "a/bt"]
+    assert part["Score"] is None and part["Score_lo"] is None and part["Focus"] is None
+    assert part["Factuality_lo"] == 100.0 and part["Precise IF_hi"] == 0.0
+
+    subsets = pl.read_csv(out["subsets"])
+    assert subsets.columns == ["benchmark", "eval_set", "model", "base", "method", "subset", "n", "accuracy"]
+    assert subsets.filter((pl.col("eval_set") == "synthetic") & (pl.col("model") == "b/bt")).select(
+        "base", "method", "subset", "n", "accuracy").rows() == [
+        ("b", "bt", "synth-casing", 2, 50.0), ("b", "bt", "synth-hard-casing", 1, 100.0),
+        ("b", "bt", "synth-math", 1, 100.0), ("b", "bt", "synth-refuse", 1, 100.0)]
+
+    sig = pl.read_csv(out["sig"])
+    assert sig.columns == ["benchmark", "eval_set", "best", "model", "difference", "diff_lo", "diff_hi", "p_value",
+                           "significant"]
+    # "aa" has no Score (skipped, not the end of the list); synthetic: the best is a/odin (tie broken by name)
+    assert sig.select("benchmark", "eval_set", "best", "model").rows() == [
+        ("rewardbench_v1", "synthetic", "a/odin", "b/bt"),
+        ("rewardbench_v1", "synthetic", "a/odin", "bt_copy (external)")]
+    assert sig["difference"].to_list() == [0.0, 62.5]
+
+    assert "87.5 [" in md and "±" not in md
+    tex = out["tex"].read_text()
+    assert "40\\% bootstrap intervals" in tex and "$\\pm$" not in tex
+    again = {k: tmp_path / "again" / f"lb.{k}" for k in out}
+    (tmp_path / "again").mkdir()
+    leaderboard.main(leaderboard.find_scores(root), again["csv"], again["md"], again["subsets"], again["tex"],
+                     again["sig"], options)
+    assert all(again[k].read_bytes() == out[k].read_bytes() for k in out)  # seeded: byte for byte
+
+
+def test_column_types_hold_when_a_column_is_empty_and_no_pair_is_tested(tmp_path):
+    write_scores(tmp_path, "rb", "bt", "a", ["llmbar-natural", "anthropic_hhh"], [1, 0], "rewardbench_v1")
+    board, _, pairwise = leaderboard.tables(leaderboard.read_scores(leaderboard.find_scores(tmp_path)), FAST)
+    assert board.schema["Score"] == pl.Float64 and board.schema["Model"] == pl.String
+    assert pairwise.is_empty() and dict(pairwise.schema) == {
+        "benchmark": pl.String, "eval_set": pl.String, "best": pl.String, "model": pl.String,
+        "difference": pl.Float64, "diff_lo": pl.Float64, "diff_hi": pl.Float64, "p_value": pl.Float64,
+        "significant": pl.Boolean}
+
+
+def test_every_refusal_names_its_file_and_field(tmp_path):
+    """The exact messages: the CLI prints them as the one line a user sees."""
+    with pytest.raises(RmflowError) as caught:
+        leaderboard.find_scores(tmp_path)
+    assert str(caught.value) == f"{tmp_path}: no <eval set>/<method>/<base>/scores.json files found"
+    path = write_scores(tmp_path, "synthetic", "bt", "a", SUBSETS, [1, 0, 1, 0])
+    good = json.loads(path.read_text())
+    path.write_text('{"schema":\n oops}')
+    with pytest.raises(RmflowError) as caught:
+        leaderboard.read_scores([path])
+    assert str(caught.value) == f"{path}:2: malformed JSON (Expecting value)"
+    path.write_text(json.dumps({**good, "schema": "rmflow.scores/1"}))
+    with pytest.raises(RmflowError) as caught:
+        leaderboard.read_scores([path])
+    assert str(caught.value) == (f"{path}: field 'schema': scores schema is 'rmflow.scores/1', expected "
+                                 f"'{SCORES_SCHEMA}' (written by an older rmflow); re-run its evaluation")
+    path.write_text(json.dumps({**good, "eval_set": "x", "method": "y", "base": "z"}))
+    with pytest.raises(RmflowError) as caught:
+        leaderboard.read_scores([path])
+    assert str(caught.value) == f"{path}: file says eval set/method/base x/y/z but sits under synthetic/bt/a"
+    path.write_text(json.dumps(good))
+    other = write_scores(tmp_path, "synthetic", "bt", "b", SUBSETS[:3], [1, 1, 1])
+    with pytest.raises(RmflowError) as caught:
+        leaderboard.read_scores([path, other])
+    assert str(caught.value) == (f"{other}: field 'n_examples': eval set 'synthetic' mixes different evaluations: "
+                                 f"n_examples is 3 here but 4 in {path}; re-run one of them on the same data")
+    # the same rule does not reach across eval sets: another set may score other rows
+    elsewhere = write_scores(tmp_path, "other", "bt", "a", SUBSETS[:3], [1, 1, 1])
+    assert len(leaderboard.read_scores([path, elsewhere])) == 2
+    path.with_name("examples.parquet").unlink()
+    with pytest.raises(RmflowError) as caught:
+        leaderboard.tables(leaderboard.read_scores([path]), FAST)
+    assert str(caught.value) == (f"{path.with_name('examples.parquet')}: examples.parquet is missing beside "
+                                 "scores.json (needed for confidence intervals)")

@@ -101,3 +101,31 @@ def test_synthetic_map_uses_the_same_mechanism():
                           [1, 0, 1, 1, 0], "synthetic_v1")
     assert report["sections"] == {"Chat": 0.5, "Chat Hard": 0.0, "Safety": 1.0, "Reasoning": 1.0}
     assert report["score"] == pytest.approx(2.5 / 4) and report["prior_sets"] is None
+
+
+def test_report_fields_formulas_and_the_partial_boundary():
+    """The report's wording is part of scores.json (the leaderboard and readers use it): the formula strings, the
+    weights, a missing section named, and a subset scored on exactly its official row count is not partial."""
+    full = ["llmbar-natural"] * 100 + ["alpacaeval-easy"] * 99   # 100 = official: complete; 99 of 100: partial
+    report = score_report(full, [1.0] * len(full), "rewardbench_v1")
+    assert report["partial_subsets"] == {"alpacaeval-easy": {"n": 99, "official": 100}}
+    assert report["weights"] == "official subset sizes"
+    assert report["formula"] == "no overall score: section(s) ['Safety', 'Reasoning'] have no subset in this eval set"
+    assert report["section_map"] == "rewardbench_v1" and report["score"] is None
+    synthetic = score_report(["synth-casing"], [1.0], "synthetic_v1")
+    assert synthetic["weights"] == "rows scored" and synthetic["partial_subsets"] == {}
+    sections = {"Chat": 0.9, "Chat Hard": 0.6, "Safety": 0.8, "Reasoning": 0.7}
+    assert overall_score(sections, None) == (pytest.approx(0.75), "mean of Chat, Chat Hard, Safety, Reasoning "
+                                                                  "(no prior sets present)")
+    assert overall_score(sections, 0.5) == (pytest.approx(3.25 / 4.5), "(Chat + Chat Hard + Safety + Reasoning + "
+                                                                        "0.5 * Prior Sets) / 4.5")
+
+
+def test_an_unknown_section_map_names_the_known_ones():
+    from rmflow.errors import RmflowError
+
+    with pytest.raises(RmflowError) as caught:
+        get_section_map("rewardbench_v3")
+    assert str(caught.value) == ("field 'sections': unknown section map 'rewardbench_v3' "
+                                 "(known: rewardbench_v1, synthetic_v1)")
+    assert caught.value.field == "sections"

@@ -55,6 +55,37 @@ def test_paired_test_finds_a_planted_difference_and_not_a_null_one():
     assert same["p_value"] == 1.0 and same["diff_lo"] == same["diff_hi"] == 0.0
 
 
+def test_percentile_interval_edges_and_the_documented_defaults():
+    """The interval's percentile points on values whose percentiles are known exactly; the defaults (1,000
+    replicates, seed 0, 95 %) the README states; a fixed seed gives the same interval every time."""
+    assert stats._interval(np.arange(101.0), 0.90) == pytest.approx((5.0, 95.0), abs=1e-9)
+    assert stats._interval(np.array([np.nan, 2.0, np.nan]), 0.5) == (2.0, 2.0)
+    assert stats._interval(np.array([np.nan]), 0.95) == (None, None)
+    rng = np.random.default_rng(5)
+    subsets, credits = [f"s{i % 2}" for i in range(60)], (rng.random(60) < 0.6).astype(float)
+    explicit = stats.bootstrap(subsets, credits, mean_of_subsets, n_boot=1000, seed=0, level=0.95)
+    assert stats.bootstrap(subsets, credits, mean_of_subsets) == explicit
+    assert stats.bootstrap(subsets, credits, mean_of_subsets, n_boot=1000, seed=1) != explicit
+    other = 1.0 - credits
+    assert stats.paired_test(subsets, credits, other, mean_of_subsets) == \
+        stats.paired_test(subsets, credits, other, mean_of_subsets, n_boot=1000, seed=0, level=0.95)
+
+
+def test_paired_p_value_and_significance_at_zero_by_hand():
+    """Two rows, a = [1, 0], b = [0, 0]: a replicate's difference is 0 exactly when both draws pick row 2
+    (probability 1/4), else 0.5 or 1. So p = 2 x 1/4 = 0.5, the interval's low end is 0 and, touching zero, the
+    difference is not significant; mirrored, the high end is 0."""
+    one = ["s", "s"]
+    result = stats.paired_test(one, [1.0, 0.0], [0.0, 0.0], mean_of_subsets, n_boot=8000, seed=3)
+    assert result["difference"] == 0.5 and result["p_value"] == pytest.approx(0.5, abs=0.03)
+    assert result["diff_lo"] == 0.0 and result["diff_hi"] == 1.0 and result["significant"] is False
+    mirrored = stats.paired_test(one, [0.0, 0.0], [1.0, 0.0], mean_of_subsets, n_boot=8000, seed=3)
+    assert mirrored["diff_hi"] == 0.0 and mirrored["diff_lo"] == -1.0 and mirrored["significant"] is False
+    # a score that does not exist for these rows gives an empty result with every field
+    assert stats.paired_test(one, [1.0, 0.0], [0.0, 0.0], lambda per_subset: {"Score": None}, n_boot=10) == {
+        "difference": None, "diff_lo": None, "diff_hi": None, "p_value": None, "significant": None}
+
+
 def test_best_of_four_credit_with_ties_at_the_top():
     assert rb2.best_of_credit([0.9], [0.1, 0.2, 0.3]) == 1.0
     assert rb2.best_of_credit([0.3], [0.1, 0.9, 0.3]) == 0.0
@@ -196,7 +227,8 @@ def test_rewardbench2_score_report_by_hand():
                               "tied:1": {"accurate": 1.0, "gap": 0.5, "spread": 0.25}}
     assert report["score"] is None and report["prior_sets"] is None
     assert report["unscored_subsets"] == {"Chat": 1}
-    assert report["section_map"] == "rewardbench_v2" and "six" in report["formula"]
+    assert report["section_map"] == "rewardbench_v2"
+    assert report["formula"] == "unweighted mean of the six RewardBench 2 subsets"
     six = [{"id": f"r{i}", "subset": s} for i, s in enumerate(rb2.V2_SUBSETS[:-1])]
     full = rb2.score_report(six + rows[3:5], [[1.0], [0.0], [1.0], [1.0], [0.0]] + chosen[3:5],
                             [[0.5]] * 5 + rejected[3:5])
