@@ -240,6 +240,9 @@ def test_the_whole_leaderboard_contract(tmp_path, caplog):
         ("rewardbench_v1", "synthetic", "a/odin", "b/bt"),
         ("rewardbench_v1", "synthetic", "a/odin", "bt_copy (external)")]
     assert sig["difference"].to_list() == [0.0, 62.5]
+    # a/odin vs b/bt differ only on the two Chat rows, swapped: replicate differences -25, 0, +25 with chances
+    # 1/4, 1/2, 1/4, so the 40 % interval of the difference is exactly [0, 0] (at 95 % it would be [-25, 25])
+    assert sig.row(0, named=True)["diff_lo"] == sig.row(0, named=True)["diff_hi"] == 0.0
 
     assert "87.5 [" in md and "±" not in md
     tex = out["tex"].read_text()
@@ -295,3 +298,33 @@ def test_every_refusal_names_its_file_and_field(tmp_path):
         leaderboard.tables(leaderboard.read_scores([path]), FAST)
     assert str(caught.value) == (f"{path.with_name('examples.parquet')}: examples.parquet is missing beside "
                                  "scores.json (needed for confidence intervals)")
+
+
+def test_the_seed_decides_every_interval_and_test(tmp_path):
+    """Same seed, same tables; another seed, other intervals and p-values (a bootstrap left unseeded would give
+    different tables on every run, and the README promises byte-identical regeneration)."""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    subsets = [SUBSETS[i % 4] for i in range(40)]
+    for base in ("a", "b", "c"):
+        write_scores(tmp_path, "synthetic", "bt", base, subsets, (rng.random(40) < 0.7).astype(int).tolist())
+    records = leaderboard.read_scores(leaderboard.find_scores(tmp_path))
+    first = leaderboard.tables(records, FAST)
+    again = leaderboard.tables(records, FAST)
+    other = leaderboard.tables(records, leaderboard.Options(n_boot=200, seed=1))
+    assert first[0].equals(again[0]) and first[2].equals(again[2])
+    assert not first[0].equals(other[0]) and not first[2].equals(other[2])
+
+
+def test_significance_keeps_the_board_order_of_its_groups(tmp_path):
+    """One block of tests per benchmark and eval set, in the leaderboard's order (v1 before v2, sets by name)."""
+    for eval_set in ("s2", "s1"):
+        write_scores(tmp_path, eval_set, "bt", "a", SUBSETS, [1, 0, 1, 0])
+        write_scores(tmp_path, eval_set, "bt", "b", SUBSETS, [1, 1, 1, 1])
+    write_v2(tmp_path, "v2", "a", V2_ONE_ROW_EACH)
+    write_v2(tmp_path, "v2", "b", {**V2_ONE_ROW_EACH, "Factuality": [("", [0.0], [0.1, 0.2, 0.3])]})
+    _, _, pairwise = leaderboard.tables(leaderboard.read_scores(leaderboard.find_scores(tmp_path)), FAST)
+    assert pairwise.select("benchmark", "eval_set", "best", "model").rows() == [
+        ("rewardbench_v1", "s1", "b/bt", "a/bt"), ("rewardbench_v1", "s2", "b/bt", "a/bt"),
+        ("rewardbench_v2", "v2", "a/bt", "b/bt")]
