@@ -27,6 +27,18 @@ def pair(prompt="Say hi.", good="Hi!", bad="Go away.", **extra) -> dict:
             "rejected": user + [{"role": "assistant", "content": bad}], **extra}
 
 
+class LookupScorer:
+    """Scores each answer from a table: the numbers are ours, not the code's."""
+
+    kind = "scalar"
+
+    def __init__(self, table: dict[str, float]):
+        self.table = table
+
+    def score_conversations(self, conversations, progress=True):
+        return [self.table[c[-1]["content"]] for c in conversations]
+
+
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run ``rmflow`` exactly as a rule does (PYTHONPATH=<repo>/src), in a subprocess; returns the completed process.
     The source is this test tree's own, so a copy of the tree (mutmut's mutants/) tests its own code."""

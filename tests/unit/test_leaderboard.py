@@ -14,7 +14,7 @@ from rmflow import leaderboard, tables_render
 from rmflow.errors import RmflowError
 from rmflow.evaluate.rewardbench import score_report
 from rmflow.evaluate.run import SCORES_SCHEMA, ids_digest
-from helpers import run_cli
+from helpers import LookupScorer, run_cli
 
 FAST = leaderboard.Options(n_boot=200)
 
@@ -140,25 +140,28 @@ def test_rewardbench2_ties_bootstrap_by_prompt_pair():
 
 
 def write_v2(root, eval_set, base, per_subset):
-    """A RewardBench 2 scores.json + examples.parquet: ``per_subset`` maps a subset to its rows' (chosen, rejected)
-    scores; Ties rows are ref:<n>/tied:<n>."""
-    from rmflow.evaluate import rewardbench2 as rb2
+    """A RewardBench 2 scores.json + examples.parquet as ``rmflow evaluate`` writes them, from its own scoring
+    (``_score_v2``) with a scorer whose every score is given: ``per_subset`` maps a subset to its rows'
+    (id or "", chosen scores, rejected scores); Ties rows are ref:<n>/tied:<n>."""
+    from rmflow.evaluate.run import _score_v2
 
-    rows = [{"id": f"{s}-{i}" if s != "Ties" else row_id, "subset": s}
-            for s, items in per_subset.items() for i, (row_id, _, _) in enumerate(items)]
-    chosen = [c for items in per_subset.values() for _, c, _ in items]
-    rejected = [r for items in per_subset.values() for _, _, r in items]
-    report = rb2.score_report(rows, chosen, rejected)
-    ties, credits = report.pop("ties"), report.pop("credits")
+    rows, table = [], {}
+    for subset, items in per_subset.items():
+        for i, (row_id, chosen, rejected) in enumerate(items):
+            row = {"id": row_id or f"{subset}-{i}", "subset": subset, "prompt": "p"}
+            for side, scores in (("chosen", chosen), ("rejected", rejected)):
+                row[side] = [f"{row['id']} {side} {j}" for j in range(len(scores))]
+                table.update(zip(row[side], scores))
+            rows.append(row)
+    report, columns = _score_v2(LookupScorer(table), rows)
+    credits = report.pop("credits")  # as evaluate does; _score_v2 has already moved the Ties terms into columns
     path = root / eval_set / "bt" / base / "scores.json"
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({"schema": SCORES_SCHEMA, "benchmark": "rewardbench_v2", "eval_set": eval_set,
                                 "method": "bt", "base": base, "n_examples": len(rows),
                                 "example_ids_sha256": ids_digest([r["id"] for r in rows]), **report}))
-    pl.DataFrame({"id": [r["id"] for r in rows], "subset": [r["subset"] for r in rows], "correct": credits,
-                  "gap": [ties.get(r["id"], {}).get("gap") for r in rows],
-                  "spread": [ties.get(r["id"], {}).get("spread") for r in rows]}).write_parquet(
-        path.with_name("examples.parquet"))
+    pl.DataFrame({"id": [r["id"] for r in rows], "subset": [r["subset"] for r in rows], **columns,
+                  "correct": credits}, strict=False).write_parquet(path.with_name("examples.parquet"))
     return report
 
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from helpers import run_cli, write_jsonl
+from helpers import LookupScorer, run_cli, write_jsonl
 from rmflow.spec import RunSpec
 
 
@@ -70,19 +70,7 @@ def test_separable_pairs_score_far_above_chance_and_the_inverted_model_far_below
     assert flipped["subsets"]["synth-refuse"]["accuracy"] <= 0.1
 
 
-# ---- 2. RewardBench 2 credits against a scorer whose every score is known --------------------------------------
-class LookupScorer:
-    """Scores each answer from a table: the numbers are ours, not the code's."""
-
-    kind = "scalar"
-
-    def __init__(self, table: dict[str, float]):
-        self.table = table
-
-    def score_conversations(self, conversations, progress=True):
-        return [self.table[c[-1]["content"]] for c in conversations]
-
-
+# ---- 2. RewardBench 2 credits against a scorer whose every score is known (helpers.LookupScorer) -----------
 def test_rewardbench2_credits_by_hand():
     from rmflow.evaluate.run import _score_v2
 
