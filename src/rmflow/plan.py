@@ -357,5 +357,6 @@ class Plan(BasesMixin):
             revision=entry.get("revision"),
             trust_remote_code=entry.get("trust_remote_code", False),
             system_turn=entry.get("system_turn", "template"),
+            attn_implementation=entry.get("attn_implementation"),
         )
         return dataclasses.asdict(spec)

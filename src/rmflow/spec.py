@@ -22,6 +22,7 @@ class RunSpec:
     revision: str | None = None
     trust_remote_code: bool = False
     system_turn: str = "template"  # how a leading system turn is rendered: template | merge | error (the base's rule)
+    attn_implementation: str | None = None  # eager | sdpa | flash_attention_2; None: transformers' default (the base's)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"

@@ -111,6 +111,16 @@ def credits_for(kind: str, scored: dict, tie_rule: str) -> list[float]:
     raise TypeError(f"unknown scorer kind {kind}")
 
 
+def _model_record(scorer) -> dict:
+    """The attention implementation and weight dtype the scoring model ran with (none for an endpoint)."""
+    from rmflow.models.load import attention_of
+
+    model = getattr(scorer, "model", None)
+    if model is None or not hasattr(model, "config"):
+        return {"attention": None, "dtype": None}
+    return {"attention": attention_of(model), "dtype": str(next(model.parameters()).dtype).removeprefix("torch.")}
+
+
 def main(model_dir: str | None, method: str, data: str, sections: str, out_dir: str, eval_set: str, base: str,
          split: str = "filtered", revision: str | None = None, tie_rule: str = "official",
          batch_size: int = 16, external=None) -> dict:
@@ -152,8 +162,10 @@ def main(model_dir: str | None, method: str, data: str, sections: str, out_dir: 
         examples.write_parquet(tmp)
     scores = {"schema": SCORES_SCHEMA, "benchmark": V2_MAP if v2 else "rewardbench_v1", "eval_set": eval_set,
               "method": method, "base": base, "model_dir": model_dir, "data": data, "kind": kind,
-              "tie_rule": tie_rule, "n_examples": len(rows), "example_ids_sha256": ids_digest(ids["id"]), **report, "length_correlation": None if v2 else length_correlation(rows, scored),
-              "method_stats": scorer.summary(scored) if hasattr(scorer, "summary") else {}}
+              "tie_rule": tie_rule, "n_examples": len(rows), "example_ids_sha256": ids_digest(ids["id"]), **report,
+              "length_correlation": None if v2 else length_correlation(rows, scored),
+              "method_stats": scorer.summary(scored) if hasattr(scorer, "summary") else {},
+              **_model_record(scorer)}
     for subset, n in report["unscored_subsets"].items():
         log.warning("subset %s (%d rows) belongs to no section of map %s: reported, not scored", subset, n, sections)
     write_json(out / "scores.json", scores)  # last: its presence marks a complete evaluation

@@ -18,7 +18,7 @@ def train_pm(spec: RunSpec, out_dir: str, extra_metrics: dict | None = None, dat
     import polars as pl
     import torch
 
-    from rmflow.models.load import load_model, load_tokenizer
+    from rmflow.models.load import load_for_run
     from rmflow.train.batching import length_grouped_batches, padding_fraction
     from rmflow.train.config import TrainConfig
     from rmflow.train.loop import train_loop
@@ -30,10 +30,7 @@ def train_pm(spec: RunSpec, out_dir: str, extra_metrics: dict | None = None, dat
     source, start = data or spec.train_data, init or spec.base_model
     rows = pl.read_parquet(source).to_dicts()
     check_pm_rows(rows, source)
-    tokenizer = load_tokenizer(start, revision=spec.revision, trust_remote_code=spec.trust_remote_code,
-                               system_turn=spec.system_turn)
-    model = load_model(start, tokenizer, auto_class="AutoModelForCausalLM", revision=spec.revision,
-                       trust_remote_code=spec.trust_remote_code)
+    tokenizer, model = load_for_run(spec, start, auto_class="AutoModelForCausalLM")
     answers = answer_token_ids(tokenizer)
     prompts = prompts_ids(tokenizer, [r["messages"][0]["content"] for r in rows], config.max_length,
                           config.truncation_side)

@@ -16,13 +16,15 @@ MakeLoss = Callable[[object, list[int]], object]
 
 
 def train_scalar(spec: RunSpec, out_dir: str, num_labels: int, pair_loss: MakeLoss, reward_head: int = 0,
-                 data: str | None = None, init: str | None = None, extra_metrics: dict | None = None) -> None:
-    """Train a ``*ForSequenceClassification`` with ``num_labels`` heads; ``reward_head`` is the one reported."""
+                 data: str | None = None, init: str | None = None, extra_metrics: dict | None = None,
+                 prepare_model: Callable[[object], None] | None = None) -> None:
+    """Train a ``*ForSequenceClassification`` with ``num_labels`` heads; ``reward_head`` is the one reported.
+    ``prepare_model`` sees the loaded model before the accelerator wraps it (hooks a loss needs)."""
     import torch
 
     from rmflow.data.prepare import read_pairs
     from rmflow.errors import RmflowError
-    from rmflow.models.load import load_model, load_tokenizer
+    from rmflow.models.load import load_for_run
     from rmflow.train.batching import length_grouped_batches, padded_tokens
     from rmflow.train.config import TrainConfig
     from rmflow.train.loop import train_loop
@@ -33,10 +35,9 @@ def train_scalar(spec: RunSpec, out_dir: str, num_labels: int, pair_loss: MakeLo
     random.seed(config.seed)
     torch.manual_seed(config.seed)
     source, start = data or spec.train_data, init or spec.base_model
-    tokenizer = load_tokenizer(start, revision=spec.revision, trust_remote_code=spec.trust_remote_code,
-                               system_turn=spec.system_turn)
-    model = load_model(start, tokenizer, num_labels=num_labels, revision=spec.revision,
-                       trust_remote_code=spec.trust_remote_code)
+    tokenizer, model = load_for_run(spec, start, num_labels=num_labels)
+    if prepare_model:
+        prepare_model(model)
     rows = read_pairs(source)
     margins = None
     if config.margin_field:

@@ -24,7 +24,7 @@ def train_steps(spec: RunSpec, out_dir: str, outcome: bool, options, data: str |
                 init: str | None = None) -> None:
     import torch
 
-    from rmflow.models.load import load_model, load_tokenizer
+    from rmflow.models.load import load_for_run
     from rmflow.train.batching import length_grouped_batches, padding_fraction
     from rmflow.train.config import TrainConfig
     from rmflow.train.loop import train_loop
@@ -35,10 +35,7 @@ def train_steps(spec: RunSpec, out_dir: str, outcome: bool, options, data: str |
     torch.manual_seed(config.seed)
     source, start = data or spec.train_data, init or spec.base_model
     rows = read_step_rows(source)
-    tokenizer = load_tokenizer(start, revision=spec.revision, trust_remote_code=spec.trust_remote_code,
-                               system_turn=spec.system_turn)
-    model = load_model(start, tokenizer, auto_class="AutoModelForCausalLM", revision=spec.revision,
-                       trust_remote_code=spec.trust_remote_code)
+    tokenizer, model = load_for_run(spec, start, auto_class="AutoModelForCausalLM")
     plus, minus = label_ids(tokenizer)
     ids_of = {PLUS: plus, MINUS: minus}
     examples, too_long = [], 0

@@ -151,5 +151,7 @@ def load_scorer(model_dir: str, device: str = "cpu", batch_size: int = 16):
     if settings["endpoint"]:
         return EndpointJudge(settings["endpoint"], settings["endpoint_model"], settings["template"])
     tokenizer = load_tokenizer(settings["judge_model"])
-    model = load_for_scoring(settings["judge_model"], tokenizer, auto_class="AutoModelForCausalLM")
+    attention = RunSpec.read(Path(model_dir, "rmflow_run.json")).attn_implementation  # the judge base's rule
+    model = load_for_scoring(settings["judge_model"], tokenizer, auto_class="AutoModelForCausalLM",
+                             attn_implementation=attention)
     return PairwiseScorer(model, tokenizer, 4096, "left", batch_size, device, render=renderer(settings["template"]))

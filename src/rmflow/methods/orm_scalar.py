@@ -33,7 +33,7 @@ def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None
     import torch.nn.functional as F
 
     from rmflow.methods._steps_model import read_step_rows
-    from rmflow.models.load import load_model, load_tokenizer
+    from rmflow.models.load import load_for_run
     from rmflow.models.scalar import rewards
     from rmflow.train.batching import length_grouped_batches, pad, padding_fraction
     from rmflow.train.token_cache import encode_all
@@ -45,10 +45,7 @@ def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None
     random.seed(config.seed)
     torch.manual_seed(config.seed)
     source, start = data or spec.train_data, init or spec.base_model
-    tokenizer = load_tokenizer(start, revision=spec.revision, trust_remote_code=spec.trust_remote_code,
-                               system_turn=spec.system_turn)
-    model = load_model(start, tokenizer, num_labels=1, revision=spec.revision,
-                       trust_remote_code=spec.trust_remote_code)
+    tokenizer, model = load_for_run(spec, start, num_labels=1)
     conversations = outcome_rows(read_step_rows(source))
     ids = encode_all(tokenizer, [conv for conv, _ in conversations], config.max_length, config.truncation_side)
     examples = [(seq, label) for seq, (_, label) in zip(ids, conversations)]

@@ -85,34 +85,112 @@ def scoring_dtype(ref: str, bf16: bool | None = None):
     """Weights for inference: bf16 on a GPU when the run trained in bf16 (or ``bf16`` asks for it), else fp32.
 
     A model trained under bf16 mixed precision keeps fp32 master weights on disk; scoring it in bf16 halves the
-    memory (an 8B RM: 16 instead of 32 GB; the tree's 27B backbone would not fit an 80 GB GPU in fp32). CPU runs
-    stay fp32."""
+    memory (an 8B RM: 16 instead of 32 GB; the tree's 27B backbone would not fit an 80 GB GPU in fp32). A model
+    rmflow did not train keeps its stored dtype on a GPU. CPU runs stay fp32, whatever the checkpoint stores (a bf16
+    hub checkpoint is upcast)."""
     import torch
 
+    if not torch.cuda.is_available():
+        return torch.float32
     if bf16 is None:
-        bf16 = bool(_recorded_run(ref).get("train", {}).get("bf16", False))
-    return torch.bfloat16 if bf16 and torch.cuda.is_available() else None
+        from rmflow.train.config import TrainConfig
+
+        run = _recorded_run(ref)
+        if not run:  # not trained by rmflow (a released RM): the dtype its checkpoint stores
+            return None
+        bf16 = TrainConfig.from_dict({k: v for k, v in run.get("train", {}).items()
+                                      if k in ("bf16", "precision")}).bf16
+    return torch.bfloat16 if bf16 else torch.float32
 
 
-def load_for_scoring(ref: str, tokenizer, *, bf16: bool | None = None, **kwargs):
-    """``load_model`` for inference: eval mode, the dtype ``scoring_dtype`` picks."""
-    return load_model(ref, tokenizer, dtype=scoring_dtype(ref, bf16), **kwargs).eval()
+def load_for_scoring(ref: str, tokenizer, *, bf16: bool | None = None, attn_implementation: str | None = None,
+                     **kwargs):
+    """``load_model`` for inference: eval mode, the dtype ``scoring_dtype`` picks, the attention the model was
+    trained with unless ``attn_implementation`` says otherwise."""
+    attention = attn_implementation or _recorded_run(ref).get("attn_implementation")
+    return load_model(ref, tokenizer, dtype=scoring_dtype(ref, bf16), attn_implementation=attention,
+                      **kwargs).eval()
+
+
+def load_for_training(ref: str, tokenizer, **kwargs):
+    """``load_model`` with fp32 weights, whatever the checkpoint stores: the optimizer's master copy must be fp32
+    (train.precision bf16-mixed computes in bf16 under autocast; DeepSpeed casts to bf16 itself and keeps fp32
+    master weights). transformers 5 would otherwise load a hub checkpoint in its stored bf16."""
+    import torch
+
+    return load_model(ref, tokenizer, dtype=torch.float32, **kwargs)
+
+
+def load_for_run(spec, start: str, **kwargs):
+    """The tokenizer and the fp32 model a training run starts from (``start``: the spec's base, or the model an
+    SSRM round continues), with the base's revision, remote-code rule, system-turn rule and attention."""
+    tokenizer = load_tokenizer(start, revision=spec.revision, trust_remote_code=spec.trust_remote_code,
+                               system_turn=spec.system_turn)
+    model = load_for_training(start, tokenizer, revision=spec.revision, trust_remote_code=spec.trust_remote_code,
+                              attn_implementation=spec.attn_implementation, **kwargs)
+    return tokenizer, model
+
+
+ATTENTION = ("eager", "sdpa", "flash_attention_2")
+
+
+def choose_attention(requested: str | None) -> tuple[str | None, str | None]:
+    """The attention implementation to ask transformers for, and why it differs from ``requested`` (or None).
+
+    None lets transformers pick its default: SDPA where the architecture supports it, else eager (Gemma-2 in
+    transformers 5). ``flash_attention_2`` is used only where flash-attn is installed and CUDA is visible; elsewhere
+    the default is used and the reason is logged and recorded."""
+    import importlib.util
+
+    import torch
+
+    if requested is None:
+        return None, None
+    if requested not in ATTENTION:
+        raise RmflowError(f"must be one of {', '.join(ATTENTION)}, not {requested!r}", field="attn_implementation")
+    if requested == "flash_attention_2":
+        missing = ("flash-attn is not installed" if importlib.util.find_spec("flash_attn") is None
+                   else None if torch.cuda.is_available() else "no CUDA device is visible")
+        if missing:
+            log.warning("attn_implementation flash_attention_2 asked for, but %s: using the default", missing)
+            return None, f"flash_attention_2 asked for, {missing}"
+    return requested, None
+
+
+def attention_of(model) -> str:
+    """The attention implementation a loaded model runs (recorded in metrics.json and scores.json)."""
+    implementation = getattr(model.config, "_attn_implementation", None) or "eager"
+    fallback = getattr(model, "rmflow_attention_note", None)
+    return f"{implementation} ({fallback})" if fallback else implementation
 
 
 def load_model(ref: str, tokenizer, *, auto_class: str = "AutoModelForSequenceClassification",
-               revision: str | None = None, trust_remote_code: bool = False, dtype=None, **kwargs):
-    """Load ``ref`` with the given auto class, resize for an added pad token and set ``pad_token_id``."""
+               revision: str | None = None, trust_remote_code: bool = False, dtype=None,
+               attn_implementation: str | None = None, **kwargs):
+    """Load ``ref`` with the given auto class, resize for an added pad token and set ``pad_token_id``.
+
+    ``dtype`` None keeps transformers' default (the checkpoint's stored dtype); training goes through
+    ``load_for_training`` (fp32) and scoring through ``load_for_scoring``."""
     import transformers
 
     check_model_ref(ref)
     _prepare_hub(ref)
     cls = getattr(transformers, auto_class)
+    attention, note = choose_attention(attn_implementation)
+    if attention:
+        kwargs["attn_implementation"] = attention
     try:
         model = cls.from_pretrained(
             os.path.expanduser(ref), revision=revision, trust_remote_code=trust_remote_code, dtype=dtype, **kwargs
         )
-    except (OSError, ValueError) as exc:
+    except ValueError as exc:
+        if attention and ("attn_implementation" in str(exc) or "does not support" in str(exc)):
+            raise RmflowError(f"'{ref}' cannot run attn_implementation {attention}: {exc}",
+                              field="attn_implementation") from exc
         raise _hub_hint(ref, exc) from exc
+    except OSError as exc:
+        raise _hub_hint(ref, exc) from exc
+    model.rmflow_attention_note = note
     if model.get_input_embeddings().num_embeddings < len(tokenizer):
         # the new [PAD] row is only ever read at masked positions: a plain init, not transformers' mean-resizing
         # (which samples from the embeddings' covariance and takes seconds on a 49k x 576 table)

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from rmflow.errors import RmflowError
 
 
+PRECISIONS = ("fp32", "bf16-mixed")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimiser, schedule and sequence options. Defaults follow the Llama-3-8B BT recipe where one exists."""
@@ -24,7 +27,10 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     max_length: int = 4096  # tokens per side of a pair, after truncation
     truncation_side: str = "left"  # drop the oldest context, keep the answer's end
-    bf16: bool = False  # bf16 mixed precision (GPU); CPU runs stay fp32
+    # fp32: fp32 weights and compute. bf16-mixed: fp32 master weights and optimizer states, forward in bf16 under
+    # autocast (or, with DeepSpeed, bf16 weights with DeepSpeed's fp32 master copy). Weights always load as fp32
+    # for training: AdamW updates of lr 1e-6 applied to bf16 hub weights round away (below bf16's resolution).
+    precision: str = "fp32"
     gradient_checkpointing: bool = False
     deepspeed: str | None = None  # path to a DeepSpeed JSON (config/deepspeed/zero3.json)
     deepspeed_fallback: bool = False  # where DeepSpeed cannot run (no GPU, not installed): train without it, logged
@@ -41,13 +47,25 @@ class TrainConfig:
     report_to: list | None = None  # training curves to tensorboard and/or wandb (accelerate trackers); None = off
     checkpoint_every: int = 500  # optimizer steps between resumable checkpoints (0: only on SIGTERM/SIGUSR1)
 
+    @property
+    def bf16(self) -> bool:
+        """Whether the run computes in bf16 (and scoring on a GPU may load its weights as bf16)."""
+        return self.precision == "bf16-mixed"
+
     @classmethod
     def from_dict(cls, values: dict, where: str = "train") -> "TrainConfig":
+        values = dict(values)
+        if "bf16" in values:  # run specs written before train.precision (rmflow_run.json of older models)
+            legacy = values.pop("bf16")
+            values.setdefault("precision", "bf16-mixed" if legacy else "fp32")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
             raise RmflowError(f"unknown training option(s) {unknown}; known: {sorted(known)}", field=where)
         config = cls(**values)
+        if config.precision not in PRECISIONS:
+            raise RmflowError(f"must be one of {', '.join(PRECISIONS)}, not {config.precision!r}",
+                              field=f"{where}.precision")
         if config.truncation_side not in ("left", "right"):
             raise RmflowError("must be 'left' or 'right'", field=f"{where}.truncation_side")
         if config.lora_r and config.deepspeed:

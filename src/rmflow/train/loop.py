@@ -15,6 +15,7 @@ import time
 from typing import Callable, Sequence
 
 from rmflow.errors import RmflowError
+from rmflow.models.load import attention_of
 from rmflow.train.checkpoint import Checkpointer, Preempted, PreemptionSignals, active_directory
 from rmflow.train import tracking
 from rmflow.train.config import TrainConfig
@@ -161,6 +162,9 @@ def train_loop(model, epoch_batches: Callable[[int], Sequence], n_micro_per_epoc
         with PreemptionSignals() if checkpointer else contextlib.nullcontext() as signals:
             while state["step"] < total_steps:
                 batches = _shard(list(epoch_batches(state["epoch"])), rank, world)
+                if not batches:  # every example was filtered out: an epoch without batches would loop forever
+                    raise RmflowError("nothing to train on: the training data gave no batches (were all rows "
+                                      "filtered out, e.g. longer than train.max_length? the log counts them)")
                 for position in range(state["batch"], len(batches)):
                     _micro_step(model, optimizer, accelerator, loss_fn, batches[position], state, config)
                     state["batch"] = position + 1
@@ -199,8 +203,25 @@ def train_loop(model, epoch_batches: Callable[[int], Sequence], n_micro_per_epoc
             "processes": world,
             "trainable": trainable,
             "deepspeed": deepspeed or "not requested",
+            **precision_record(accelerator, model, optimizer, config, deepspeed_used=bool(deepspeed and
+                                                                                          deepspeed.startswith("used"))),
+            "attention": attention_of(accelerator.unwrap_model(model)),
         },
     }
+
+
+def precision_record(accelerator, model, optimizer, config: TrainConfig, deepspeed_used: bool) -> dict:
+    """What the run really held and computed in (metrics.json): parameters, compute, optimizer states."""
+    params = {str(p.dtype).removeprefix("torch.") for p in accelerator.unwrap_model(model).parameters()}
+    if deepspeed_used:
+        states = "float32 (DeepSpeed's master copy)"
+    else:
+        inner = getattr(optimizer, "optimizer", optimizer)  # accelerate's AcceleratedOptimizer
+        dtypes = {str(v.dtype).removeprefix("torch.") for state in inner.state.values() for v in state.values()
+                  if hasattr(v, "dtype") and v.ndim > 0}
+        states = ", ".join(sorted(dtypes)) or "none (no step taken)"
+    return {"precision": config.precision, "parameter_dtype": ", ".join(sorted(params)),
+            "compute_dtype": "bfloat16" if config.bf16 else "float32", "optimizer_state_dtype": states}
 
 
 def _empty_window() -> dict:
@@ -209,7 +230,10 @@ def _empty_window() -> dict:
 
 def _micro_step(model, optimizer, accelerator, loss_fn: LossFn, batch, state: dict, config: TrainConfig) -> None:
     with accelerator.accumulate(model):
-        loss, stats = loss_fn(model, batch)
+        # autocast around the whole loss: the methods call the backbone directly (pooling, logits at chosen
+        # positions), which bypasses the autocast accelerate puts on the model's own forward
+        with accelerator.autocast():
+            loss, stats = loss_fn(model, batch)
         accelerator.backward(loss)
         if accelerator.sync_gradients and config.max_grad_norm:
             accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
