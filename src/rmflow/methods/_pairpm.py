@@ -92,21 +92,19 @@ def prompt_ids(tokenizer, prompt: str, max_length: int, truncation_side: str) ->
 
 
 def logits_at(model, input_ids, attention_mask, positions, positions_ids=None):
-    """LM logits only at ``positions`` (batch, k): the full (batch, seq, vocab) tensor is never built.
+    """LM logits only at ``positions`` (batch, k), fp32: the full (batch, seq, vocab) tensor is never built.
 
     ``attention_mask`` is the usual (batch, seq) mask, or a (batch, 1, seq, seq) block mask for packed rows, which
-    then come with their own ``positions_ids`` (restarting at 0 for every packed conversation)."""
-    import torch
-
+    then come with their own ``positions_ids`` (restarting at 0 for every packed conversation). The model's own
+    forward computes them (``logits_to_keep`` takes per-row positions): a DDP or DeepSpeed wrapper sees the work
+    it must synchronise, and a head's own post-processing (Gemma-2's final-logit soft-capping) is applied exactly
+    as in plain transformers."""
     from rmflow.models.scalar import position_ids
 
-    backbone = getattr(model, model.base_model_prefix)
-    hidden = backbone(input_ids=input_ids, attention_mask=attention_mask,
-                      position_ids=position_ids(attention_mask) if positions_ids is None else positions_ids
-                      ).last_hidden_state
-    rows = torch.arange(hidden.shape[0], device=hidden.device).unsqueeze(-1)
-    head = model.get_output_embeddings()
-    return head(hidden[rows, positions].to(head.weight.dtype)).float()
+    out = model(input_ids=input_ids, attention_mask=attention_mask,
+                position_ids=position_ids(attention_mask) if positions_ids is None else positions_ids,
+                logits_to_keep=positions, use_cache=False)
+    return out.logits.float()
 
 
 def answer_loss(model, batch: list[tuple[list[int], list[int]]], pad_id: int, ab_ids: tuple[int, int]):
