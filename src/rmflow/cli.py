@@ -242,6 +242,9 @@ def _compute_args(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rmflow", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--rule", default=None, help="the workflow rule running this command (named in errors)")
+    parser.add_argument("--gpus", type=int, default=0,
+                        help="GPUs the job asked for: refuse to start when fewer CUDA devices are visible")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("make-synthetic", help="generate the synthetic preference suite")
@@ -448,6 +451,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        from rmflow.devices import require_gpus
+
+        require_gpus(args.rule, args.gpus)
         args.func(args)
     except RmflowError as exc:
         print(f"rmflow {args.command}: error: {exc}", file=sys.stderr)

@@ -11,6 +11,7 @@ rule probe_fit:
         regression=f"{RESULTS}/{{method}}/{{base}}/stage1/regression.safetensors",
         report=f"{RESULTS}/{{method}}/{{base}}/stage1/stage1.json",
     params:
+        gpus=gpus_asked,  # the GPUs this job asked for: the command refuses to run without them
         backbone=probe_backbone,
     wildcard_constraints:
         method=Plan.regex(PLAN.probe_methods()),
@@ -22,7 +23,8 @@ rule probe_fit:
     conda:
         "../../envs/eval.yaml"
     shell:
-        "python -m rmflow armo stage1 --spec {input.spec} --backbone {params.backbone:q} --attributes {input.attributes}"
+        "python -m rmflow --rule {rule} --gpus {params.gpus}"
+        " armo stage1 --spec {input.spec} --backbone {params.backbone:q} --attributes {input.attributes}"
         " --out $(dirname {output.report}) --threads {threads} > {log} 2>&1"
 
 
@@ -35,6 +37,7 @@ rule armo_stage2:
     output:
         directory(f"{RESULTS}/{{method}}/{{base}}/model"),
     params:
+        gpus=gpus_asked,  # the GPUs this job asked for: the command refuses to run without them
         backbone=stage1_backbone,
     wildcard_constraints:
         method="armo",
@@ -46,7 +49,8 @@ rule armo_stage2:
     conda:
         "../../envs/train.yaml"
     shell:
-        "python -m rmflow armo stage2 --spec {input.spec} --backbone {params.backbone:q} --stage1 $(dirname {input.stage1})"
+        "python -m rmflow --rule {rule} --gpus {params.gpus}"
+        " armo stage2 --spec {input.spec} --backbone {params.backbone:q} --stage1 $(dirname {input.stage1})"
         " --data {input.data} --out {output} --threads {threads} > {log} 2>&1"
 
 
@@ -59,6 +63,7 @@ rule tree_fit:
     output:
         directory(f"{RESULTS}/{{method}}/{{base}}/model"),
     params:
+        gpus=gpus_asked,  # the GPUs this job asked for: the command refuses to run without them
         backbone=stage1_backbone,
     wildcard_constraints:
         method="tree",
@@ -70,5 +75,6 @@ rule tree_fit:
     conda:
         "../../envs/train.yaml"
     shell:
-        "python -m rmflow tree fit --spec {input.spec} --backbone {params.backbone:q} --stage1 $(dirname {input.stage1})"
+        "python -m rmflow --rule {rule} --gpus {params.gpus}"
+        " tree fit --spec {input.spec} --backbone {params.backbone:q} --stage1 $(dirname {input.stage1})"
         " --data {input.data} --out {output} --threads {threads} > {log} 2>&1"

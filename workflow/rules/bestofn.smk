@@ -9,6 +9,7 @@ rule bestofn:
     output:
         f"{RESULTS}/bestofn/{{set}}/{{method}}/{{base}}.json",
     params:
+        gpus=gpus_asked,  # the GPUs this job asked for: the command refuses to run without them
         cfg=config["bestofn"],
         steps=bestofn_steps,
         batch_size=config["evaluate"]["batch_size"],
@@ -22,7 +23,8 @@ rule bestofn:
     conda:
         "../../envs/eval.yaml"
     shell:
-        "python -m rmflow bestofn run --method {wildcards.method} --base {wildcards.base} --model-dir {input.model}"
+        "python -m rmflow --rule {rule} --gpus {params.gpus}"
+        " bestofn run --method {wildcards.method} --base {wildcards.base} --model-dir {input.model}"
         " --data {input.data} --set {wildcards.set} --steps-data={params.steps:q} --ns {params.cfg[ns]}"
         " --subsets {params.cfg[subsets]} --seed {params.cfg[seed]} --batch-size {params.batch_size} --out {output}"
         " --threads {threads} > {log} 2>&1"
@@ -59,6 +61,7 @@ rule rank:
     output:
         stats=f"{RESULTS}/rank/{{method}}/{{base}}/stats.json",
     params:
+        gpus=gpus_asked,  # the GPUs this job asked for: the command refuses to run without them
         cfg=config["rank"],
         batch_size=config["evaluate"]["batch_size"],
     threads: config["threads"]["evaluate"]
@@ -69,6 +72,7 @@ rule rank:
     conda:
         "../../envs/eval.yaml"
     shell:
-        "python -m rmflow rank --method {wildcards.method} --model-dir {input.model} --data {input.data}"
+        "python -m rmflow --rule {rule} --gpus {params.gpus}"
+        " rank --method {wildcards.method} --model-dir {input.model} --data {input.data}"
         " --mode {params.cfg[mode]} --top-k {params.cfg[top_k]} --batch-size {params.batch_size}"
         " --out-dir $(dirname {output.stats}) --threads {threads} > {log} 2>&1"

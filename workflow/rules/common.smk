@@ -38,6 +38,13 @@ wildcard_constraints:
 SAMPLE_FILES = [name for name in SAMPLES if name.endswith(".jsonl")]
 
 
+def gpus_asked(wildcards, resources):
+    # the GPUs per node this job's resources request (gres gpu:a100:4, or the executor's gpu); 0 on a laptop
+    from rmflow.devices import gpus_in_request
+
+    return gpus_in_request(getattr(resources, "gres", None), getattr(resources, "gpu", None))
+
+
 def sample_sizes(wildcards):
     return " ".join(f"{k}={v}" for k, v in config["samples"]["sizes"].items())
 

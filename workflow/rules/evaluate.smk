@@ -8,6 +8,7 @@ rule evaluate:
         scores=f"{RESULTS}/eval/{{eval_set}}/{{method}}/{{base}}/scores.json",
         examples=f"{RESULTS}/eval/{{eval_set}}/{{method}}/{{base}}/examples.parquet",
     params:
+        gpus=gpus_asked,  # the GPUs this job asked for: the command refuses to run without them
         data=eval_params,
         tie_rule=config["evaluate"]["tie_rule"],
         batch_size=config["evaluate"]["batch_size"],
@@ -19,7 +20,8 @@ rule evaluate:
     conda:
         "../../envs/eval.yaml"
     shell:
-        "python -m rmflow evaluate --model-dir {input.model} --method {wildcards.method} --data {params.data[path]:q}"
+        "python -m rmflow --rule {rule} --gpus {params.gpus}"
+        " evaluate --model-dir {input.model} --method {wildcards.method} --data {params.data[path]:q}"
         " --split {params.data[split]:q} --revision={params.data[revision]:q} --sections {params.data[sections]}"
         " --tie-rule {params.tie_rule} --batch-size {params.batch_size} --eval-set {wildcards.eval_set}"
         " --base {wildcards.base} --out-dir $(dirname {output.scores}) --threads {threads} > {log} 2>&1"

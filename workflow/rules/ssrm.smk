@@ -28,6 +28,7 @@ rule ssrm_train:
     output:
         directory(f"{RESULTS}/ssrm/{{base}}/iter{{k}}/model"),
     params:
+        gpus=gpus_asked,  # the GPUs this job asked for: the command refuses to run without them
         init=ssrm_init,
         checkpoints=lambda w: f"{RESULTS}/scratch/checkpoints/ssrm/{w.base}/iter{w.k}",
     threads: config["threads"]["train"]
@@ -41,7 +42,8 @@ rule ssrm_train:
     conda:
         "../../envs/train.yaml"
     shell:
-        "python -m rmflow train --spec {input.spec} --data {input.data} --init {params.init:q} --out {output}"
+        "python -m rmflow --rule {rule} --gpus {params.gpus}"
+        " train --spec {input.spec} --data {input.data} --init {params.init:q} --out {output}"
         " --threads {threads} --checkpoint-dir {params.checkpoints} --processes {resources.processes}"
         " --machines {resources.nodes} > {log} 2>&1"
 
@@ -53,6 +55,7 @@ rule ssrm_label:
     output:
         f"{RESULTS}/ssrm/{{base}}/iter{{k}}/labels/shard{{shard}}.parquet",
     params:
+        gpus=gpus_asked,  # the GPUs this job asked for: the command refuses to run without them
         shards=ssrm_shards,
         batch_size=config["evaluate"]["batch_size"],
     threads: config["threads"]["evaluate"]
@@ -61,7 +64,8 @@ rule ssrm_label:
     conda:
         "../../envs/eval.yaml"
     shell:
-        "python -m rmflow ssrm label --model-dir {input.model} --pool {input.pool} --shard {wildcards.shard}"
+        "python -m rmflow --rule {rule} --gpus {params.gpus}"
+        " ssrm label --model-dir {input.model} --pool {input.pool} --shard {wildcards.shard}"
         " --shards {params.shards} --batch-size {params.batch_size} --out {output} --threads {threads} > {log} 2>&1"
 
 
@@ -88,6 +92,7 @@ rule ssrm_report:
     output:
         f"{RESULTS}/ssrm/{{base}}/report.json",
     params:
+        gpus=gpus_asked,  # the GPUs this job asked for: the command refuses to run without them
         data=ssrm_report_eval_set,
         batch_size=config["evaluate"]["batch_size"],
     threads: config["threads"]["evaluate"]
@@ -96,6 +101,7 @@ rule ssrm_report:
     conda:
         "../../envs/eval.yaml"
     shell:
-        "python -m rmflow ssrm report --stats-files {input.stats} --model-dirs {input.models} --data {params.data[path]:q}"
+        "python -m rmflow --rule {rule} --gpus {params.gpus}"
+        " ssrm report --stats-files {input.stats} --model-dirs {input.models} --data {params.data[path]:q}"
         " --split {params.data[split]:q} --batch-size {params.batch_size} --out {output} --threads {threads}"
         " > {log} 2>&1"

@@ -65,6 +65,7 @@ for preset in GPU_PRESETS:
             processes=1,  # one per GPU; the SLURM profile sets it per preset (set-resources)
             nodes=1,
         params:
+            gpus=gpus_asked,  # the GPUs this job asked for: the command refuses to run without them
             checkpoints=lambda w: f"{RESULTS}/scratch/checkpoints/{w.method}/{w.base}",
         log:
             f"{RESULTS}/logs/train/{{method}}/{{base}}.log",
@@ -73,6 +74,7 @@ for preset in GPU_PRESETS:
         conda:
             "../../envs/train.yaml"
         shell:
-            "python -m rmflow train --spec {input.spec} --out {output} --threads {threads}"
-            " --checkpoint-dir {params.checkpoints} --processes {resources.processes} --machines {resources.nodes}"
+            "python -m rmflow --rule {rule} --gpus {params.gpus} train --spec {input.spec} --out {output}"
+            " --threads {threads} --checkpoint-dir {params.checkpoints} --processes {resources.processes}"
+            " --machines {resources.nodes}"
             " > {log} 2>&1"
