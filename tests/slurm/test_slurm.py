@@ -164,3 +164,45 @@ def _show(job: str) -> str:
 def _state(job: str) -> str:
     match = re.search(r"JobState=(\w+)", _show(job))
     return match.group(1) if match else "UNKNOWN"
+
+
+def _wait(job: str, seconds: float) -> str:
+    deadline = time.time() + seconds
+    while time.time() < deadline and _state(job) not in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"):
+        time.sleep(0.5)
+    return _state(job)
+
+
+def test_a_node_launcher_started_from_inside_the_job_step_runs(slurm_cluster, tmp_path, tiny_base, synthetic):
+    """`rmflow train --machines M` starts one launcher per node with srun from inside the job step Snakemake's
+    srun runs. That step holds the allocation's CPUs (here its one CPU): the inner step must overlap it, or it
+    waits for them forever. The one-node cluster runs the same command line with one node; two nodes are not
+    tested here (README, Multi-GPU, multi-node, preemption)."""
+    from rmflow.train.launch import per_node_command
+
+    spec = _spec(tmp_path, tiny_base, synthetic, "nested", max_steps=2)
+    out, log = tmp_path / "model", tmp_path / "job.log"
+    inner = per_node_command(["--spec", str(spec), "--out", str(out), "--threads", "1"], processes=1, machines=1)
+    assert inner[:2] == ["srun", "--overlap"]
+    job = subprocess.run(["sbatch", "--parsable", "-p", "debug", "-c", "1", "--mem", "1500", "-o", str(log),
+                          "--wrap", "srun " + " ".join(inner)], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    state = _wait(job, 240)
+    if state != "COMPLETED":
+        subprocess.run(["scancel", job], check=False)
+    assert state == "COMPLETED", log.read_text()[-3000:] if log.exists() else state
+    assert (out / "model.safetensors").exists()
+
+
+def test_a_gpu_job_whose_gpus_cuda_cannot_see_stops_at_once(slurm_cluster, tmp_path):
+    """The local node's gres are files, not GPUs: SLURM allocates one and sets CUDA_VISIBLE_DEVICES, and a torch
+    that sees no CUDA device must refuse the job instead of running it on the CPU."""
+    log = tmp_path / "gpu.log"
+    command = f"{sys.executable} -m rmflow.cli --rule evaluate --gpus 1 methods"
+    job = subprocess.run(["sbatch", "--parsable", "-p", "debug", "-c", "1", "--mem", "1500", "--gres", "gpu:1",
+                          "-o", str(log), "--wrap", f"srun {command}"], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert _wait(job, 180) == "FAILED" and "ExitCode=2:0" in _show(job)
+    text = log.read_text()
+    assert "rule evaluate asked for 1 GPU(s) but 0 CUDA device(s) are visible (CUDA_VISIBLE_DEVICES=0" in text
+    assert "Traceback" not in text and not any(line.strip() == "bt" for line in text.splitlines())  # never ran

@@ -58,7 +58,10 @@ def launch_command(train_args: list[str], processes: int, machines: int = 1, *, 
 
 def per_node_command(train_args: list[str], processes: int, machines: int) -> list[str]:
     """Several machines: one srun task per node, each starting that node's ``accelerate launch``."""
-    return ["srun", f"--nodes={machines}", f"--ntasks={machines}", "--ntasks-per-node=1", "--kill-on-bad-exit=1",
+    # --overlap: the job step that runs this (snakemake's srun) holds every CPU and GPU of the allocation; without
+    # it the inner step waits for resources that step never releases, forever
+    return ["srun", "--overlap", f"--nodes={machines}", f"--ntasks={machines}", "--ntasks-per-node=1",
+            "--kill-on-bad-exit=1",
             f"--export=ALL,{PER_NODE_MARK}=1", sys.executable, "-m", "rmflow.cli", "train", *train_args,
             "--processes", str(processes), "--machines", str(machines)]
 
