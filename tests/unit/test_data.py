@@ -255,3 +255,42 @@ def test_identical_answers_are_dropped_by_reason_or_refused(tmp_path):
     assert not strict_out.exists()
     assert proc.returncode == 2 and "in.jsonl:2: field 'rejected[-1].content': is identical to the chosen answer" \
         in proc.stderr
+
+
+def test_utf8_files_with_a_byte_order_mark_read_like_those_without(tmp_path):
+    rows = [pair(), pair(prompt="Again?")]
+    plain = write_jsonl(tmp_path / "plain.jsonl", rows)
+    marked = tmp_path / "marked.jsonl"
+    marked.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes())
+    (tmp_path / "marked.json").write_bytes(b"\xef\xbb\xbf" + json.dumps(rows).encode())
+    def strip(row: dict) -> dict:  # the rows name their own file
+        return {k: v for k, v in row.items() if k != "__file__"}
+
+    assert [strip(r) for r in read_rows(str(marked))] == [strip(r) for r in read_rows(str(plain))]
+    assert [strip(r) for r in read_rows(str(tmp_path / "marked.json"))] == [
+        {**strip(r), "__row__": i} for i, r in enumerate(read_rows(str(plain)), 1)]
+
+
+def test_a_pair_pm_row_off_its_template_is_a_counted_skip_or_a_named_error(tmp_path):
+    from rmflow.methods._pairpm import pm_row
+
+    context = [{"role": "user", "content": "Which is right?"}]
+    good = pm_row(context, "Paris.", "Lyon.", "A")
+    off = pm_row(context, "Paris.", "Lyon.", "B")
+    off["messages"][0]["content"] = off["messages"][0]["content"].replace(" [RESPONSE B] ", "  [RESPONSE B]\n")
+    odd = pm_row(context, "Paris.", "Lyon.", "A")
+    odd["messages"][1]["content"] = "Neither"
+    src = write_jsonl(tmp_path / "pm.jsonl", [good, off, odd, good])
+    out, report = tmp_path / "out.parquet", tmp_path / "r.json"
+    args = ["prepare-data", "--source", str(src), "--format", "pair_pm_messages", "--out", str(out), "--report",
+            str(report)]
+    proc = run_cli(*args, "--on-invalid", "skip")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(report.read_text())["dropped_by_reason"] == {"pm_prompt_off_template": 1,
+                                                                   "pm_answer_not_a_b_same": 1}
+    assert len(read_pairs(out)) == 2
+    out.unlink()
+    proc = run_cli(*args)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and not out.exists()
+    assert "pm.jsonl:2: field 'messages': the user turn is not '[CONTEXT]" in proc.stderr
+    assert "on_invalid: skip" in proc.stderr

@@ -24,6 +24,15 @@ class LayoutError(ValueError):
         self.field = field
 
 
+class RowOffTemplate(LayoutError):
+    """One row's text does not follow its format's template (the format itself fits the data set): under
+    ``on_invalid: skip`` it is dropped and counted under ``reason``; under ``error`` it stops naming the row."""
+
+    def __init__(self, field: str, message: str, reason: str):
+        super().__init__(field, message)
+        self.reason = reason
+
+
 def require(row: dict, *fields: str) -> None:
     for field in fields:
         if field not in row:
@@ -186,12 +195,12 @@ def from_pair_pm_messages(row: dict) -> Converted:
     if label == "Same":
         return [], ["tie"]
     if label not in ("A", "B"):
-        raise LayoutError("messages", f"the answer is {label[:20]!r}, not A, B or Same")
+        raise RowOffTemplate("messages", f"the answer is {label[:20]!r}, not A, B or Same", "pm_answer_not_a_b_same")
     head, marker_a, marker_b, tail = "[CONTEXT] ", "\n\n\n [RESPONSE A] ", " [RESPONSE B] ", " \n"
     if not prompt.startswith(head) or not prompt.endswith(tail) or prompt.count(marker_a) != 1 \
             or prompt.count(marker_b) != 1 or prompt.index(marker_a) > prompt.index(marker_b):
-        raise LayoutError("messages", "the user turn is not '[CONTEXT] … [RESPONSE A] … [RESPONSE B] … \\n' with "
-                                      "each marker once")
+        raise RowOffTemplate("messages", "the user turn is not '[CONTEXT] … [RESPONSE A] … [RESPONSE B] … \\n' "
+                                         "with each marker once", "pm_prompt_off_template")
     context_end = prompt.index(marker_a) + 3  # the context keeps its closing "\n\n\n"
     context = parse_pm_context(prompt[len(head):context_end])
     answer_a = prompt[prompt.index(marker_a) + len(marker_a):prompt.index(marker_b)]

@@ -66,7 +66,7 @@ def _read_file(path: Path) -> list[dict]:
     if path.suffix == ".json":
         raw = path.read_bytes()
         try:
-            text = raw.decode("utf-8")
+            text = raw.decode("utf-8-sig")  # a leading byte-order mark (Windows, spreadsheets) is not content
         except UnicodeDecodeError as exc:
             raise RmflowError(f"not UTF-8 text: byte 0x{raw[exc.start]:02x} at offset {exc.start} cannot be decoded",
                               file=str(path), row=raw[:exc.start].count(b"\n") + 1) from exc
@@ -89,8 +89,8 @@ def _read_file(path: Path) -> list[dict]:
 
 
 def _decode(raw: bytes, path: Path, lineno: int) -> str:
-    try:
-        return raw.decode("utf-8")
+    try:  # utf-8-sig on line 1: spreadsheet and Windows tools start UTF-8 files with a byte-order mark
+        return raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
     except UnicodeDecodeError as exc:
         raise RmflowError(f"not UTF-8 text: byte 0x{raw[exc.start]:02x} at column {exc.start + 1} cannot be decoded "
                           "(re-encode the file as UTF-8)", file=str(path), row=lineno) from exc

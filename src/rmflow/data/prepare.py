@@ -12,7 +12,7 @@ import collections
 import logging
 from pathlib import Path
 
-from rmflow.data.convert import LayoutError
+from rmflow.data.convert import LayoutError, RowOffTemplate
 from rmflow.data.formats import VALIDATORS, get_format, read_prepared, write_rows
 from rmflow.data.loaders import read_rows, strip_position
 from rmflow.errors import RmflowError
@@ -46,6 +46,14 @@ def prepare_rows(rows: list[dict], fmt: str, on_invalid: str = "error", name: st
             continue
         try:
             converted, noted = spec.converter(raw)
+        except RowOffTemplate as exc:
+            if on_invalid == "error":
+                raise RmflowError(f"{exc} (the row does not follow {label}'s template; use on_invalid: skip to drop "
+                                  "such rows and count them)", file=raw.get("__file__"), row=raw.get("__row__"),
+                                  field=exc.field) from exc
+            invalid[exc.reason] += 1
+            first_seen.setdefault(exc.reason, f"{raw.get('__file__')}:{raw.get('__row__')} {exc.field}")
+            continue
         except LayoutError as exc:
             seen = ", ".join(sorted(k for k in raw if not k.startswith("__")))
             raise RmflowError(f"{exc} ({label} expects rows {spec.layout}; columns seen: {seen})",
