@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +31,7 @@ class Config:
 
     backbone_method: str = "bt"  # the run's method whose model for the same base is the frozen backbone
     backbone: str | None = None  # or any RM directory / hub id (overrides backbone_method)
+    backbone_revision: str | None = None  # a hub backbone's commit, tag or branch (None: main)
     attributes: str = "synthetic_attributes"  # data set of attribute rows (format multi_objective / helpsteer2_...)
     objectives: list = field(default_factory=lambda: ["helpfulness", "correctness", "coherence", "complexity",
                                                       "verbosity", "safety"])
@@ -71,12 +73,15 @@ def stage1_owner(config: Config) -> str:
 
 
 # ---- embeddings -------------------------------------------------------------------------------------------------
-def load_backbone(ref: str, device: str | None = None, system_turn: str | None = None, bf16: bool | None = None):
-    """The frozen backbone for embeddings (inference only: bf16 on a GPU when asked or recorded)."""
+def load_backbone(ref: str, device: str | None = None, system_turn: str | None = None, bf16: bool | None = None,
+                  attn_implementation: str | None = None, revision: str | None = None):
+    """The frozen backbone for embeddings (inference only: bf16 on a GPU when asked or recorded; the base's
+    attention implementation, or the one a saved model recorded)."""
     from rmflow.models.load import default_device, load_for_scoring, load_tokenizer
 
-    tokenizer = load_tokenizer(ref, system_turn=system_turn)
-    return load_for_scoring(ref, tokenizer, bf16=bf16).to(device or default_device()), tokenizer
+    tokenizer = load_tokenizer(ref, system_turn=system_turn, revision=revision)
+    model = load_for_scoring(ref, tokenizer, bf16=bf16, attn_implementation=attn_implementation, revision=revision)
+    return model.to(device or default_device()), tokenizer
 
 
 def embed(model, tokenizer, conversations: list[list[dict]], max_length: int, truncation_side: str,
@@ -102,11 +107,43 @@ def embed(model, tokenizer, conversations: list[list[dict]], max_length: int, tr
     return out
 
 
-def copy_backbone(backbone: str, out_dir: Path) -> None:
-    """The backbone's HF files (weights, config, tokenizer), without its own training records."""
-    for f in Path(backbone).iterdir():
+# the files a model directory needs; a hub repository may also hold .bin/.pth duplicates, GGUF files, images
+MODEL_FILES = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.py", "tokenizer*"]
+
+
+def copy_backbone(backbone: str, out_dir: Path, revision: str | None = None) -> str | None:
+    """Copy the backbone's HF files (weights, config, tokenizer), without its own training records, into
+    ``out_dir``; return the hub commit they came from (None for a local directory).
+
+    A hub id (``sfairXC/FsfairX-LLaMA3-RM-v0.1``) is resolved to its snapshot in the Hugging Face cache, where the
+    stage-1 job's load already put it (downloaded now when online and missing). Files are streamed and symlinks
+    followed: a cache snapshot holds links to its blobs."""
+    import shutil
+
+    from rmflow.data.loaders import looks_local
+
+    commit = None
+    if looks_local(backbone):
+        source = Path(os.path.expanduser(backbone))
+        if not source.is_dir():
+            raise RmflowError("backbone directory does not exist", file=backbone)
+    else:
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+        from rmflow.hub import go_offline_if_unreachable
+
+        go_offline_if_unreachable()
+        try:
+            source = Path(snapshot_download(backbone, revision=revision, allow_patterns=MODEL_FILES))
+        except (LocalEntryNotFoundError, HfHubHTTPError, OSError, ValueError) as exc:
+            raise RmflowError(f"cannot resolve backbone '{backbone}' (revision {revision or 'main'}) on the hub or "
+                              f"in the Hugging Face cache: {type(exc).__name__}: {exc}") from exc
+        commit = source.name  # a snapshot folder is named by its commit
+    for f in sorted(source.iterdir()):
         if f.is_file() and f.name not in ("rmflow_run.json", "metrics.json", "train_log.jsonl"):
-            (out_dir / f.name).write_bytes(f.read_bytes())
+            shutil.copyfile(f, out_dir / f.name)
+    return commit
 
 
 def fingerprint(ref: str) -> str:
@@ -181,7 +218,9 @@ def main_stage1(spec_path: str, backbone: str, attributes: str, out_dir: str) ->
     config, train = methods.method_config(spec.method, spec.options), TrainConfig.from_dict(spec.train)
     rows = read_prepared(attributes)
     labels = attribute_matrix(rows, config, attributes)
-    model, tokenizer = load_backbone(backbone, system_turn=spec.system_turn, bf16=train.bf16)
+    model, tokenizer = load_backbone(backbone, system_turn=spec.system_turn, bf16=train.bf16,
+                                     attn_implementation=spec.attn_implementation,
+                                     revision=config.backbone_revision)
     x = embed(model, tokenizer, [r["messages"] for r in rows], train.max_length, train.truncation_side)
     rng = np.random.default_rng(config.seed)
     weights, report = [], {}
@@ -229,7 +268,9 @@ def main_stage2(spec_path: str, backbone: str, stage1_dir: str, data: str, out_d
         raise RmflowError(f"stage 1 has objectives {stage1['objectives']}, the config {config.objectives}",
                           file=f"{stage1_dir}/stage1.json", field="objectives")
     rows = read_pairs(data)
-    model, tokenizer = load_backbone(backbone, system_turn=spec.system_turn, bf16=train.bf16)
+    model, tokenizer = load_backbone(backbone, system_turn=spec.system_turn, bf16=train.bf16,
+                                     attn_implementation=spec.attn_implementation,
+                                     revision=config.backbone_revision)
     args = (train.max_length, train.truncation_side)
     prompts = embed(model, tokenizer, [r["chosen"][:-1] for r in rows], *args, generation_prompt=True)
     chosen = embed(model, tokenizer, [r["chosen"] for r in rows], *args) @ regression.T
@@ -290,7 +331,7 @@ def main_stage2(spec_path: str, backbone: str, stage1_dir: str, data: str, out_d
                    "rating_max": config.rating_max, "prescaled": config.prescaled, "alphas": {k: v["alpha"] for k, v in stage1["per_objective"].items()},
                    "backbone": backbone, "max_length": train.max_length, "truncation_side": train.truncation_side}
     with atomic_dir(out_dir) as tmp:
-        copy_backbone(backbone, tmp)
+        head_config["backbone_revision"] = copy_backbone(backbone, tmp, revision=config.backbone_revision)
         save_file({k: v.contiguous() for k, v in head.items()}, str(tmp / HEAD_FILE))
         write_json(tmp / HEAD_CONFIG, head_config)
         write_text(tmp / "rmflow_run.json", spec.to_json())

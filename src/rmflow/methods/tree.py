@@ -38,6 +38,7 @@ class Config:
     seed: int = 0
     attributes: str | None = None  # data set of attribute rows for the tree's own probes; None = ArmoRM's probes
     backbone: str | None = None  # own probes: the frozen backbone (directory or hub id)
+    backbone_revision: str | None = None  # a hub backbone's commit, tag or branch (None: main)
     backbone_method: str = "bt"  # own probes without ``backbone``: the run's model of this method, same base
     objectives: list = field(default_factory=lambda: list(HELPSTEER2))  # own probes: the attributes fitted
     rating_max: float = 4.0  # own probes: ratings 0..rating_max (HelpSteer2: 0..4)
@@ -114,7 +115,9 @@ def main_fit(spec_path: str, backbone: str, stage1_dir: str, data: str, out_dir:
     spec = RunSpec.read(spec_path)
     config, train = Config(**spec.options), TrainConfig.from_dict(spec.train)
     regression, stage1 = read_stage1(stage1_dir, backbone)
-    model, tokenizer = load_backbone(backbone, system_turn=spec.system_turn, bf16=train.bf16)
+    model, tokenizer = load_backbone(backbone, system_turn=spec.system_turn, bf16=train.bf16,
+                                     attn_implementation=spec.attn_implementation,
+                                     revision=config.backbone_revision)
     delta = pair_features(regression, lambda c: embed(model, tokenizer, c, train.max_length, train.truncation_side),
                           read_pairs(data))
     x = np.concatenate([delta, -delta])
@@ -122,10 +125,11 @@ def main_fit(spec_path: str, backbone: str, stage1_dir: str, data: str, out_dir:
     tree, rules, report = fit_tree(x, y, config, stage1["objectives"])
     log.info("tree depth %d, validation accuracy %.3f\n%s", report["depth"], report["validation_accuracy"], rules)
     with atomic_dir(out_dir) as tmp:
-        copy_backbone(backbone, tmp)
+        backbone_revision = copy_backbone(backbone, tmp, revision=config.backbone_revision)
         (tmp / "regression.safetensors").write_bytes((Path(stage1_dir) / "regression.safetensors").read_bytes())
         write_json(tmp / TREE_FILE, {**tree, "max_length": train.max_length,
-                                     "truncation_side": train.truncation_side})
+                                     "truncation_side": train.truncation_side, "backbone": backbone,
+                                     "backbone_revision": backbone_revision})
         write_text(tmp / RULES_FILE, rules)
         write_text(tmp / "rmflow_run.json", spec.to_json())
         write_json(tmp / "metrics.json", {**report, "method": "tree", "base": spec.base, "train_pairs": len(delta)})
