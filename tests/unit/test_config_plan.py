@@ -38,7 +38,8 @@ def test_default_and_paper_configs_validate_and_plan():
     assert paper.bases_with_preset("a40_48g") == ["gemma_2b_it"]
     spec = paper.run_spec("bt", "gemma_2b_it")
     assert spec["train"]["lr"] == 1e-5 and spec["train"]["deepspeed"] == "config/deepspeed/zero3.json"
-    assert spec["train"]["bf16"] and spec["train"]["max_length"] == 4096 and spec["trust_remote_code"] is False
+    assert spec["train"]["precision"] == "bf16-mixed" and spec["train"]["max_length"] == 4096
+    assert spec["trust_remote_code"] is False
 
 
 def test_defaults_are_filled():
@@ -165,3 +166,24 @@ def test_a_data_set_of_the_wrong_kind_is_refused_at_plan_time():
                                           r"conversations \(kind 'steps'\) from data set 'synthetic', whose format "
                                           r"'standard' gives preference pairs"):
         Plan(validate_config(data, SCHEMA))
+
+
+# The splits each hub data set of the paper recipe really has, read off its data-set card / file listing
+# (huggingface.co/datasets/<id>/tree/main): RLHFlow's Mistral best-of-N sets hold only data/train-*.parquet, the
+# Deepseek ones a "test" split; RewardBench's are filtered/raw, RewardBench 2's test. A split the hub lacks stops
+# prepare_data in the first wave, before anything trains.
+HUB_SPLITS = {
+    "RLHFlow/Mistral-GSM8K-Test": {"train"}, "RLHFlow/Mistral-MATH500-Test": {"train"},
+    "RLHFlow/Deepseek-GSM8K-Test": {"test"}, "RLHFlow/Deepseek-MATH500-Test": {"test"},
+    "allenai/reward-bench": {"filtered", "raw"}, "allenai/reward-bench-2": {"test"},
+}
+
+
+def test_paper_recipe_reads_splits_the_hub_data_sets_have():
+    raw = yaml.safe_load((REPO / "config/paper.yaml").read_text())
+    entries = {**raw["datasets"], **raw["eval_sets"]}
+    checked = {name: (e["path"], e.get("split", "train")) for name, e in entries.items() if e["path"] in HUB_SPLITS}
+    assert len(checked) == len(HUB_SPLITS), "a data set of the table is no longer in paper.yaml"
+    wrong = {name: f"{path} has no split '{split}'" for name, (path, split) in checked.items()
+             if split not in HUB_SPLITS[path]}
+    assert not wrong, wrong
