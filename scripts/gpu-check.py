@@ -9,8 +9,13 @@ On a tiny Llama built from config and the synthetic suite, with bf16:
 2. a ZeRO-3 run stopped by SIGUSR1 resumes from its checkpoint to (nearly) the weights of a clean run;
 3. scoring throughput on a ~120 M-parameter Llama (random weights, long-tailed lengths): rmflow's scorer against
    transformers' text-classification pipeline at batch 16 (RewardBench's run_rm.py), with the largest score
-   difference.
-Everything measured goes to DIR/gpu-check.json and is printed.
+   difference;
+4. the GPU paths (``--sections gpu_paths``): a bf16-stored base trained without DeepSpeed at lr 1e-6 in
+   bf16-mixed (every tensor must move), the pair-PM and the PRM trained in bf16 under each attention implementation
+   installed (eager, sdpa, flash_attention_2) with rmflow's A/B and +/- logits compared with plain transformers'
+   forward, and a job that asked for a GPU started with none visible (it must refuse, exit 2).
+Everything measured goes to DIR/gpu-check.json and is printed. ``--device cpu --sections gpu_paths`` runs part 4
+on a CPU (how it is tested without a GPU; the numbers then say nothing about a GPU).
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-TRAIN = {"lr": 2e-3, "max_steps": 24, "per_device_batch": 8, "grad_accum": 2, "max_length": 256, "bf16": True,
+TRAIN = {"lr": 2e-3, "max_steps": 24, "per_device_batch": 8, "grad_accum": 2, "max_length": 256,
+         "precision": "bf16-mixed",
          "log_every": 1, "seed": 7, "checkpoint_every": 0, "split_padding": 1.0}
 ENV = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29531",
        "TOKENIZERS_PARALLELISM": "false"}
@@ -123,9 +129,96 @@ def scoring_benchmark(work: Path) -> dict:
             "note": "bf16 weights; the pipeline re-tokenises the rendered text with add_special_tokens"}
 
 
+def run_cli(work: Path, name: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    with open(work / f"{name}.log", "w") as log:
+        return subprocess.run([sys.executable, "-m", "rmflow.cli", *args], stdout=log, stderr=subprocess.STDOUT,
+                              env={**os.environ, **ENV, **(env or {})}, cwd=REPO, timeout=900)
+
+
+def train_spec(work: Path, name: str, method: str, base: Path, data: Path, attention: str | None = None,
+               **train) -> Path:
+    from rmflow.spec import RunSpec
+
+    spec = RunSpec(method=method, base="tiny", base_model=str(base), train_data=str(data),
+                   train={**TRAIN, "max_steps": 3, **train}, attn_implementation=attention)
+    path = work / f"{name}.json"
+    path.write_text(spec.to_json())
+    return path
+
+
+def gpu_paths(work: Path, suite: dict, device: str) -> dict:
+    """Part 4: bf16 weights move without DeepSpeed; pair-PM and PRM logits under each attention; the refusal."""
+    import importlib.util
+
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    from rmflow.data.formats import kind_of, write_rows
+    from rmflow.data.prepare import prepare_rows
+    from rmflow.methods import pair_pm
+    from rmflow.methods._io import write_rows as write_pm_rows
+    from rmflow.methods._pairpm import logits_at
+    from rmflow.train.batching import pad
+
+    out: dict = {}
+    bf16_base = work / "base_bf16"
+    model = AutoModelForCausalLM.from_pretrained(work / "base", dtype=torch.float32)
+    model.to(torch.bfloat16).save_pretrained(bf16_base)
+    for f in (work / "base").iterdir():
+        if not f.name.startswith("model") and f.is_file():
+            (bf16_base / f.name).write_bytes(f.read_bytes())
+    spec = train_spec(work, "bf16_base", "bt", bf16_base, work / "train.parquet", lr=1e-6, lr_schedule="constant",
+                      warmup_steps=0)
+    proc = run_cli(work, "bf16_base", "train", "--spec", str(spec), "--out", str(work / "bf16_base"))
+    start, trained = load_file(str(bf16_base / "model.safetensors")), load_file(str(work / "bf16_base" /
+                                                                                    "model.safetensors"))
+    shared = [k for k in start if k in trained and trained[k].shape == start[k].shape]
+    metrics = json.loads((work / "bf16_base" / "metrics.json").read_text()) if proc.returncode == 0 else {}
+    out["bf16_base_without_deepspeed"] = {
+        "exit": proc.returncode, "tensors": len(shared),
+        "tensors_moved": sum(not trained[k].float().equal(start[k].float()) for k in shared),
+        **{k: metrics.get(k) for k in ("precision", "parameter_dtype", "compute_dtype", "optimizer_state_dtype")}}
+
+    pm_rows, _ = pair_pm.transform(suite["train"][:64], pair_pm.Config())
+    write_pm_rows(pm_rows, work / "pm.parquet")
+    kept, _ = prepare_rows(suite["steps"], "step_rows", where={"split": "train"})
+    write_rows(kept, kind_of("step_rows"), work / "steps.parquet")
+    attentions = ["eager", "sdpa"] + (["flash_attention_2"] if importlib.util.find_spec("flash_attn") else [])
+    runs = {}
+    for attention in attentions:
+        for method, data in (("pair_pm", work / "pm.parquet"), ("prm", work / "steps.parquet")):
+            name = f"{method}_{attention}"
+            spec = train_spec(work, name, method, work / "base", data, attention, max_length=512)
+            proc = run_cli(work, name, "train", "--spec", str(spec), "--out", str(work / name))
+            row = {"exit": proc.returncode}
+            if proc.returncode == 0:
+                metrics = json.loads((work / name / "metrics.json").read_text())
+                model = AutoModelForCausalLM.from_pretrained(work / name, dtype=torch.bfloat16,
+                                                             attn_implementation=attention).to(device).eval()
+                ids, mask = pad([list(range(5, 45)), list(range(50, 70))], 0, side="right")
+                positions = torch.tensor([[39, 10], [19, 0]])
+                with torch.no_grad():
+                    ours = logits_at(model, ids.to(device), mask.to(device), positions.to(device))
+                    full = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
+                plain = full[torch.arange(2, device=device).unsqueeze(-1), positions.to(device)]
+                row.update(attention=metrics["attention"], final_loss=metrics["final_loss"],
+                           max_abs_logit_diff_vs_plain=(ours - plain).abs().max().item())
+            runs[name] = row
+    out["attention_runs"] = runs
+    refused = run_cli(work, "refusal", "--rule", "train_a100_80g", "--gpus", "4", "methods",
+                      env={"CUDA_VISIBLE_DEVICES": ""})
+    out["refusal"] = {"exit": refused.returncode,
+                      "message": (work / "refusal.log").read_text().strip().splitlines()[-1]}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True)
+    parser.add_argument("--sections", nargs="+", default=["deepspeed", "scoring", "gpu_paths"],
+                        choices=["deepspeed", "scoring", "gpu_paths"])
+    parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"], help="cpu: part 4 only, as a test")
     args = parser.parse_args()
     import torch
 
@@ -140,11 +233,28 @@ def main() -> None:
     corpus = [m["content"] for r in suite["train"] for s in ("chosen", "rejected") for m in r[s]]
     build(TinySpec(family="llama", vocab_size=1024, hidden_size=64, intermediate_size=128, num_layers=2,
                    num_heads=4, num_kv_heads=2, max_position_embeddings=1024), corpus, work / "base")
-    report = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__}
-    import deepspeed
     import transformers
 
-    report["deepspeed"], report["transformers"] = deepspeed.__version__, transformers.__version__
+    report = {"device": torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu",
+              "torch": torch.__version__, "transformers": transformers.__version__}
+    if args.device == "cpu" and set(args.sections) != {"gpu_paths"}:
+        raise SystemExit("--device cpu runs only --sections gpu_paths")
+    if "gpu_paths" in args.sections:
+        report["gpu_paths"] = gpu_paths(work, suite, args.device)
+    if "deepspeed" in args.sections:
+        deepspeed_checks(work, suite, report)
+    if "scoring" in args.sections:
+        report["scoring"] = scoring_benchmark(work)
+    text = json.dumps(report, indent=2)
+    print(text)
+    (Path(args.out) / "gpu-check.json").write_text(text)
+
+
+def deepspeed_checks(work: Path, suite: dict, report: dict) -> None:
+    """Parts 1 and 2: BT without DeepSpeed and under ZeRO-2/3, and a ZeRO-3 preemption and resume."""
+    import deepspeed
+
+    report["deepspeed"] = deepspeed.__version__
     rows = suite["train"][:8]
     runs = {}
     for name, ds in (("plain", None), ("zero2", str(REPO / "config/deepspeed/zero2.json")),
@@ -175,10 +285,6 @@ def main() -> None:
                             "resumed": "resuming from" in (work / "zero3_resumed.log").read_text(),
                             "max_weight_diff_vs_clean": max((a[k].float() - b[k].float()).abs().max().item()
                                                             for k in a)}
-    report["scoring"] = scoring_benchmark(work)
-    text = json.dumps(report, indent=2)
-    print(text)
-    (Path(args.out) / "gpu-check.json").write_text(text)
 
 
 if __name__ == "__main__":

@@ -162,3 +162,20 @@ def test_packed_prm_and_scalar_orm_train(tmp_path, synthetic, tiny_base):
         {"chosen": [{"role": "user", "content": "P"}, {"role": "assistant", "content": "a"}],
          "rejected": [{"role": "user", "content": "P"}, {"role": "assistant", "content": "b"}]}])
     assert len(scored["score_chosen"]) == 1
+
+
+def test_training_data_filtered_to_nothing_stops_instead_of_spinning(tmp_path, synthetic, tiny_base):
+    """Every step conversation is longer than max_length, so every one is skipped: an epoch with no batches used
+    to loop forever."""
+    from rmflow.errors import RmflowError
+    from rmflow.methods import prm
+    from rmflow.spec import RunSpec
+
+    from helpers import prepared
+
+    data = str(prepared(tmp_path / "steps.parquet", synthetic["steps"], "step_rows", where={"split": "train"}))
+    spec = RunSpec(method="prm", base="tiny", base_model=str(tiny_base), train_data=data,
+                   train={"max_steps": 2, "per_device_batch": 2, "grad_accum": 1, "max_length": 16})
+    with pytest.raises(RmflowError, match="nothing to train on: the training data gave no batches"):
+        prm.train(spec, str(tmp_path / "prm"))
+    assert not (tmp_path / "prm").exists()
