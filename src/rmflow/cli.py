@@ -137,6 +137,7 @@ def cmd_evaluate(a):
         from rmflow import methods
 
         values = {"model": a.external, "scorer": a.scorer, "logit": a.logit, "revision": a.model_revision,
+                  "score_position": a.score_position,
                   "trust_remote_code": a.trust_remote_code, "endpoint": a.endpoint, "max_length": a.max_length}
         external = methods.method_config("external", {k: v for k, v in values.items() if v is not None},
                                          where="evaluate --external")
@@ -337,6 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scorer", default=None, choices=["classifier", "pairwise_pm", "judge_endpoint"],
                    help="--external: how it scores (default classifier)")
     p.add_argument("--logit", type=int, default=None, help="--external classifier: which output is the reward")
+    p.add_argument("--score-position", default=None, choices=["after_generation_prompt", "user_turn_end"],
+                   help="--external pairwise_pm: where the A/B logits are read (user_turn_end: RLHFlow's own scorer)")
     p.add_argument("--model-revision", default=None, help="--external: hub revision")
     p.add_argument("--trust-remote-code", action="store_true", default=None,
                    help="--external: allow the model's own code (off by default)")

@@ -281,3 +281,25 @@ def test_a_backbone_named_by_hub_id_or_cached_snapshot_is_copied(tmp_path, monke
         assert (out / "model.safetensors").read_bytes() == (trained_bt / "model.safetensors").read_bytes()
     with pytest.raises(RmflowError, match="cannot resolve backbone 'Skywork/absent' \\(revision main\\)"):
         armo.copy_backbone("Skywork/absent", tmp_path)
+
+
+def test_gate_prompt_feature_at_the_user_turn_end_is_the_seeds_gating_token(trained_bt, synthetic):
+    """armo-rm/stage-2_prepare.py reads the prompt feature inside the whole conversation at the end-of-turn token
+    that closes the last user turn; rmflow's user_turn_end embeds the prompt up to that token (causal attention:
+    the same hidden state)."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    model, tokenizer = armo.load_backbone(str(trained_bt), "cpu")
+    conversation = synthetic["train"][0]["chosen"]
+    ours = armo.embed(model, tokenizer, [conversation[:-1]], 128, "left", position="user_turn_end")[0]
+    after_header = armo.embed(model, tokenizer, [conversation[:-1]], 128, "left", generation_prompt=True)[0]
+    tok = AutoTokenizer.from_pretrained(trained_bt)
+    plain = AutoModel.from_pretrained(trained_bt).eval()
+    ids = tok(tok.apply_chat_template(conversation, tokenize=False), add_special_tokens=False)["input_ids"]
+    end = tok.convert_tokens_to_ids("<|end|>")
+    gating = [i for i, t in enumerate(ids) if t == end][-2]  # the user turn's <|end|>; the last is the answer's
+    with torch.no_grad():
+        hidden = plain(torch.tensor([ids])).last_hidden_state[0, gating]
+    assert np.allclose(ours, hidden.double().numpy(), atol=1e-5)
+    assert not np.allclose(after_header, ours, atol=1e-3)

@@ -184,3 +184,53 @@ def test_trained_pm_scores_both_orders_and_reloads(tmp_path, synthetic, tiny_bas
         sum(abs(a - b) for a, b in zip(plain1, plain2)) / 6, abs=1e-5)
     ranked = rank(scorer, test[0]["chosen"][:-1], ["x", "y", "z", "w"], mode="knockout")
     assert ranked["comparisons"] == 3 and ranked["forward_passes"] == 6
+
+
+def test_score_position_user_turn_end_reads_the_logits_where_the_seed_scorer_does(tmp_path, tiny_base, synthetic):
+    """RLHFlow's scorer for its released pair-PM (useful_code/eval_reward_bench_pm.py), written out with plain
+    transformers: the user turn rendered without the assistant header, the BOS text removed, tokenized without
+    special tokens, softmax of the A/B logits at the last token; both orders averaged."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rmflow.methods import external, pair_pm
+    from rmflow.methods._io import write_rows
+    from rmflow.spec import RunSpec
+
+    pm_rows, _ = pair_pm.transform(synthetic["train"], pair_pm.Config())
+    write_rows(pm_rows, tmp_path / "pm.parquet")
+    pair_pm.train(RunSpec(method="pair_pm", base="tiny", base_model=str(tiny_base),
+                          train_data=str(tmp_path / "pm.parquet"),
+                          train={"lr": 3e-3, "max_steps": 4, "per_device_batch": 8, "grad_accum": 1, "max_length": 256}),
+                  str(tmp_path / "pm"))
+    released = tmp_path / "pm"  # scored as a released model would be: an external pairwise_pm
+    rows = [{"chosen": [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["chosen"]}],
+             "rejected": [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["rejected"]}]}
+            for r in synthetic["test"][:4]]
+    scored = {position: external.scorer_for(external.Config(model=str(released), scorer="pairwise_pm",
+                                                            score_position=position)).score_pairs(rows)
+              for position in ("after_generation_prompt", "user_turn_end")}
+    tok = AutoTokenizer.from_pretrained(released)
+    model = AutoModelForCausalLM.from_pretrained(released).eval()
+    a, b = tok.encode("A", add_special_tokens=False)[0], tok.encode("B", add_special_tokens=False)[0]
+
+    def p_first(context, first, second):
+        prompt = pm.pm_prompt(context, first, second)
+        text = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False)
+        ids = tok.encode(text.replace(tok.bos_token, ""), return_tensors="pt", add_special_tokens=False)
+        with torch.no_grad():
+            logits = model(ids).logits[0, -1]
+        return torch.softmax(logits[[a, b]], dim=-1)[0].item()
+
+    first = [p_first(r["chosen"][:-1], r["chosen"][-1]["content"], r["rejected"][-1]["content"]) for r in rows]
+    second = [1 - p_first(r["chosen"][:-1], r["rejected"][-1]["content"], r["chosen"][-1]["content"]) for r in rows]
+    assert scored["user_turn_end"]["p_order1"] == pytest.approx(first, abs=1e-5)
+    assert scored["user_turn_end"]["p_order2"] == pytest.approx(second, abs=1e-5)
+    # the very ids the seed's scorer reads (no BOS, no assistant header), and not rmflow's default ones
+    prompt = pm.pm_prompt(rows[0]["chosen"][:-1], "x", "y")
+    seed_ids = tok.encode(tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False)
+                          .replace(tok.bos_token, ""), add_special_tokens=False)
+    assert pm.prompts_ids(tok, [prompt], 4096, "left", "user_turn_end") == [seed_ids]
+    assert pm.prompts_ids(tok, [prompt], 4096, "left")[0][1:len(seed_ids) + 1] == seed_ids  # BOS, then the header
+    with pytest.raises(ValueError, match="score_position must be one of after_generation_prompt, user_turn_end"):
+        external.Config(model="m", scorer="pairwise_pm", score_position="last")

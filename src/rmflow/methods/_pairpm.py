@@ -17,6 +17,16 @@ log = logging.getLogger(__name__)
 
 A, B, TIE = "A", "B", "Same"
 LABELS = (A, B, TIE)
+# where the A/B answer is read: after the assistant header (as rmflow trains), or at the last token of the user
+# turn rendered without it, BOS removed (the seed's scorer for its released pair-preference-model-LLaMA3-8B)
+AFTER_GENERATION_PROMPT, USER_TURN_END = "after_generation_prompt", "user_turn_end"
+SCORE_POSITIONS = (AFTER_GENERATION_PROMPT, USER_TURN_END)
+
+
+def check_score_position(position: str, name: str = "score_position") -> str:
+    if position not in SCORE_POSITIONS:
+        raise ValueError(f"{name} must be one of {', '.join(SCORE_POSITIONS)}, not {position!r}")
+    return position
 
 
 def render_context(messages: list[dict]) -> str:
@@ -75,9 +85,16 @@ def answer_token_ids(tokenizer) -> dict[str, list[int]]:
     return ids
 
 
-def prompts_ids(tokenizer, prompts: list[str], max_length: int, truncation_side: str) -> list[list[int]]:
-    """``prompt_ids`` for many prompts, through the token cache (the same data set is tokenised once)."""
+def prompts_ids(tokenizer, prompts: list[str], max_length: int, truncation_side: str,
+                position: str = AFTER_GENERATION_PROMPT) -> list[list[int]]:
+    """``prompt_ids`` for many prompts, through the token cache (the same data set is tokenised once); with
+    ``position`` user_turn_end, the seed scorer's ids ending at the user turn's last token."""
+    from rmflow.train.batching import encode_user_turn_end
     from rmflow.train.token_cache import encode_all
+
+    if check_score_position(position) == USER_TURN_END:
+        return [encode_user_turn_end(tokenizer, [{"role": "user", "content": p}], max_length, truncation_side,
+                                     keep_bos=False, keep_trailing_whitespace=True) for p in prompts]
 
     return encode_all(tokenizer, [[{"role": "user", "content": p}] for p in prompts], max_length, truncation_side,
                       generation_prompt=True, desc="tokenize prompts")

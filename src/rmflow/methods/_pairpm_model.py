@@ -6,7 +6,8 @@ import logging
 import random
 from typing import Callable
 
-from rmflow.methods._pairpm import A, B, TIE, answer_loss, answer_token_ids, check_pm_rows, pm_prompt, prompts_ids
+from rmflow.methods._pairpm import (A, AFTER_GENERATION_PROMPT, B, TIE, answer_loss, answer_token_ids, check_pm_rows,
+                                   check_score_position, pm_prompt, prompts_ids)
 from rmflow.spec import RunSpec
 
 log = logging.getLogger(__name__)
@@ -61,8 +62,10 @@ class PairwiseScorer:
     kind = "pairwise"
 
     def __init__(self, model, tokenizer, max_length: int, truncation_side: str, batch_size: int = 16,
-                 device: str = "cpu", three_way: bool = False, render=pm_prompt):
+                 device: str = "cpu", three_way: bool = False, render=pm_prompt,
+                 position: str = AFTER_GENERATION_PROMPT):
         self.model, self.tokenizer, self.render = model.eval().to(device), tokenizer, render
+        self.position = check_score_position(position)
         self.max_length, self.truncation_side, self.batch_size, self.device = max_length, truncation_side, \
             batch_size, device
         ids = answer_token_ids(tokenizer)
@@ -78,7 +81,7 @@ class PairwiseScorer:
         from rmflow.models.scalar import last_token_index
         from rmflow.train.batching import pad
 
-        encoded = prompts_ids(self.tokenizer, prompts, self.max_length, self.truncation_side)
+        encoded = prompts_ids(self.tokenizer, prompts, self.max_length, self.truncation_side, self.position)
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         out = torch.zeros((len(encoded), len(self.answer_ids)))
         with torch.inference_mode():
@@ -122,10 +125,12 @@ def load_pm_scorer(model_dir: str, device: str = "cpu", batch_size: int = 16, th
     from rmflow.models.load import load_for_scoring, load_tokenizer
     from rmflow.train.config import TrainConfig
 
-    config = TrainConfig.from_dict(RunSpec.read(f"{model_dir}/rmflow_run.json").train)
+    spec = RunSpec.read(f"{model_dir}/rmflow_run.json")
+    config = TrainConfig.from_dict(spec.train)
     tokenizer = load_tokenizer(model_dir)
     model = load_for_scoring(model_dir, tokenizer, auto_class="AutoModelForCausalLM")
-    return PairwiseScorer(model, tokenizer, config.max_length, config.truncation_side, batch_size, device, three_way)
+    return PairwiseScorer(model, tokenizer, config.max_length, config.truncation_side, batch_size, device, three_way,
+                          position=spec.options.get("score_position", AFTER_GENERATION_PROMPT))
 
 
 # ---- ranking n responses --------------------------------------------------------------------------------------

@@ -32,6 +32,8 @@ class Config:
     backbone_method: str = "bt"  # the run's method whose model for the same base is the frozen backbone
     backbone: str | None = None  # or any RM directory / hub id (overrides backbone_method)
     backbone_revision: str | None = None  # a hub backbone's commit, tag or branch (None: main)
+    # the gate's prompt feature: after the assistant header, or at the user turn's end-of-turn token (the seed's)
+    prompt_position: str = "after_generation_prompt"  # or user_turn_end
     attributes: str = "synthetic_attributes"  # data set of attribute rows (format multi_objective / helpsteer2_...)
     objectives: list = field(default_factory=lambda: ["helpfulness", "correctness", "coherence", "complexity",
                                                       "verbosity", "safety"])
@@ -50,6 +52,9 @@ class Config:
     seed: int = 0
 
     def __post_init__(self):
+        from rmflow.methods._pairpm import check_score_position
+
+        check_score_position(self.prompt_position, "prompt_position")
         if self.verbosity_objective is not None and self.verbosity_objective not in self.objectives:
             raise ValueError(f"verbosity_objective '{self.verbosity_objective}' is not among the objectives")
 
@@ -85,17 +90,30 @@ def load_backbone(ref: str, device: str | None = None, system_turn: str | None =
 
 
 def embed(model, tokenizer, conversations: list[list[dict]], max_length: int, truncation_side: str,
-          generation_prompt: bool = False, batch_size: int = 16):
-    """Last-layer hidden state at the last token of each conversation (of its prompt, with ``generation_prompt``)."""
+          generation_prompt: bool = False, batch_size: int = 16, position: str | None = None):
+    """Last-layer hidden state at the last token of each conversation (of its prompt, with ``generation_prompt``).
+    ``position`` user_turn_end reads a prompt at the end-of-turn token of its last turn instead, as the seed's
+    gate does (``train.batching.encode_user_turn_end``)."""
+    from rmflow.methods._pairpm import USER_TURN_END
+    from rmflow.train.batching import encode_user_turn_end
+    from rmflow.train.token_cache import encode_all
+
+    if position == USER_TURN_END:
+        encoded = [encode_user_turn_end(tokenizer, c, max_length, truncation_side, keep_bos=True,
+                                        keep_trailing_whitespace=False) for c in conversations]
+    else:
+        encoded = encode_all(tokenizer, conversations, max_length, truncation_side, generation_prompt)
+    return embed_ids(model, tokenizer, encoded, batch_size)
+
+
+def embed_ids(model, tokenizer, encoded: list[list[int]], batch_size: int = 16):
     import numpy as np
     import torch
     from tqdm.auto import tqdm
 
     from rmflow.models.scalar import hidden_at_last
     from rmflow.train.batching import pad
-    from rmflow.train.token_cache import encode_all
 
-    encoded = encode_all(tokenizer, conversations, max_length, truncation_side, generation_prompt)
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     out = np.zeros((len(encoded), model.config.hidden_size), dtype=np.float64)
     with torch.inference_mode():
@@ -272,7 +290,8 @@ def main_stage2(spec_path: str, backbone: str, stage1_dir: str, data: str, out_d
                                      attn_implementation=spec.attn_implementation,
                                      revision=config.backbone_revision)
     args = (train.max_length, train.truncation_side)
-    prompts = embed(model, tokenizer, [r["chosen"][:-1] for r in rows], *args, generation_prompt=True)
+    prompts = embed(model, tokenizer, [r["chosen"][:-1] for r in rows], *args, generation_prompt=True,
+                    position=config.prompt_position)
     chosen = embed(model, tokenizer, [r["chosen"] for r in rows], *args) @ regression.T
     rejected = embed(model, tokenizer, [r["rejected"] for r in rows], *args) @ regression.T
     if config.verbosity_objective is None:  # nothing to debias against: T = I
@@ -328,8 +347,10 @@ def main_stage2(spec_path: str, backbone: str, stage1_dir: str, data: str, out_d
     head_config = {"objectives": config.objectives, "temperature": config.temperature,
                    "gate_layers": len(linears), "verbosity_objective": config.verbosity_objective,
                    "verbosity_penalties": dict(zip(config.objectives, lambdas.tolist())),
-                   "rating_max": config.rating_max, "prescaled": config.prescaled, "alphas": {k: v["alpha"] for k, v in stage1["per_objective"].items()},
-                   "backbone": backbone, "max_length": train.max_length, "truncation_side": train.truncation_side}
+                   "rating_max": config.rating_max, "prescaled": config.prescaled,
+                   "alphas": {k: v["alpha"] for k, v in stage1["per_objective"].items()},
+                   "backbone": backbone, "max_length": train.max_length, "truncation_side": train.truncation_side,
+                   "prompt_position": config.prompt_position}
     with atomic_dir(out_dir) as tmp:
         head_config["backbone_revision"] = copy_backbone(backbone, tmp, revision=config.backbone_revision)
         save_file({k: v.contiguous() for k, v in head.items()}, str(tmp / HEAD_FILE))
@@ -370,7 +391,8 @@ class ArmoScorer:
         torch = self._torch
         args = (self.meta["max_length"], self.meta["truncation_side"])
         prompt = torch.tensor(embed(self.model, self.tokenizer, [c[:-1] for c in conversations], *args,
-                                    generation_prompt=True, batch_size=self.batch_size), dtype=torch.float32)
+                                    generation_prompt=True, batch_size=self.batch_size,
+                                    position=self.meta.get("prompt_position")), dtype=torch.float32)
         full = torch.tensor(embed(self.model, self.tokenizer, conversations, *args, batch_size=self.batch_size),
                             dtype=torch.float32)
         rewards = full @ self.head["regression"].T

@@ -44,6 +44,9 @@ class Config:
     endpoint: str | None = None  # judge_endpoint: an OpenAI-compatible base URL (.../v1)
     endpoint_model: str = "judge"
     template: str | None = None  # judge_endpoint: a user turn with {question}, {answer_a}, {answer_b}
+    # pairwise_pm: where the A/B logits are read; RLHFlow's released pair-preference models are scored by their
+    # authors at user_turn_end (the user turn's last token, no assistant header, BOS removed)
+    score_position: str = "after_generation_prompt"
 
     def __post_init__(self):
         if self.scorer not in SCORERS:
@@ -54,6 +57,9 @@ class Config:
             raise ValueError(f"a {self.scorer} needs 'model' (a hub id or a local directory)")
         if self.logit < 0:
             raise ValueError("logit must be >= 0")
+        from rmflow.methods._pairpm import check_score_position
+
+        check_score_position(self.score_position)
 
 
 def kind_of(config: Config) -> str:
@@ -96,7 +102,8 @@ def scorer_for(config: Config, device: str = "cpu", batch_size: int = 16):
         from rmflow.methods._pairpm_model import PairwiseScorer
 
         model = load_for_scoring(config.model, tokenizer, auto_class="AutoModelForCausalLM", **common)
-        return PairwiseScorer(model, tokenizer, config.max_length, config.truncation_side, batch_size, device)
+        return PairwiseScorer(model, tokenizer, config.max_length, config.truncation_side, batch_size, device,
+                              position=config.score_position)
     from rmflow.models.scalar import ScalarScorer
 
     model = load_for_scoring(config.model, tokenizer, **common)

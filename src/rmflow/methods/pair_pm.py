@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rmflow.methods._pairpm import A, B, standard_to_pm
+from rmflow.methods._pairpm import A, B, check_score_position, standard_to_pm
 from rmflow.methods._pairpm_model import load_pm_scorer, rank, train_pm  # noqa: F401 - rank is public API
 from rmflow.spec import RunSpec
 
@@ -22,6 +22,11 @@ class Config:
 
     both_orders: bool = False  # train on both presentation orders of every pair (2 rows per pair)
     placement_seed: int = 0  # seed of the coin that puts chosen at A or B when both_orders is off
+    # scoring only: where the A/B logits are read (training always puts the answer after the assistant header)
+    score_position: str = "after_generation_prompt"  # or user_turn_end, the seed scorer's position
+
+    def __post_init__(self):
+        check_score_position(self.score_position)
 
 
 def transform(rows: list[dict], config: Config) -> tuple[list[dict], dict]:

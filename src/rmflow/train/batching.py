@@ -52,9 +52,31 @@ def encode(tokenizer, messages: list[dict], max_length: int, truncation_side: st
     avoids the double BOS of the original scripts (methods-detail.md §1).
     """
     ids = tokenizer(render(tokenizer, messages, generation_prompt), add_special_tokens=False)["input_ids"]
+    return cut(ids, max_length, truncation_side)
+
+
+def cut(ids: list[int], max_length: int, truncation_side: str) -> list[int]:
     if len(ids) > max_length:
         ids = ids[-max_length:] if truncation_side == "left" else ids[:max_length]
     return ids
+
+
+def encode_user_turn_end(tokenizer, messages: list[dict], max_length: int, truncation_side: str, *,
+                         keep_bos: bool, keep_trailing_whitespace: bool) -> list[int]:
+    """Token ids of ``messages`` rendered without the generation prompt, ending at the token that closes the last
+    turn, as the seed reads two of its models:
+    - its released pair-PM (useful_code/eval_reward_bench_pm.py): the BOS text removed and tokenized without
+      special tokens, logits at the literal last token (``keep_bos=False, keep_trailing_whitespace=True``);
+    - ArmoRM's gating feature (armo-rm/stage-2_prepare.py): the hidden state at the end-of-turn token before the
+      assistant header, Llama-3's <|eot_id|>, Gemma-2's <end_of_turn> (``keep_bos=True`` — its tokenizer call adds
+      the BOS back —, ``keep_trailing_whitespace=False``: the template's newline after the marker is skipped)."""
+    text = render(tokenizer, messages, generation_prompt=False)
+    if tokenizer.bos_token and not keep_bos:
+        text = text.replace(tokenizer.bos_token, "")
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    while not keep_trailing_whitespace and len(ids) > 1 and not tokenizer.decode([ids[-1]]).strip():
+        ids = ids[:-1]
+    return cut(ids, max_length, truncation_side)
 
 
 @dataclass
