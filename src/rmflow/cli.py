@@ -214,8 +214,14 @@ def cmd_bestofn(a):
 
     _threads(a.threads)
     if a.step == "run":
+        import json
+
+        try:
+            step_text = json.loads(a.step_text or "{}")
+        except json.JSONDecodeError as exc:
+            raise RmflowError(f"--step-text is not JSON ({exc})", field="steps") from exc
         bestofn.main(a.method, a.base, a.model_dir, a.data, a.ns, a.subsets, a.seed, a.out, a.steps_data or None,
-                     a.batch_size, a.set or None)
+                     a.batch_size, a.set or None, step_text or None)
     else:
         bestofn.table(a.files, a.csv, a.png, a.svg)
 
@@ -422,6 +428,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="prepared candidate sets (format bestofn: {prompt, answers[N], label[N]})")
     p.add_argument("--set", default=None, help="the candidate sets' data set name (written into the result)")
     p.add_argument("--steps-data", default="", help="prepared step-labelled chats for the PRM's step accuracy")
+    p.add_argument("--step-text", default="", help='the set\'s step layout, JSON {"separator": ..., '
+                                                   '"outcome_remove": [...]} (config datasets.<set>.steps)')
     p.add_argument("--ns", type=int, nargs="+", default=[1, 2, 4, 8])
     p.add_argument("--subsets", type=int, default=16, help="random subsets per problem and N")
     p.add_argument("--seed", type=int, default=0)

@@ -179,3 +179,68 @@ def test_training_data_filtered_to_nothing_stops_instead_of_spinning(tmp_path, s
     with pytest.raises(RmflowError, match="nothing to train on: the training data gave no batches"):
         prm.train(spec, str(tmp_path / "prm"))
     assert not (tmp_path / "prm").exists()
+
+
+def test_declared_step_text_builds_the_chats_the_seeds_scorers_build():
+    """math-rm/prm_evaluate.py splits Mistral answers on "ки\\n" (Deepseek: "\\n\\n") and strips each piece (the
+    last one keeps its tag); orm_evaluate.py removes " ки" and scores prompt + " " + answer as one user turn."""
+    from rmflow.methods._steps import StepText
+
+    prompt = "Tom has 2 boxes of 6 eggs. How many eggs?"
+    mistral = "Step 1: 2 * 6 = 12 ки\nStep 2: He has 12 eggs. ки\nStep 3: The answer is: 12 ки"
+    deepseek = "First, 2 * 6 = 12.\n\nSo the answer is 12."
+
+    def seed_prm(answer, separator):  # prm_evaluate.py, the conversation of the last step
+        conversation = []
+        for k, text in enumerate(j.strip() for j in answer.split(separator)):
+            conversation += [{"content": prompt + " " + text if k == 0 else text, "role": "user"},
+                             {"content": "+", "role": "assistant"}]
+        return conversation
+
+    mistral_text = StepText.of({"separator": "ки\n", "outcome_remove": [" ки"]})
+    assert mistral_text.chat(prompt, mistral, outcome=False) == [
+        {"role": m["role"], "content": m["content"]} for m in seed_prm(mistral, "ки\n")]
+    assert mistral_text.chat(prompt, mistral, outcome=False)[4]["content"] == "Step 3: The answer is: 12 ки"
+    assert mistral_text.chat(prompt, mistral, outcome=True) == [
+        {"role": "user", "content": prompt + " " + mistral.replace(" ки", "")}, {"role": "assistant", "content": "+"}]
+    deepseek_text = StepText.of({"separator": "\n\n"})
+    assert deepseek_text.chat(prompt, deepseek, outcome=False) == seed_prm(deepseek, "\n\n")
+    assert deepseek_text.chat(prompt, deepseek, outcome=True)[0]["content"] == prompt + " " + deepseek
+    # undeclared: steps are lines, and the ORM reads them rejoined (the default run's rule)
+    assert StepText().chat(prompt, "a\n\n  b", outcome=True)[0]["content"] == prompt + " a\nb"
+    with pytest.raises(RmflowError, match="field 'steps'"):
+        StepText.of({"separator": ""})
+
+
+def test_paper_best_of_n_sets_declare_the_seeds_step_layout():
+    import yaml
+
+    from helpers import REPO
+
+    datasets = yaml.safe_load((REPO / "config/paper.yaml").read_text())["datasets"]
+    sets = {name: entry for name, entry in datasets.items() if entry["format"] == "bestofn"}
+    assert len(sets) == 4
+    for name, entry in sets.items():
+        expected = ({"separator": "ки\n", "outcome_remove": [" ки"]} if entry["path"].startswith("RLHFlow/Mistral")
+                    else {"separator": "\n\n"})
+        assert entry.get("steps") == expected, name
+
+
+def test_the_bestofn_rule_passes_each_sets_step_layout_through_the_shell(tmp_path):
+    import json
+    import shlex
+
+    from helpers import DEFAULT, REPO, snakemake
+
+    proc = snakemake(tmp_path, "all", "-n", "-p", "--profile", str(REPO / "profiles/slurm"),
+                     configs=(DEFAULT, REPO / "config/paper.yaml"), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # -p prints each command on one line: the JSON with its newline escape survives shell quoting intact
+    layouts = {}
+    for line in proc.stdout.splitlines():
+        if " bestofn run " in line:
+            words = shlex.split(line.split("Shell command: ", 1)[-1].split(" > ")[0])
+            text = next(w.split("=", 1)[1] for w in words if w.startswith("--step-text="))
+            layouts[words[words.index("--set") + 1]] = json.loads(text)
+    assert layouts["mistral_gsm8k_test"] == {"separator": "ки\n", "outcome_remove": [" ки"]}
+    assert layouts["deepseek_math500_test"] == {"separator": "\n\n"}

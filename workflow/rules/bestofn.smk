@@ -12,6 +12,7 @@ rule bestofn:
         gpus=gpus_asked,  # the GPUs this job asked for: the command refuses to run without them
         cfg=config["bestofn"],
         steps=bestofn_steps,
+        step_text=bestofn_step_text,
         batch_size=config["evaluate"]["batch_size"],
     wildcard_constraints:
         method=Plan.regex(PLAN.scalar_methods()),
@@ -25,7 +26,8 @@ rule bestofn:
     shell:
         "python -m rmflow --rule {rule} --gpus {params.gpus}"
         " bestofn run --method {wildcards.method} --base {wildcards.base} --model-dir {input.model}"
-        " --data {input.data} --set {wildcards.set} --steps-data={params.steps:q} --ns {params.cfg[ns]}"
+        " --data {input.data} --set {wildcards.set} --steps-data={params.steps:q} --step-text={params.step_text:q}"
+        " --ns {params.cfg[ns]}"
         " --subsets {params.cfg[subsets]} --seed {params.cfg[seed]} --batch-size {params.batch_size} --out {output}"
         " --threads {threads} > {log} 2>&1"
 

@@ -210,6 +210,14 @@ def bestofn_steps(wildcards):
     return PLAN.prepared(steps) if steps else ""
 
 
+def bestofn_step_text(wildcards):
+    # how this candidate set writes its steps (datasets.<set>.steps); "" when it declares none
+    import json
+
+    declared = config["datasets"][wildcards.set].get("steps")
+    return json.dumps(declared, ensure_ascii=False) if declared else ""
+
+
 def bestofn_steps_input(wildcards):
     return [path for path in [bestofn_steps(wildcards)] if path]
 

@@ -49,7 +49,8 @@ def best_of_n(scores: list[list[float]], labels: list[list[int]], ns: list[int],
 
 
 def main(method: str, base: str, model_dir: str, data: str, ns: list[int], subsets: int, seed: int, out: str,
-         steps_data: str | None = None, batch_size: int = 16, set_name: str | None = None) -> dict:
+         steps_data: str | None = None, batch_size: int = 16, set_name: str | None = None,
+         step_text: dict | None = None) -> dict:
     from rmflow import methods
     from rmflow.data.formats import read_prepared
     from rmflow.io import write_json
@@ -61,6 +62,10 @@ def main(method: str, base: str, model_dir: str, data: str, ns: list[int], subse
     rows = read_prepared(data)
     check_sets(rows, max(ns), data)
     scorer = module.load_scorer(model_dir, device=default_device(), batch_size=batch_size)
+    if hasattr(scorer, "step_text"):  # PRM/ORM: steps cut as this candidate set writes them
+        from rmflow.methods._steps import StepText
+
+        scorer.step_text = StepText.of(step_text)
     flat = [r["context"] + [{"role": "assistant", "content": a}] for r in rows for a in r["answers"]]
     flat_scores = scorer.score_conversations(flat)
     scores, k = [], 0
@@ -71,7 +76,7 @@ def main(method: str, base: str, model_dir: str, data: str, ns: list[int], subse
     result = {"method": method, "base": base, "set": set_name or Path(data).stem, "data": data, "sets": len(rows),
               "subsets": subsets, "seed": seed,
               "accuracy": {str(n): a for n, a in accuracy.items()}, "step_accuracy": None,
-              "oracle": sum(max(r["labels"]) for r in rows) / len(rows)}
+              "oracle": sum(max(r["labels"]) for r in rows) / len(rows), "step_text": step_text or None}
     if steps_data and hasattr(scorer, "chat_probabilities") and not scorer.outcome:
         chats = [r["messages"] for r in read_prepared(steps_data)]
         probs = scorer.chat_probabilities(chats)

@@ -9,6 +9,7 @@ turn by turn from the chat template, so the position of every label token is kno
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from rmflow.data.layouts import MINUS, PLUS, step_messages  # noqa: F401 - step_messages is used by the scorers
 from rmflow.errors import RmflowError
@@ -18,9 +19,41 @@ log = logging.getLogger(__name__)
 AGGREGATIONS = ("mean", "min", "prod", "last")
 
 
-def split_steps(answer: str) -> list[str]:
-    """Steps of a solution: its non-empty lines."""
-    return [line.strip() for line in answer.split("\n") if line.strip()]
+def split_steps(answer: str, separator: str = "\n") -> list[str]:
+    """Steps of a solution: its non-empty pieces between separators (by default its lines), stripped."""
+    return [piece.strip() for piece in answer.split(separator) if piece.strip()]
+
+
+@dataclass(frozen=True)
+class StepText:
+    """How a candidate data set writes a solution's steps: a property of the data set (config ``datasets.<name>.
+    steps``), not of the model. Undeclared (the default): steps are lines and the ORM reads them rejoined by
+    newlines. Declared, as the seed's scorers read RLHFlow's sets (math-rm/prm_evaluate.py, orm_evaluate.py):
+    the PRM splits on ``separator`` (Mistral trajectories "ки\\n", Deepseek "\\n\\n") and strips each piece, the
+    ORM reads the whole answer with each ``outcome_remove`` string deleted (Mistral's " ки" step tags)."""
+
+    separator: str = "\n"
+    outcome_remove: tuple[str, ...] = ()
+    declared: bool = False
+
+    @classmethod
+    def of(cls, declared: dict | None) -> "StepText":
+        if not declared:
+            return cls()
+        unknown = sorted(set(declared) - {"separator", "outcome_remove"})
+        if unknown or not isinstance(declared.get("separator", "\n"), str) or not declared.get("separator", "\n"):
+            raise RmflowError(f"steps takes a non-empty separator and outcome_remove strings, not {declared}",
+                              field="steps")
+        return cls(declared.get("separator", "\n"), tuple(declared.get("outcome_remove") or ()), True)
+
+    def chat(self, problem: str, answer: str, outcome: bool) -> list[dict]:
+        """The chat a PRM (every step labelled "+") or an ORM scores for one answer."""
+        if outcome and self.declared:
+            for tag in self.outcome_remove:
+                answer = answer.replace(tag, "")
+            return step_messages(problem, [answer], None, outcome=True)
+        steps = split_steps(answer, self.separator) or [answer.strip() or "(empty)"]
+        return step_messages(problem, steps, None, outcome)
 
 
 def outcome_messages(messages: list[dict]) -> list[dict]:

@@ -6,7 +6,7 @@ import logging
 import random
 
 from rmflow.methods._steps import (MINUS, PLUS, aggregate, encode_conversation, label_ids, label_loss,
-                                   outcome_messages, pack, packed_label_loss, split_steps, step_messages)
+                                   StepText, outcome_messages, pack, packed_label_loss)
 from rmflow.spec import RunSpec
 
 log = logging.getLogger(__name__)
@@ -83,13 +83,12 @@ class StepScorer:
         self.batch_size, self.device = batch_size, device
         plus, minus = label_ids(tokenizer)
         self.ids_of, self.pair = {PLUS: plus, MINUS: minus}, [plus, minus]
+        self.step_text = StepText()  # the scored data set's step layout (best-of-N sets declare theirs)
 
     def step_probabilities(self, problems: list[str], answers: list[str], progress: bool = True) -> list[list[float]]:
-        """P(+) at every step of each answer (its lines are the steps), every earlier label fixed to "+"."""
-        chats = []
-        for problem, answer in zip(problems, answers):
-            steps = split_steps(answer) or [answer.strip() or "(empty)"]
-            chats.append(step_messages(problem, steps, None, self.outcome))
+        """P(+) at every step of each answer (steps as ``step_text`` cuts them; by default its lines), every
+        earlier label fixed to "+"."""
+        chats = [self.step_text.chat(problem, answer, self.outcome) for problem, answer in zip(problems, answers)]
         return self.chat_probabilities(chats, progress)
 
     def chat_probabilities(self, chats: list[list[dict]], progress: bool = True) -> list[list[float]]:
