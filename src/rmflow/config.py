@@ -75,12 +75,40 @@ def validate_config(config: dict, schema_path: str | Path, sources: list[str] | 
     return config
 
 
-def load_config(*paths: str | Path, schema_path: str | Path) -> dict:
-    """Merge YAML files the way Snakemake's --configfile does (dicts deep-merge, other values replace)."""
+# What a recipe is made of. A layer that says `layer: recipe` (config/paper.yaml) defines these sections itself:
+# whatever earlier layers put there (the laptop default's tiny bases, its 8-epoch PRM, its 200-step SSRM rounds) is
+# dropped, so a recipe never inherits the laptop's training choices by omission. Layers after it merge as usual
+# (paper-smoke shrinks sizes over it); shared settings (threads, evaluate, leaderboard, rank) always merge.
+RECIPE_SECTIONS = ("run", "datasets", "eval_sets", "base_models", "reward_models", "methods", "train",
+                   "train_overrides", "bestofn")
+
+
+def merge_layers(layers: list[dict]) -> dict:
+    """Deep-merge config layers in order (dicts merge, other values replace, as Snakemake's --configfile does),
+    a ``layer: recipe`` layer first clearing the recipe sections of the layers before it."""
     merged: dict = {}
-    for path in paths:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        _deep_update(merged, data)
+    for data in layers:
+        if (data or {}).get("layer") == "recipe":
+            for section in RECIPE_SECTIONS:
+                merged.pop(section, None)
+        _deep_update(merged, data or {})
+    return merged
+
+
+def has_recipe_layer(paths: list[str | Path]) -> bool:
+    return any((_read(p) or {}).get("layer") == "recipe" for p in paths)
+
+
+def _read(path: str | Path) -> dict:
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise RmflowError(f"not valid YAML ({exc})", file=str(path)) from exc
+
+
+def load_config(*paths: str | Path, schema_path: str | Path, overrides: dict | None = None) -> dict:
+    """Merge YAML files as the workflow does (``merge_layers``), then ``overrides`` (Snakemake's --config)."""
+    merged = merge_layers([_read(p) for p in paths] + [overrides or {}])
     return validate_config(merged, schema_path, [str(p) for p in paths])
 
 

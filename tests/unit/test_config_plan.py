@@ -187,3 +187,63 @@ def test_paper_recipe_reads_splits_the_hub_data_sets_have():
     wrong = {name: f"{path} has no split '{split}'" for name, (path, split) in checked.items()
              if split not in HUB_SPLITS[path]}
     assert not wrong, wrong
+
+
+def _readme_hyperparameters() -> dict[tuple[str, str], dict]:
+    text = (REPO / "README.md").read_text()
+    table = text.split("<!-- paper-recipe-hyperparameters -->")[1].split("<!-- /paper-recipe-hyperparameters -->")[0]
+    rows = {}
+    for line in table.strip().splitlines()[2:]:
+        method, base, lr, batch, length, max_length, warmup, schedule, precision = \
+            [c.strip(" `") for c in line.split("|")[1:-1]]
+        per_device, accum, gpus = (int(x) for x in batch.split("=")[1].split("×"))
+        rows[(method, base)] = {"lr": float(lr), "global": int(batch.split("=")[0]), "per_device_batch": per_device,
+                                "grad_accum": accum, "gpus": gpus, "length": length, "max_length": int(max_length),
+                                "warmup": warmup, "lr_schedule": schedule, "precision": precision}
+    return rows
+
+
+def test_every_paper_training_resolves_to_the_readme_hyperparameters():
+    """The paper recipe's resolved specs, pair by pair, are the README's table; none inherits the laptop default's
+    method blocks (8-epoch PRM/ORM, a fifth of an RRM epoch, 200-step SSRM rounds, lr 1e-3)."""
+    plan, readme = _paper_plan(), _readme_hyperparameters()
+    profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())["set-resources"]
+    trained = {(m, b) for m, b in plan.pairs if m not in ("armo", "tree", "judge")}
+    assert set(readme) == trained
+    for (method, base), row in readme.items():
+        train = plan.run_spec(method, base)["train"]
+        rule = "ssrm_train" if method == "ssrm" else f"train_{plan.base_entry(base)['gpu_preset']}"
+        length = f"{train['max_steps']} steps" if train["max_steps"] else f"{train['epochs']:g} epoch"
+        warmup = (f"{train['warmup_steps']} steps" if train["warmup_steps"] is not None
+                  else f"ratio {train['warmup_ratio']:g}")
+        resolved = {"lr": train["lr"], "per_device_batch": train["per_device_batch"],
+                    "grad_accum": train["grad_accum"], "gpus": profile[rule]["processes"], "length": length,
+                    "max_length": train["max_length"], "warmup": warmup, "lr_schedule": train["lr_schedule"],
+                    "precision": train["precision"]}
+        assert resolved == {k: v for k, v in row.items() if k != "global"}, (method, base)
+        assert row["global"] == row["per_device_batch"] * row["grad_accum"] * row["gpus"]
+
+
+def test_a_recipe_layer_replaces_the_laptop_recipe_sections_instead_of_merging(tmp_path):
+    from rmflow.config import merge_layers
+
+    laptop = {"methods": {"prm": {"train": {"epochs": 8}}}, "train": {"lr": 1e-3}, "threads": {"train": 2}}
+    recipe = {"layer": "recipe", "methods": {"prm": {"options": {"aggregation": "mean"}}}, "train": {"epochs": 1}}
+    smoke = {"train": {"max_length": 64}}
+    assert merge_layers([laptop, recipe, smoke]) == {
+        "layer": "recipe", "methods": {"prm": {"options": {"aggregation": "mean"}}},
+        "train": {"epochs": 1, "max_length": 64}, "threads": {"train": 2}}
+    assert merge_layers([laptop, smoke])["methods"] == {"prm": {"train": {"epochs": 8}}}  # no recipe: merged
+
+
+def test_the_workflow_writes_the_paper_specs_without_the_laptop_layer(tmp_path):
+    """What the jobs read: the run_spec rule's JSON, written by Snakemake from the layered config."""
+    import json
+
+    from helpers import DEFAULT, snakemake
+
+    target = "results/specs/runs/prm/llama31_8b_instruct.json"
+    proc = snakemake(tmp_path, target, "--cores", "1", configs=(DEFAULT, REPO / "config/paper.yaml"), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    train = json.loads((tmp_path / target).read_text())["train"]
+    assert (train["epochs"], train["lr"], train["grad_accum"], train["max_length"]) == (1, 2e-6, 8, 8192)

@@ -3,11 +3,21 @@ import shlex
 import sys
 from pathlib import Path
 
-from rmflow.config import validate_config
+from rmflow.config import has_recipe_layer, load_config, validate_config
 from rmflow.data.samples import SAMPLES
 from rmflow.io import write_json
 from rmflow.plan import GPU_PRESETS, RESULTS, Plan, use_workflow_source
 
+# A recipe layer (`layer: recipe`, config/paper.yaml) replaces the recipe sections of the layers before it instead
+# of merging into them; Snakemake merged them, so the config is rebuilt from the same layers in Snakemake's order:
+# the Snakefile's configfile, each --configfile, then --config (rmflow.config.RECIPE_SECTIONS).
+_cli_files = [str(f) for f in workflow.config_settings.configfiles]
+_workflow_files = [str(f) for f in workflow.configfiles if str(f) not in _cli_files]
+if has_recipe_layer(_workflow_files + _cli_files):
+    _layered = load_config(*_workflow_files, *_cli_files, overrides=dict(workflow.config_settings.config),
+                           schema_path=Path(workflow.current_basedir) / "../schemas/config.schema.yaml")
+    config.clear()
+    config.update(_layered)
 validate_config(
     config,
     Path(workflow.current_basedir) / "../schemas/config.schema.yaml",
