@@ -67,3 +67,23 @@ def prepared(path: Path, rows: list[dict], fmt: str, where: dict | None = None) 
     kept, _ = prepare_rows(rows, fmt, where=where)
     write_rows(kept, kind_of(fmt), path)
     return path
+
+
+def hub_cache(cache: Path, repo_id: str, folder: Path, repo_type: str = "model") -> str:
+    """``folder`` laid out as the Hugging Face cache holds a downloaded repository (HF_HUB_CACHE): blobs named by
+    hash, a snapshot folder of links to them named by the commit, refs/main naming that commit. Returns the commit;
+    with HF_HUB_OFFLINE=1 transformers and huggingface_hub then load ``repo_id`` by its id."""
+    import hashlib
+
+    repo = cache / f"{repo_type}s--{repo_id.replace('/', '--')}"
+    commit = hashlib.sha1(repo_id.encode()).hexdigest()
+    (repo / "blobs").mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs/main").write_text(commit)
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    for f in folder.iterdir():
+        blob = repo / "blobs" / hashlib.sha256(f.read_bytes()).hexdigest()
+        blob.write_bytes(f.read_bytes())
+        (snapshot / f.name).symlink_to(Path("../../blobs") / blob.name)
+    return commit

@@ -174,6 +174,10 @@ def cmd_leaderboard(a):
     files = a.scores or leaderboard.find_scores(a.root)
     options = leaderboard.Options(n_boot=a.bootstrap, seed=a.seed, level=a.level, ci_style=a.ci_style)
     markdown = leaderboard.main(files, a.csv, a.md, a.subsets, a.tex, a.significance, options)
+    if a.sources:
+        from rmflow.provenance import write_sources
+
+        write_sources(files, a.sources)
     if a.print:
         print(markdown)
 
@@ -379,6 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--subsets", default="results/leaderboard_subsets.csv")
     p.add_argument("--tex", default=None, help="also write a booktabs LaTeX table here")
     p.add_argument("--significance", default=None, help="also write paired tests against each set's best here")
+    p.add_argument("--sources", default=None, help="also write each row's hub commits (model, base, data) here")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--level", type=float, default=0.95)

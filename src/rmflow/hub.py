@@ -42,3 +42,44 @@ def go_offline_if_unreachable(timeout: float = 3.0) -> bool:
     if "datasets" in sys.modules:
         sys.modules["datasets"].config.HF_HUB_OFFLINE = True
     return True
+
+
+def resolved_commit(repo_id: str, revision: str | None = None, repo_type: str = "model") -> str | None:
+    """The hub commit a reference resolves to, for the records (rmflow_run.json, metrics.json, scores.json): the
+    revision itself when it is a full commit hash; else what the Hugging Face cache's ref names (the snapshot an
+    offline load used); else, online, the hub's answer. None for a local path or when nothing knows."""
+    import re
+    from pathlib import Path
+
+    from rmflow.data.loaders import looks_local
+
+    if looks_local(repo_id):
+        return None
+    if revision and re.fullmatch(r"[0-9a-f]{40}", revision):
+        return revision
+    from huggingface_hub import constants
+
+    ref = Path(constants.HF_HUB_CACHE) / f"{repo_type}s--{repo_id.replace('/', '--')}" / "refs" / (revision or "main")
+    if ref.is_file():
+        return ref.read_text(encoding="utf-8").strip()
+    if go_offline_if_unreachable():
+        return None
+    try:
+        from huggingface_hub import HfApi
+
+        info = (HfApi().dataset_info if repo_type == "dataset" else HfApi().model_info)(repo_id, revision=revision)
+        return info.sha
+    except Exception as exc:  # gated, missing, network: the record says unresolved, the load itself decides
+        log.info("could not resolve the commit of %s %s@%s: %s", repo_type, repo_id, revision or "main", exc)
+        return None
+
+
+def hub_record(repo_id: str, revision: str | None = None, repo_type: str = "model",
+               commit: str | None = None) -> dict | None:
+    """{id, revision, commit} of a hub reference (None for a local path): what a paper's table must cite."""
+    from rmflow.data.loaders import looks_local
+
+    if looks_local(repo_id):
+        return None
+    return {"id": repo_id, "revision": revision or "main",
+            "commit": commit or resolved_commit(repo_id, revision, repo_type)}

@@ -23,6 +23,7 @@ class RunSpec:
     trust_remote_code: bool = False
     system_turn: str = "template"  # how a leading system turn is rendered: template | merge | error (the base's rule)
     attn_implementation: str | None = None  # eager | sdpa | flash_attention_2; None: transformers' default (the base's)
+    hub: dict = field(default_factory=dict)  # written at save time: {role: {id, revision, commit}} of hub inputs
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"

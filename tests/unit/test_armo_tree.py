@@ -243,31 +243,14 @@ def test_in_process_train_runs_both_stages(tmp_path, monkeypatch, synthetic, tra
     assert not list(tmp_path.glob(".*tmp")) and not list(tmp_path.glob("tmp*"))
 
 
-def _hub_cache(cache: Path, repo_id: str, model_dir: Path) -> str:
-    """``model_dir`` laid out as the Hugging Face cache holds a downloaded repository: blobs named by hash, a
-    snapshot folder of links to them named by the commit, and refs/main naming that commit."""
-    import hashlib
-
-    repo = cache / f"models--{repo_id.replace('/', '--')}"
-    commit = hashlib.sha1(repo_id.encode()).hexdigest()
-    (repo / "blobs").mkdir(parents=True)
-    (repo / "refs").mkdir()
-    (repo / "refs/main").write_text(commit)
-    snapshot = repo / "snapshots" / commit
-    snapshot.mkdir(parents=True)
-    for f in model_dir.iterdir():
-        blob = repo / "blobs" / hashlib.sha256(f.read_bytes()).hexdigest()
-        blob.write_bytes(f.read_bytes())
-        (snapshot / f.name).symlink_to(Path("../../blobs") / blob.name)
-    return commit
-
-
 def test_a_backbone_named_by_hub_id_or_cached_snapshot_is_copied(tmp_path, monkeypatch, trained_bt):
     """The paper's backbones are hub ids (sfairXC/FsfairX-LLaMA3-RM-v0.1): resolved through the hub cache,
     offline, to the commit they came from; a snapshot folder of symlinks copies as real files."""
     import huggingface_hub
 
-    commit = _hub_cache(tmp_path / "hub", "sfairXC/FsfairX-LLaMA3-RM-v0.1", trained_bt)
+    from helpers import hub_cache
+
+    commit = hub_cache(tmp_path / "hub", "sfairXC/FsfairX-LLaMA3-RM-v0.1", trained_bt)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     wanted = {f.name for f in trained_bt.iterdir()} - {"rmflow_run.json", "metrics.json", "train_log.jsonl"}

@@ -31,6 +31,7 @@ rule leaderboard:
             category="1. Leaderboard",
             labels={"table": "significance"},
         ),
+        sources=f"{RESULTS}/leaderboard_sources.csv",
     params:
         cfg=config["leaderboard"],
     log:
@@ -42,7 +43,8 @@ rule leaderboard:
     localrule: True
     shell:
         "python -m rmflow leaderboard --scores {input} --csv {output.csv} --md {output.md} --subsets {output.subsets}"
-        " --tex {output.tex} --significance {output.significance} --bootstrap {params.cfg[bootstrap]}"
+        " --tex {output.tex} --significance {output.significance} --sources {output.sources}"
+        " --bootstrap {params.cfg[bootstrap]}"
         " --seed {params.cfg[seed]} --level {params.cfg[level]} --ci-style {params.cfg[ci_style]} > {log} 2>&1"
 
 

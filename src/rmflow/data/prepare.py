@@ -111,5 +111,10 @@ def main(source: str, out: str, report: str, fmt: str, split: str, revision: str
     rows = read_rows(source, split=split, revision=revision, data_dir=data_dir)
     kept, summary = prepare_rows(rows, fmt, on_invalid, name, where)
     summary["source"] = source
+    from rmflow.hub import hub_record
+
+    # the hub commit of every hub source (a mixture has several), so the models trained on it can cite it
+    records = [hub_record(s, revision, "dataset") for s in (source if isinstance(source, list) else [source])]
+    summary["hub"] = [r for r in records if r] or None
     write_rows(kept, summary["kind"], out)
     write_json(report, summary)

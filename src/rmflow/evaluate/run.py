@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -121,6 +122,21 @@ def _model_record(scorer) -> dict:
     return {"attention": attention_of(model), "dtype": str(next(model.parameters()).dtype).removeprefix("torch.")}
 
 
+def _hub_sources(model_dir: str | None, external, scorer, data: str, revision: str | None) -> dict:
+    """Where the scores come from on the hub: the scored model (a released one's commit), the hub inputs a
+    trained model recorded at save time, and the eval set's commit."""
+    from rmflow.hub import hub_record
+
+    model = None
+    if external is not None and external.model:
+        loaded = getattr(getattr(getattr(scorer, "model", None), "config", None), "_commit_hash", None)
+        model = hub_record(external.model, external.revision, commit=loaded)
+    run = Path(model_dir or "", "rmflow_run.json")
+    trained_from = json.loads(run.read_text(encoding="utf-8")).get("hub") if external is None and run.is_file() \
+        else None
+    return {"model": model, "trained_from": trained_from or None, "eval_data": hub_record(data, revision, "dataset")}
+
+
 def main(model_dir: str | None, method: str, data: str, sections: str, out_dir: str, eval_set: str, base: str,
          split: str = "filtered", revision: str | None = None, tie_rule: str = "official",
          batch_size: int = 16, external=None) -> dict:
@@ -165,7 +181,7 @@ def main(model_dir: str | None, method: str, data: str, sections: str, out_dir: 
               "tie_rule": tie_rule, "n_examples": len(rows), "example_ids_sha256": ids_digest(ids["id"]), **report,
               "length_correlation": None if v2 else length_correlation(rows, scored),
               "method_stats": scorer.summary(scored) if hasattr(scorer, "summary") else {},
-              **_model_record(scorer)}
+              **_model_record(scorer), "hub": _hub_sources(model_dir, external, scorer, data, revision)}
     for subset, n in report["unscored_subsets"].items():
         log.warning("subset %s (%d rows) belongs to no section of map %s: reported, not scored", subset, n, sections)
     write_json(out / "scores.json", scores)  # last: its presence marks a complete evaluation

@@ -7,6 +7,7 @@ embedded default: the pair-PM), or an OpenAI-compatible server (``endpoint``) an
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -34,6 +35,7 @@ class Config:
 
     model_method: str = "pair_pm"  # the run's method whose model of the same base is the judge
     model: str | None = None  # or any local directory / hub id of a causal LM
+    revision: str | None = None  # a hub judge model's commit, tag or branch (use_base: the base's revision)
     use_base: bool = False  # or the pair's base model itself, zero-shot (an instruct model as its own judge)
     template: str = DEFAULT_TEMPLATE  # user turn with {question}, {answer_a}, {answer_b}; verdict tokens A and B
     endpoint: str | None = None  # an OpenAI-compatible base URL (.../v1) instead of a local model
@@ -86,12 +88,16 @@ def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None
     from rmflow.io import atomic_dir, write_json, write_text
 
     config = Config(**spec.options)
+    from rmflow.hub import hub_record
+
     model = init or _judge_model(config, spec, "results")
+    revision = spec.revision if config.use_base else config.revision
+    hub = {"base": hub_record(model, revision)} if model and hub_record(model, revision) else {}
     with atomic_dir(out_dir) as tmp:
-        write_json(tmp / JUDGE_FILE, {**asdict(config), "judge_model": model})
-        write_text(tmp / "rmflow_run.json", spec.to_json())
+        write_json(tmp / JUDGE_FILE, {**asdict(config), "judge_model": model, "judge_revision": revision})
+        write_text(tmp / "rmflow_run.json", dataclasses.replace(spec, hub=hub).to_json())
         write_json(tmp / "metrics.json", {"method": "judge", "base": spec.base, "judge_model": model,
-                                          "endpoint": config.endpoint})
+                                          "endpoint": config.endpoint, "hub": hub})
 
 
 class EndpointJudge:
@@ -150,8 +156,9 @@ def load_scorer(model_dir: str, device: str = "cpu", batch_size: int = 16):
     settings = json.loads(Path(model_dir, JUDGE_FILE).read_text())
     if settings["endpoint"]:
         return EndpointJudge(settings["endpoint"], settings["endpoint_model"], settings["template"])
-    tokenizer = load_tokenizer(settings["judge_model"])
+    revision = settings.get("judge_revision")
+    tokenizer = load_tokenizer(settings["judge_model"], revision=revision)
     attention = RunSpec.read(Path(model_dir, "rmflow_run.json")).attn_implementation  # the judge base's rule
     model = load_for_scoring(settings["judge_model"], tokenizer, auto_class="AutoModelForCausalLM",
-                             attn_implementation=attention)
+                             attn_implementation=attention, revision=revision)
     return PairwiseScorer(model, tokenizer, 4096, "left", batch_size, device, render=renderer(settings["template"]))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import platform
+from pathlib import Path
 
 from rmflow.io import atomic_dir, write_json, write_text
 from rmflow.spec import RunSpec
@@ -24,6 +26,8 @@ def save_run(result: dict, tokenizer, spec: RunSpec, out_dir: str, metrics: dict
     from rmflow.train.trainable import merge_adapters
 
     accelerator, model = result["accelerator"], result["model"]
+    hub = hub_inputs(spec, metrics, getattr(accelerator.unwrap_model(model).config, "_commit_hash", None))
+    spec, metrics = dataclasses.replace(spec, hub=hub), {**metrics, "hub": hub}
     if merge_adapters(accelerator.unwrap_model(model)):  # LoRA: the saved model is the merged plain one
         log.info("merged LoRA adapters into the weights")
     state = accelerator.get_state_dict(model)
@@ -41,3 +45,33 @@ def save_run(result: dict, tokenizer, spec: RunSpec, out_dir: str, metrics: dict
             write_text(tmp / "train_log.jsonl", "".join(json.dumps(r) + "\n" for r in result["history"]))
         log.info("saved %s", out_dir)
     accelerator.wait_for_everyone()
+
+
+def hub_inputs(spec: RunSpec, metrics: dict, model_commit: str | None = None) -> dict:
+    """{role: {id, revision, commit}} of the run's hub inputs: the model it started from (the commit transformers
+    loaded, else the one the reference resolves to) and its training data (from the prepare report)."""
+    from rmflow.hub import hub_record
+
+    hub = {}
+    base = hub_record(metrics.get("initialised_from") or spec.base_model, spec.revision, commit=model_commit)
+    if base:
+        hub["base"] = base
+    data = data_hub(metrics.get("train_data") or spec.train_data)
+    if data:
+        hub["train_data"] = data
+    return hub
+
+
+def data_hub(path: str | None, depth: int = 3) -> list | None:
+    """The hub records of a prepared (or transformed) data file, read from its report: a transform's report names
+    the prepared file it read, whose report names the hub data set."""
+    if not path or depth == 0:
+        return None
+    report = Path(path).with_suffix(".report.json")
+    if not report.is_file():
+        return None
+    content = json.loads(report.read_text(encoding="utf-8"))
+    if content.get("hub"):
+        return content["hub"]
+    source = content.get("source")
+    return data_hub(source, depth - 1) if isinstance(source, str) and source.endswith(".parquet") else None
