@@ -43,7 +43,8 @@ def test_the_hub_commit_of_a_base_is_recorded_from_training_to_the_leaderboard(t
         del os.environ["HF_HUB_CACHE"]
     scores = json.loads((tmp_path / "eval/synthetic/bt/tiny/scores.json").read_text())
     assert scores["hub"] == {"model": None, "trained_from": expected, "eval_data": None}  # local eval rows
-    proc = run_cli("leaderboard", "--scores", str(tmp_path / "eval/synthetic/bt/tiny/scores.json"), "--csv", str(tmp_path / "b.csv"),
+    proc = run_cli("leaderboard", "--scores", str(tmp_path / "eval/synthetic/bt/tiny/scores.json"),
+                   "--csv", str(tmp_path / "b.csv"),
                    "--md", str(tmp_path / "b.md"), "--subsets", str(tmp_path / "s.csv"), "--sources",
                    str(tmp_path / "sources.csv"))
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -201,7 +201,8 @@ def test_score_position_user_turn_end_reads_the_logits_where_the_seed_scorer_doe
     write_rows(pm_rows, tmp_path / "pm.parquet")
     pair_pm.train(RunSpec(method="pair_pm", base="tiny", base_model=str(tiny_base),
                           train_data=str(tmp_path / "pm.parquet"),
-                          train={"lr": 3e-3, "max_steps": 4, "per_device_batch": 8, "grad_accum": 1, "max_length": 256}),
+                          train={"lr": 3e-3, "max_steps": 4, "per_device_batch": 8, "grad_accum": 1,
+                                 "max_length": 256}),
                   str(tmp_path / "pm"))
     released = tmp_path / "pm"  # scored as a released model would be: an external pairwise_pm
     rows = [{"chosen": [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["chosen"]}],

@@ -23,7 +23,7 @@ rule probe_fit:
     conda:
         "../../envs/eval.yaml"
     shell:
-        "python -m rmflow --rule {rule} --gpus {params.gpus}"
+        "python -m rmflow --rule probe_fit --gpus {params.gpus}"
         " armo stage1 --spec {input.spec} --backbone {params.backbone:q} --attributes {input.attributes}"
         " --out $(dirname {output.report}) --threads {threads} > {log} 2>&1"
 
@@ -49,7 +49,7 @@ rule armo_stage2:
     conda:
         "../../envs/train.yaml"
     shell:
-        "python -m rmflow --rule {rule} --gpus {params.gpus}"
+        "python -m rmflow --rule armo_stage2 --gpus {params.gpus}"
         " armo stage2 --spec {input.spec} --backbone {params.backbone:q} --stage1 $(dirname {input.stage1})"
         " --data {input.data} --out {output} --threads {threads} > {log} 2>&1"
 
@@ -75,6 +75,6 @@ rule tree_fit:
     conda:
         "../../envs/train.yaml"
     shell:
-        "python -m rmflow --rule {rule} --gpus {params.gpus}"
+        "python -m rmflow --rule tree_fit --gpus {params.gpus}"
         " tree fit --spec {input.spec} --backbone {params.backbone:q} --stage1 $(dirname {input.stage1})"
         " --data {input.data} --out {output} --threads {threads} > {log} 2>&1"

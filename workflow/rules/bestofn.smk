@@ -24,7 +24,7 @@ rule bestofn:
     conda:
         "../../envs/eval.yaml"
     shell:
-        "python -m rmflow --rule {rule} --gpus {params.gpus}"
+        "python -m rmflow --rule bestofn --gpus {params.gpus}"
         " bestofn run --method {wildcards.method} --base {wildcards.base} --model-dir {input.model}"
         " --data {input.data} --set {wildcards.set} --steps-data={params.steps:q} --step-text={params.step_text:q}"
         " --ns {params.cfg[ns]}"
@@ -74,7 +74,7 @@ rule rank:
     conda:
         "../../envs/eval.yaml"
     shell:
-        "python -m rmflow --rule {rule} --gpus {params.gpus}"
+        "python -m rmflow --rule rank --gpus {params.gpus}"
         " rank --method {wildcards.method} --model-dir {input.model} --data {input.data}"
         " --mode {params.cfg[mode]} --top-k {params.cfg[top_k]} --batch-size {params.batch_size}"
         " --out-dir $(dirname {output.stats}) --threads {threads} > {log} 2>&1"

@@ -20,7 +20,7 @@ rule evaluate:
     conda:
         "../../envs/eval.yaml"
     shell:
-        "python -m rmflow --rule {rule} --gpus {params.gpus}"
+        "python -m rmflow --rule evaluate --gpus {params.gpus}"
         " evaluate --model-dir {input.model} --method {wildcards.method} --data {params.data[path]:q}"
         " --split {params.data[split]:q} --revision={params.data[revision]:q} --sections {params.data[sections]}"
         " --tie-rule {params.tie_rule} --batch-size {params.batch_size} --eval-set {wildcards.eval_set}"

@@ -42,7 +42,7 @@ rule ssrm_train:
     conda:
         "../../envs/train.yaml"
     shell:
-        "python -m rmflow --rule {rule} --gpus {params.gpus}"
+        "python -m rmflow --rule ssrm_train --gpus {params.gpus}"
         " train --spec {input.spec} --data {input.data} --init {params.init:q} --out {output}"
         " --threads {threads} --checkpoint-dir {params.checkpoints} --processes {resources.processes}"
         " --machines {resources.nodes} > {log} 2>&1"
@@ -64,7 +64,7 @@ rule ssrm_label:
     conda:
         "../../envs/eval.yaml"
     shell:
-        "python -m rmflow --rule {rule} --gpus {params.gpus}"
+        "python -m rmflow --rule ssrm_label --gpus {params.gpus}"
         " ssrm label --model-dir {input.model} --pool {input.pool} --shard {wildcards.shard}"
         " --shards {params.shards} --batch-size {params.batch_size} --out {output} --threads {threads} > {log} 2>&1"
 
@@ -101,7 +101,7 @@ rule ssrm_report:
     conda:
         "../../envs/eval.yaml"
     shell:
-        "python -m rmflow --rule {rule} --gpus {params.gpus}"
+        "python -m rmflow --rule ssrm_report --gpus {params.gpus}"
         " ssrm report --stats-files {input.stats} --model-dirs {input.models} --data {params.data[path]:q}"
         " --split {params.data[split]:q} --batch-size {params.batch_size} --out {output} --threads {threads}"
         " > {log} 2>&1"

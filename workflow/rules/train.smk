@@ -66,6 +66,7 @@ for preset in GPU_PRESETS:
             nodes=1,
         params:
             gpus=gpus_asked,  # the GPUs this job asked for: the command refuses to run without them
+            rule_name=f"train_{preset}",
             checkpoints=lambda w: f"{RESULTS}/scratch/checkpoints/{w.method}/{w.base}",
         log:
             f"{RESULTS}/logs/train/{{method}}/{{base}}.log",
@@ -74,7 +75,7 @@ for preset in GPU_PRESETS:
         conda:
             "../../envs/train.yaml"
         shell:
-            "python -m rmflow --rule {rule} --gpus {params.gpus} train --spec {input.spec} --out {output}"
+            "python -m rmflow --rule {params.rule_name} --gpus {params.gpus} train --spec {input.spec} --out {output}"
             " --threads {threads} --checkpoint-dir {params.checkpoints} --processes {resources.processes}"
             " --machines {resources.nodes}"
             " > {log} 2>&1"
