@@ -178,6 +178,12 @@ def cmd_leaderboard(a):
         from rmflow.provenance import write_sources
 
         write_sources(files, a.sources)
+    if a.published:
+        from rmflow import published
+
+        if not (a.published_csv and a.published_md):
+            raise RmflowError("--published needs --published-csv and --published-md", field="published")
+        published.main(a.csv, files, a.published, a.published_csv, a.published_md)
     if a.print:
         print(markdown)
 
@@ -345,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-dir", default=None, help="a model rmflow trained (with --method)")
     p.add_argument("--method", default=None)
     p.add_argument("--external", default=None, help="or any existing reward model: a hub id or local directory")
-    p.add_argument("--scorer", default=None, choices=["classifier", "pairwise_pm", "judge_endpoint"],
+    p.add_argument("--scorer", default=None, choices=["classifier", "custom_forward", "pairwise_pm", "judge_endpoint"],
                    help="--external: how it scores (default classifier)")
     p.add_argument("--logit", type=int, default=None, help="--external classifier: which output is the reward")
     p.add_argument("--score-position", default=None, choices=["after_generation_prompt", "user_turn_end"],
@@ -384,6 +390,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tex", default=None, help="also write a booktabs LaTeX table here")
     p.add_argument("--significance", default=None, help="also write paired tests against each set's best here")
     p.add_argument("--sources", default=None, help="also write each row's hub commits (model, base, data) here")
+    p.add_argument("--published", default=None, help="published numbers of released models (config/published.yaml)")
+    p.add_argument("--published-csv", default=None, help="ours vs published: CSV here")
+    p.add_argument("--published-md", default=None, help="ours vs published: Markdown here")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--level", type=float, default=0.95)

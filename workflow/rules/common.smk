@@ -46,6 +46,9 @@ wildcard_constraints:
 
 
 SAMPLE_FILES = [name for name in SAMPLES if name.endswith(".jsonl")]
+# released reward models' published numbers (the leaderboard's published block): this workflow's own table unless
+# the config names another
+PUBLISHED_TABLE = config["leaderboard"].get("published") or str(Path(workflow.basedir) / "config/published.yaml")
 
 
 def gpus_asked(wildcards, resources):

@@ -4,7 +4,8 @@
 
 rule leaderboard:
     input:
-        PLAN.score_files(),
+        scores=PLAN.score_files(),
+        published=PUBLISHED_TABLE,
     output:
         csv=report(
             f"{RESULTS}/leaderboard.csv",
@@ -32,6 +33,8 @@ rule leaderboard:
             labels={"table": "significance"},
         ),
         sources=f"{RESULTS}/leaderboard_sources.csv",
+        published_csv=f"{RESULTS}/leaderboard_published.csv",
+        published_md=f"{RESULTS}/leaderboard_published.md",
     params:
         cfg=config["leaderboard"],
     log:
@@ -42,8 +45,10 @@ rule leaderboard:
         "../../envs/table.yaml"
     localrule: True
     shell:
-        "python -m rmflow leaderboard --scores {input} --csv {output.csv} --md {output.md} --subsets {output.subsets}"
-        " --tex {output.tex} --significance {output.significance} --sources {output.sources}"
+        "python -m rmflow leaderboard --scores {input.scores} --csv {output.csv} --md {output.md}"
+        " --subsets {output.subsets} --tex {output.tex} --significance {output.significance}"
+        " --sources {output.sources} --published {input.published} --published-csv {output.published_csv}"
+        " --published-md {output.published_md}"
         " --bootstrap {params.cfg[bootstrap]}"
         " --seed {params.cfg[seed]} --level {params.cfg[level]} --ci-style {params.cfg[ci_style]} > {log} 2>&1"
 

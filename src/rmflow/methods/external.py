@@ -2,9 +2,11 @@
 evaluated by the same ``evaluate`` rule and rules as the trained ones and shown beside them, marked external.
 
 Declared under ``reward_models:`` in the config (and picked by ``run.reward_models``), or given to ``rmflow
-evaluate --external`` for a one-off score. Three kinds of scorer:
+evaluate --external`` for a one-off score. Four kinds of scorer (a trained judge is the fifth, method ``judge``):
 - ``classifier``: a ``*ForSequenceClassification``; the reward is output ``logit`` (ODIN-style two-head models have
   two), read at the last real token as for rmflow's own scalar RMs;
+- ``custom_forward``: a model with its own code (``trust_remote_code: true`` on it alone) whose forward output holds
+  the reward in ``reward_field`` (RLHFlow's ArmoRM: ``score``, beside per-objective ``rewards``);
 - ``pairwise_pm``: a causal LM speaking the pair-PM protocol (methods.md §2: "[CONTEXT] … [RESPONSE A] … [RESPONSE
   B] …", answer A or B, both orders averaged);
 - ``judge_endpoint``: an OpenAI-compatible server asked with a judge template (P(A) from the top logprobs).
@@ -25,7 +27,7 @@ VERSION = 1
 KIND = "declared"  # the scorer's own kind decides: classifier -> scalar, the others -> pairwise
 READS = None
 EXTERNAL = True  # not a training method: never in run.methods
-SCORERS = ("classifier", "pairwise_pm", "judge_endpoint")
+SCORERS = ("classifier", "custom_forward", "pairwise_pm", "judge_endpoint")
 DECLARATION = "external.json"
 
 
@@ -38,6 +40,8 @@ class Config:
     trust_remote_code: bool = False
     scorer: str = "classifier"  # classifier | pairwise_pm | judge_endpoint
     logit: int = 0  # classifier: which output is the reward (several for multi-head models)
+    reward_field: str = "score"  # custom_forward: the forward output's field holding the reward (ArmoRM: score)
+    rewards_field: str | None = "rewards"  # custom_forward: per-objective rewards, kept for rmflow explain
     max_length: int = 4096  # tokens per scored text, truncated on truncation_side
     truncation_side: str = "left"
     system_turn: str = "template"  # template | merge | error, as for base models
@@ -57,13 +61,16 @@ class Config:
             raise ValueError(f"a {self.scorer} needs 'model' (a hub id or a local directory)")
         if self.logit < 0:
             raise ValueError("logit must be >= 0")
+        if self.scorer == "custom_forward" and not self.trust_remote_code:
+            raise ValueError("a custom_forward model runs its own code: set trust_remote_code: true on this model "
+                             "(it stays off everywhere else)")
         from rmflow.methods._pairpm import check_score_position
 
         check_score_position(self.score_position)
 
 
 def kind_of(config: Config) -> str:
-    return "scalar" if config.scorer == "classifier" else "pairwise"
+    return "scalar" if config.scorer in ("classifier", "custom_forward") else "pairwise"
 
 
 def final_model_dir(name: str, config: Config, results: str = "results") -> str:
@@ -104,9 +111,19 @@ def scorer_for(config: Config, device: str = "cpu", batch_size: int = 16):
         model = load_for_scoring(config.model, tokenizer, auto_class="AutoModelForCausalLM", **common)
         return PairwiseScorer(model, tokenizer, config.max_length, config.truncation_side, batch_size, device,
                               position=config.score_position)
+    if config.scorer == "custom_forward":
+        from rmflow.models.custom_forward import CustomForwardScorer
+
+        model = load_for_scoring(config.model, tokenizer, **common)
+        return CustomForwardScorer(model, tokenizer, config.reward_field, config.rewards_field, config.max_length,
+                                   config.truncation_side, device)
     from rmflow.models.scalar import ScalarScorer
 
     model = load_for_scoring(config.model, tokenizer, **common)
+    if getattr(model, "score", None) is None:
+        raise RmflowError(f"'{config.model}' ({type(model).__name__}) has no score head to read a classifier's logit "
+                          "from; a model whose forward returns the reward in a field (ArmoRM) is scorer: "
+                          "custom_forward", field="scorer")
     outputs = model.config.num_labels
     if config.logit >= outputs:
         raise RmflowError(f"logit {config.logit} asked for, but '{config.model}' has {outputs} output(s)",

@@ -176,6 +176,14 @@ def load_model(ref: str, tokenizer, *, auto_class: str = "AutoModelForSequenceCl
     check_model_ref(ref)
     _prepare_hub(ref)
     cls = getattr(transformers, auto_class)
+    if not trust_remote_code:
+        from rmflow.models.custom_forward import custom_code_of
+
+        code = custom_code_of(ref, auto_class, revision)
+        if code:  # without its code transformers would build the plain architecture and drop the model's own head
+            raise RmflowError(f"'{ref}' ships its own modelling code for {auto_class} ({code}, in its config.json "
+                              "auto_map); rmflow runs a model's own code only when that model's declaration sets "
+                              "trust_remote_code: true (never globally)", field="trust_remote_code")
     attention, note = choose_attention(attn_implementation)
     if attention:
         kwargs["attn_implementation"] = attention
