@@ -165,5 +165,6 @@ def test_several_machines_start_one_launcher_per_node():
     from rmflow.train.launch import PER_NODE_MARK, per_node_command
 
     cmd = per_node_command(["--spec", "s.json"], processes=4, machines=2)
-    assert cmd[:5] == ["srun", "--nodes=2", "--ntasks=2", "--ntasks-per-node=1", "--kill-on-bad-exit=1"]
+    # --overlap: the job step running this holds the allocation (tests/slurm runs the nested srun for real)
+    assert cmd[:6] == ["srun", "--overlap", "--nodes=2", "--ntasks=2", "--ntasks-per-node=1", "--kill-on-bad-exit=1"]
     assert f"--export=ALL,{PER_NODE_MARK}=1" in cmd and cmd[-4:] == ["--processes", "4", "--machines", "2"]
