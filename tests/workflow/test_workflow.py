@@ -145,7 +145,8 @@ def test_leaderboard_regenerates_from_per_run_files(finished_run):
     results = finished_run / "results"
     before = (results / "leaderboard.csv").read_bytes()
     gathered = ("leaderboard.csv", "leaderboard.md", "leaderboard.tex", "leaderboard_subsets.csv",
-                "pairwise_significance.csv", "plots/sections_ci.svg", "plots/run_metrics.csv")
+                "pairwise_significance.csv", "leaderboard_sources.csv", "leaderboard_published.csv",
+                "leaderboard_published.md", "plots/sections_ci.svg", "plots/run_metrics.csv")
     snapshot = {name: (results / name).read_bytes() for name in gathered}
     for name in gathered:
         (results / name).unlink()
