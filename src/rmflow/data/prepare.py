@@ -48,9 +48,10 @@ def prepare_rows(rows: list[dict], fmt: str, on_invalid: str = "error", name: st
             converted, noted = spec.converter(raw)
         except RowOffTemplate as exc:
             if on_invalid == "error":
-                raise RmflowError(f"{exc} (the row does not follow {label}'s template; use on_invalid: skip to drop "
-                                  "such rows and count them)", file=raw.get("__file__"), row=raw.get("__row__"),
-                                  field=exc.field) from exc
+                seen = ", ".join(sorted(k for k in raw if not k.startswith("__")))
+                raise RmflowError(f"{exc} ({label} expects rows {spec.layout}; columns seen: {seen}; the row is off "
+                                  "the template: use on_invalid: skip to drop such rows and count them)",
+                                  file=raw.get("__file__"), row=raw.get("__row__"), field=exc.field) from exc
             invalid[exc.reason] += 1
             first_seen.setdefault(exc.reason, f"{raw.get('__file__')}:{raw.get('__row__')} {exc.field}")
             continue
