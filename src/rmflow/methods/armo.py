@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rmflow.errors import RmflowError
+from rmflow.methods._backbone import copy_backbone, embed, fingerprint, load_backbone  # noqa: F401 - tree uses them
 from rmflow.spec import RunSpec
 
 log = logging.getLogger(__name__)
@@ -75,109 +75,6 @@ def dataset_options(config: Config) -> dict[str, str]:
 
 def stage1_owner(config: Config) -> str:
     return "armo"
-
-
-# ---- embeddings -------------------------------------------------------------------------------------------------
-def load_backbone(ref: str, device: str | None = None, system_turn: str | None = None, bf16: bool | None = None,
-                  attn_implementation: str | None = None, revision: str | None = None):
-    """The frozen backbone for embeddings (inference only: bf16 on a GPU when asked or recorded; the base's
-    attention implementation, or the one a saved model recorded)."""
-    from rmflow.models.load import default_device, load_for_scoring, load_tokenizer
-
-    tokenizer = load_tokenizer(ref, system_turn=system_turn, revision=revision)
-    model = load_for_scoring(ref, tokenizer, bf16=bf16, attn_implementation=attn_implementation, revision=revision)
-    return model.to(device or default_device()), tokenizer
-
-
-def embed(model, tokenizer, conversations: list[list[dict]], max_length: int, truncation_side: str,
-          generation_prompt: bool = False, batch_size: int = 16, position: str | None = None):
-    """Last-layer hidden state at the last token of each conversation (of its prompt, with ``generation_prompt``).
-    ``position`` user_turn_end reads a prompt at the end-of-turn token of its last turn instead, as the seed's
-    gate does (``train.batching.encode_user_turn_end``)."""
-    from rmflow.methods._pairpm import USER_TURN_END
-    from rmflow.train.batching import encode_user_turn_end
-    from rmflow.train.token_cache import encode_all
-
-    if position == USER_TURN_END:
-        encoded = [encode_user_turn_end(tokenizer, c, max_length, truncation_side, keep_bos=True,
-                                        keep_trailing_whitespace=False) for c in conversations]
-    else:
-        encoded = encode_all(tokenizer, conversations, max_length, truncation_side, generation_prompt)
-    return embed_ids(model, tokenizer, encoded, batch_size)
-
-
-def embed_ids(model, tokenizer, encoded: list[list[int]], batch_size: int = 16):
-    import numpy as np
-    import torch
-    from tqdm.auto import tqdm
-
-    from rmflow.models.scalar import hidden_at_last
-    from rmflow.train.batching import pad
-
-    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
-    out = np.zeros((len(encoded), model.config.hidden_size), dtype=np.float64)
-    with torch.inference_mode():
-        for start in tqdm(range(0, len(order), batch_size), desc="embed", unit="batch"):
-            idx = order[start:start + batch_size]
-            ids, mask = pad([encoded[i] for i in idx], tokenizer.pad_token_id)
-            device = next(model.parameters()).device
-            out[idx] = hidden_at_last(model, ids.to(device), mask.to(device)).double().cpu().numpy()
-    return out
-
-
-# the files a model directory needs; a hub repository may also hold .bin/.pth duplicates, GGUF files, images
-MODEL_FILES = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.py", "tokenizer*"]
-
-
-def copy_backbone(backbone: str, out_dir: Path, revision: str | None = None) -> str | None:
-    """Copy the backbone's HF files (weights, config, tokenizer), without its own training records, into
-    ``out_dir``; return the hub commit they came from (None for a local directory).
-
-    A hub id (``sfairXC/FsfairX-LLaMA3-RM-v0.1``) is resolved to its snapshot in the Hugging Face cache, where the
-    stage-1 job's load already put it (downloaded now when online and missing). Files are streamed and symlinks
-    followed: a cache snapshot holds links to its blobs."""
-    import shutil
-
-    from rmflow.data.loaders import looks_local
-
-    commit = None
-    if looks_local(backbone):
-        source = Path(os.path.expanduser(backbone))
-        if not source.is_dir():
-            raise RmflowError("backbone directory does not exist", file=backbone)
-    else:
-        from huggingface_hub import snapshot_download
-        from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
-
-        from rmflow.hub import go_offline_if_unreachable
-
-        go_offline_if_unreachable()
-        try:
-            source = Path(snapshot_download(backbone, revision=revision, allow_patterns=MODEL_FILES))
-        except (LocalEntryNotFoundError, HfHubHTTPError, OSError, ValueError) as exc:
-            raise RmflowError(f"cannot resolve backbone '{backbone}' (revision {revision or 'main'}) on the hub or "
-                              f"in the Hugging Face cache: {type(exc).__name__}: {exc}") from exc
-        commit = source.name  # a snapshot folder is named by its commit
-    for f in sorted(source.iterdir()):
-        if f.is_file() and f.name not in ("rmflow_run.json", "metrics.json", "train_log.jsonl"):
-            shutil.copyfile(f, out_dir / f.name)
-    return commit
-
-
-def fingerprint(ref: str) -> str:
-    """A cheap identity of a model directory: config, file names and sizes, and the first 64 KiB of weights."""
-    import hashlib
-
-    path, digest = Path(ref), hashlib.sha256()
-    if not path.is_dir():
-        return f"hub:{ref}"
-    for f in sorted(path.iterdir()):
-        if f.name == "config.json" or f.suffix == ".safetensors":
-            digest.update(f.name.encode())
-            digest.update(str(f.stat().st_size).encode())
-            with f.open("rb") as fh:
-                digest.update(fh.read(65536))
-    return digest.hexdigest()
 
 
 # ---- stage 1 ----------------------------------------------------------------------------------------------------

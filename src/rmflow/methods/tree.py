@@ -109,7 +109,8 @@ def main_fit(spec_path: str, backbone: str, stage1_dir: str, data: str, out_dir:
 
     from rmflow.data.prepare import read_pairs
     from rmflow.io import atomic_dir, write_json, write_text
-    from rmflow.methods.armo import copy_backbone, embed, load_backbone, read_stage1
+    from rmflow.methods._backbone import copy_backbone, embed, load_backbone
+    from rmflow.methods.armo import read_stage1
     from rmflow.train.config import TrainConfig
 
     spec = RunSpec.read(spec_path)
@@ -141,7 +142,7 @@ class TreeScorer:
     def __init__(self, model_dir: str, batch_size: int = 16, device: str | None = None):
         from safetensors.numpy import load_file
 
-        from rmflow.methods.armo import load_backbone
+        from rmflow.methods._backbone import load_backbone
 
         self.model, self.tokenizer = load_backbone(model_dir, device)
         self.regression = load_file(f"{model_dir}/regression.safetensors")["regression"]
@@ -149,7 +150,7 @@ class TreeScorer:
         self.batch_size = batch_size
 
     def score_pairs(self, rows: list[dict]) -> dict:
-        from rmflow.methods.armo import embed
+        from rmflow.methods._backbone import embed
 
         delta = pair_features(self.regression, lambda c: embed(
             self.model, self.tokenizer, c, self.tree["max_length"], self.tree["truncation_side"],
