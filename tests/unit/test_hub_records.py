@@ -64,3 +64,17 @@ def test_resolved_commit_reads_a_full_hash_the_cache_or_nothing(tmp_path, monkey
     assert resolved_commit("org/data", "a" * 40, "dataset") == "a" * 40
     assert resolved_commit("org/absent", "v1.0", "dataset") is None  # offline (conftest), not in the cache
     assert resolved_commit(str(tmp_path), None) is None and hub_record(str(tmp_path)) is None
+
+
+def test_a_run_continuing_a_trained_model_keeps_its_hub_base(tmp_path):
+    """SSRM's round k starts from round k - 1's directory: the base commit round 0 recorded carries over."""
+    from rmflow.spec import RunSpec
+    from rmflow.train.save import hub_inputs
+
+    previous = tmp_path / "iter0"
+    previous.mkdir()
+    base = {"id": BASE_ID, "revision": "main", "commit": "b" * 40}
+    (previous / "rmflow_run.json").write_text(json.dumps({"hub": {"base": base}}))
+    spec = RunSpec(method="ssrm", base="tiny", base_model=BASE_ID, train_data=str(tmp_path / "absent.parquet"))
+    assert hub_inputs(spec, {"initialised_from": str(previous)}) == {"base": base}
+    assert hub_inputs(spec, {"initialised_from": str(tmp_path)}) == {}  # a local directory rmflow did not train

@@ -53,7 +53,11 @@ def hub_inputs(spec: RunSpec, metrics: dict, model_commit: str | None = None) ->
     from rmflow.hub import hub_record
 
     hub = {}
-    base = hub_record(metrics.get("initialised_from") or spec.base_model, spec.revision, commit=model_commit)
+    start = metrics.get("initialised_from") or spec.base_model
+    base = hub_record(start, spec.revision, commit=model_commit)
+    recorded = Path(start, "rmflow_run.json")
+    if base is None and recorded.is_file():  # a model rmflow trained (an SSRM round's previous round): its hub base
+        base = (json.loads(recorded.read_text(encoding="utf-8")).get("hub") or {}).get("base")
     if base:
         hub["base"] = base
     data = data_hub(metrics.get("train_data") or spec.train_data)
