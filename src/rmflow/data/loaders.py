@@ -97,19 +97,32 @@ def _decode(raw: bytes, path: Path, lineno: int) -> str:
 
 
 def _read_hub(dataset_id: str, split: str, revision: str | None, data_dir: str | None = None) -> list[dict]:
+    """A hub data set, in two steps: huggingface_hub fetches the repository's files at ``revision`` (only
+    ``data_dir`` when given) into its cache, then ``datasets`` reads that snapshot folder, inferring splits from the
+    file names and the card's ``configs`` exactly as it does for a hub id. Why not ``load_dataset(id)``: offline,
+    datasets 4 cannot resolve a hub id from huggingface_hub's cache (only from its own processed cache), so a cached
+    or pre-seeded download (a cluster's shared HF_HOME, the rehearsal hub) would not load; and the snapshot's folder
+    name is the commit the rows came from, which the records cite."""
     from rmflow.hub import go_offline_if_unreachable
 
     go_offline_if_unreachable()
     import datasets
+    from huggingface_hub import snapshot_download
 
+    where = f"hub dataset '{dataset_id}'" + (f" (data_dir '{data_dir}')" if data_dir else "")
+    patterns = [f"{data_dir.strip('/')}/*", "README.md"] if data_dir else None
     try:
-        ds = datasets.load_dataset(dataset_id, split=split, revision=revision, data_dir=data_dir)
-    except Exception as exc:  # offline, missing, gated: all end the same way for the user
+        folder = snapshot_download(dataset_id, repo_type="dataset", revision=revision, allow_patterns=patterns)
+    except Exception as exc:  # offline and not cached, missing, gated: all end the same way for the user
         raise RmflowError(
-            f"could not load hub dataset '{dataset_id}' (split '{split}'): {type(exc).__name__}: {exc}. "
-            "Without network access, download it elsewhere and point the config's 'path' at a local "
-            ".jsonl/.json/.parquet file or folder instead."
+            f"could not load {where}: {type(exc).__name__}: {exc}. Without network access, download it "
+            "elsewhere (or seed HF_HOME) and point the config's 'path' at a local .jsonl/.json/.parquet file or "
+            "folder instead."
         ) from exc
+    try:
+        ds = datasets.load_dataset(folder, split=split, data_dir=data_dir)
+    except ValueError as exc:  # an unknown split names the ones the repository has
+        raise RmflowError(f"could not read split '{split}' of {where}: {exc}", field="split") from exc
     return [{**r, "__row__": i, "__file__": f"hub:{dataset_id}"} for i, r in enumerate(ds, start=1)]
 
 
