@@ -95,6 +95,26 @@ def merge_layers(layers: list[dict]) -> dict:
     return merged
 
 
+def resolve_shipped_files(config: dict, root: str | Path, keys: tuple[str, ...] = ("deepspeed",)) -> dict:
+    """Relative file settings (``train.deepspeed: config/deepspeed/zero3.json``) that do not exist from the working
+    directory but do in the workflow's own tree become that file's absolute path, so a run in another
+    ``--directory`` finds the configs the repository ships; a user's own file, found from the working directory,
+    is left alone."""
+    def walk(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in keys and isinstance(value, str) and not Path(value).is_absolute() \
+                        and not Path(value).exists() and (Path(root) / value).is_file():
+                    node[key] = str((Path(root) / value).resolve())
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+    walk(config)
+    return config
+
+
 def has_recipe_layer(paths: list[str | Path]) -> bool:
     return any((_read(p) or {}).get("layer") == "recipe" for p in paths)
 

@@ -247,3 +247,22 @@ def test_the_workflow_writes_the_paper_specs_without_the_laptop_layer(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     train = json.loads((tmp_path / target).read_text())["train"]
     assert (train["epochs"], train["lr"], train["grad_accum"], train["max_length"]) == (1, 2e-6, 8, 8192)
+
+
+def test_shipped_deepspeed_configs_resolve_from_any_working_directory(tmp_path, monkeypatch):
+    """Found by the rehearsal: `train.deepspeed: config/deepspeed/zero3.json` was read from the working directory,
+    so a run with --directory elsewhere failed every training job; a user's own file there still wins."""
+    from rmflow.config import resolve_shipped_files
+
+    monkeypatch.chdir(tmp_path)
+    config = {"train": {"deepspeed": "config/deepspeed/zero3.json"},
+              "methods": {"odin": {"train": {"deepspeed": "config/deepspeed/zero2.json"}},
+                          "bt": {"bases": {"b": {"train": {"deepspeed": "mine.json"}}}}}}
+    (tmp_path / "mine.json").write_text("{}")
+    resolved = resolve_shipped_files(copy.deepcopy(config), REPO)
+    assert resolved["train"]["deepspeed"] == str(REPO / "config/deepspeed/zero3.json")
+    assert resolved["methods"]["odin"]["train"]["deepspeed"] == str(REPO / "config/deepspeed/zero2.json")
+    assert resolved["methods"]["bt"]["bases"]["b"]["train"]["deepspeed"] == "mine.json"
+    (tmp_path / "config/deepspeed").mkdir(parents=True)
+    (tmp_path / "config/deepspeed/zero3.json").write_text("{}")  # the user's own copy of the path
+    assert resolve_shipped_files(copy.deepcopy(config), REPO)["train"]["deepspeed"] == "config/deepspeed/zero3.json"

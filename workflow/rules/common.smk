@@ -3,7 +3,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from rmflow.config import has_recipe_layer, load_config, validate_config
+from rmflow.config import has_recipe_layer, load_config, resolve_shipped_files, validate_config
 from rmflow.data.samples import SAMPLES
 from rmflow.io import write_json
 from rmflow.plan import GPU_PRESETS, RESULTS, Plan, use_workflow_source
@@ -23,6 +23,7 @@ validate_config(
     Path(workflow.current_basedir) / "../schemas/config.schema.yaml",
     workflow.configfiles,
 )
+resolve_shipped_files(config, workflow.basedir)  # config/deepspeed/*.json from any --directory
 PLAN = Plan(config, workflow.configfiles)
 # Jobs run `python -m rmflow`, i.e. this workflow's own source (put first on PYTHONPATH here, which every job
 # inherits, on the cluster too) through the interpreter of the job's environment (its conda env under --sdm conda,
