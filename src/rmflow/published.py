@@ -42,14 +42,19 @@ def load_published(path: str | Path) -> list[dict]:
 
 
 def model_ids(score_files: list[str | Path]) -> dict[str, str]:
-    """Leaderboard row name of each external reward model -> the hub id (or directory) it was loaded from."""
+    """Leaderboard row name of each external reward model -> the hub id (or directory) it was loaded from: the hub
+    record scores.json carries, else the declaration's ``model`` (external.json in its model directory)."""
     from rmflow.leaderboard import model_name
 
     ids = {}
     for path in score_files:
         record = json.loads(Path(path).read_text(encoding="utf-8"))
-        if record.get("method") == "external" and record.get("model_dir"):
-            ids[model_name(record)] = record["model_dir"]
+        if record.get("method") != "external" or not record.get("model_dir"):
+            continue
+        hub_model = (record.get("hub") or {}).get("model") or {}
+        declaration = Path(record["model_dir"], "external.json")
+        declared = json.loads(declaration.read_text(encoding="utf-8")).get("model") if declaration.is_file() else None
+        ids[model_name(record)] = hub_model.get("id") or declared or record["model_dir"]
     return ids
 
 

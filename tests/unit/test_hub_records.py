@@ -78,3 +78,31 @@ def test_a_run_continuing_a_trained_model_keeps_its_hub_base(tmp_path):
     spec = RunSpec(method="ssrm", base="tiny", base_model=BASE_ID, train_data=str(tmp_path / "absent.parquet"))
     assert hub_inputs(spec, {"initialised_from": str(previous)}) == {"base": base}
     assert hub_inputs(spec, {"initialised_from": str(tmp_path)}) == {}  # a local directory rmflow did not train
+
+
+def test_a_declared_released_model_records_its_hub_commit_in_its_run_and_its_scores(tmp_path, tiny_base, synthetic):
+    """Found by the rehearsal: a released model's declaration (setup_untrained) and its scores.json recorded no hub
+    model, so the leaderboard could not cite which weights a published row scored."""
+    from rmflow.spec import RunSpec
+
+    repo = "rehearsal/tiny-released-rm"
+    commit = hub_cache(tmp_path / "hub", repo, tiny_base)
+    options = {"model": repo, "scorer": "classifier"}
+    spec = tmp_path / "spec.json"
+    spec.write_text(RunSpec(method="external", base="released", base_model=repo, train_data="",
+                            options=options).to_json())
+    eval_rows = tmp_path / "eval.jsonl"
+    eval_rows.write_text("".join(json.dumps(r) + "\n" for r in synthetic["test"][:6]))
+    os.environ["HF_HUB_CACHE"] = str(tmp_path / "hub")
+    try:
+        proc = run_cli("train", "--spec", str(spec), "--out", str(tmp_path / "declared"))
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        proc = run_cli("evaluate", "--model-dir", str(tmp_path / "declared"), "--method", "external", "--data",
+                       str(eval_rows), "--sections", "synthetic_v1", "--eval-set", "synthetic", "--base", "released",
+                       "--out-dir", str(tmp_path / "eval"))
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    finally:
+        del os.environ["HF_HUB_CACHE"]
+    record = {"id": repo, "revision": "main", "commit": commit}
+    assert json.loads((tmp_path / "declared/rmflow_run.json").read_text())["hub"] == {"model": record}
+    assert json.loads((tmp_path / "eval/scores.json").read_text())["hub"]["model"] == record

@@ -128,6 +128,11 @@ def _hub_sources(model_dir: str | None, external, scorer, data: str, revision: s
     from rmflow.hub import hub_record
 
     model = None
+    declaration = Path(model_dir or "", "external.json")
+    if external is None and declaration.is_file():  # a declared released model (rmflow setup wrote it)
+        from rmflow.methods.external import Config
+
+        external = Config(**json.loads(declaration.read_text(encoding="utf-8")))
     if external is not None and external.model:
         loaded = getattr(getattr(getattr(scorer, "model", None), "config", None), "_commit_hash", None)
         model = hub_record(external.model, external.revision, commit=loaded)

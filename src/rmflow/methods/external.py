@@ -78,13 +78,18 @@ def final_model_dir(name: str, config: Config, results: str = "results") -> str:
 
 
 def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None = None) -> None:
-    """Nothing is trained: write the declaration the scorer reads."""
+    """Nothing is trained: write the declaration the scorer reads, and in rmflow_run.json the released model's hub
+    id and the commit its reference resolves to now (scores.json records the commit actually loaded)."""
+    import dataclasses
+
+    from rmflow.hub import hub_record
     from rmflow.io import atomic_dir, write_json, write_text
 
     config = Config(**spec.options)
+    model = hub_record(config.model, config.revision) if config.model else None
     with atomic_dir(out_dir) as tmp:
         write_json(tmp / DECLARATION, asdict(config))
-        write_text(tmp / "rmflow_run.json", spec.to_json())
+        write_text(tmp / "rmflow_run.json", dataclasses.replace(spec, hub={"model": model} if model else {}).to_json())
 
 
 def load_scorer(model_dir: str, device: str = "cpu", batch_size: int = 16):
