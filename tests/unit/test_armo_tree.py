@@ -286,3 +286,44 @@ def test_gate_prompt_feature_at_the_user_turn_end_is_the_seeds_gating_token(trai
         hidden = plain(torch.tensor([ids])).last_hidden_state[0, gating]
     assert np.allclose(ours, hidden.double().numpy(), atol=1e-5)
     assert not np.allclose(after_header, ours, atol=1e-3)
+
+
+def test_armo_and_the_tree_record_their_hub_backbone_and_data(tmp_path, synthetic, trained_bt):
+    """Found by the rehearsal: ArmoRM's and the tree's rmflow_run.json recorded no hub input at all, so their
+    leaderboard rows could not cite the backbone commit or the data sets they were fitted on."""
+    import os
+
+    from rmflow.data.prepare import write_pairs
+
+    from helpers import hub_cache, prepared, run_cli
+
+    backbone = "sfairXC/FsfairX-LLaMA3-RM-v0.1"
+    commit = hub_cache(tmp_path / "hub", backbone, trained_bt)
+    attributes = prepared(tmp_path / "attributes.parquet", synthetic["attributes"], "multi_objective")
+    write_pairs(synthetic["train"][:40], tmp_path / "pairs.parquet")
+    records = {"attributes": {"id": "org/attributes", "revision": "main", "commit": "a" * 40},
+               "pairs": {"id": "org/pairs", "revision": "v1", "commit": "b" * 40}}
+    for name, record in records.items():  # prepare-data's reports name the hub data set each file came from
+        (tmp_path / f"{name}.report.json").write_text(json.dumps({"source": record["id"], "hub": [record]}))
+    for method, options in (("armo", {"gate_steps": 10, "gate_hidden": 8, "gate_batch": 16}), ("tree", {})):
+        (tmp_path / f"{method}.json").write_text(RunSpec(
+            method=method, base="tiny", base_model="unused", train_data=str(tmp_path / "pairs.parquet"),
+            train={"max_length": 96}, options=options).to_json())
+    os.environ["HF_HUB_CACHE"] = str(tmp_path / "hub")
+    try:
+        steps = [("armo", "stage1", "--spec", tmp_path / "armo.json", "--attributes", attributes,
+                  "--out", tmp_path / "stage1"),
+                 ("armo", "stage2", "--spec", tmp_path / "armo.json", "--stage1", tmp_path / "stage1",
+                  "--data", tmp_path / "pairs.parquet", "--out", tmp_path / "armo"),
+                 ("tree", "fit", "--spec", tmp_path / "tree.json", "--stage1", tmp_path / "stage1",
+                  "--data", tmp_path / "pairs.parquet", "--out", tmp_path / "tree")]
+        for step in steps:
+            proc = run_cli(*map(str, step), "--backbone", backbone)
+            assert proc.returncode == 0, proc.stderr[-3000:]
+    finally:
+        del os.environ["HF_HUB_CACHE"]
+    expected = {"base": {"id": backbone, "revision": "main", "commit": commit},
+                "train_data": [records["attributes"], records["pairs"]]}
+    for model in ("armo", "tree"):
+        assert json.loads((tmp_path / model / "rmflow_run.json").read_text())["hub"] == expected, model
+        assert json.loads((tmp_path / model / "metrics.json").read_text())["hub"] == expected, model

@@ -96,6 +96,28 @@ def copy_backbone(backbone: str, out_dir: Path, revision: str | None = None) -> 
     return commit
 
 
+def probe_hub(backbone: str, revision: str | None, commit: str | None, data_files: list[str | None]) -> dict:
+    """The hub record of a probe model (ArmoRM, the tree) for rmflow_run.json / metrics.json: ``base`` = the frozen
+    backbone its features come from (a hub id's commit, or the hub base a local rmflow-trained backbone recorded),
+    ``train_data`` = the hub data sets behind its attribute rows and preference pairs."""
+    import json
+
+    from rmflow.hub import hub_record
+    from rmflow.train.save import data_hub
+
+    hub = {}
+    base = hub_record(backbone, revision, commit=commit)
+    recorded = Path(os.path.expanduser(backbone), "rmflow_run.json")
+    if base is None and recorded.is_file():
+        base = (json.loads(recorded.read_text(encoding="utf-8")).get("hub") or {}).get("base")
+    if base:
+        hub["base"] = base
+    data = [record for path in data_files for record in (data_hub(path) or [])]
+    if data:
+        hub["train_data"] = list({json.dumps(r, sort_keys=True): r for r in data}.values())
+    return hub
+
+
 def fingerprint(ref: str) -> str:
     """A cheap identity of a model directory: config, file names and sizes, and the first 64 KiB of weights."""
     import hashlib

@@ -9,13 +9,15 @@ The saved model is the backbone in HF layout plus ``armo_head.safetensors`` and 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rmflow.errors import RmflowError
-from rmflow.methods._backbone import copy_backbone, embed, fingerprint, load_backbone  # noqa: F401 - tree uses them
+from rmflow.methods._backbone import (  # noqa: F401 - tree uses them
+    copy_backbone, embed, fingerprint, load_backbone, probe_hub)
 from rmflow.spec import RunSpec
 
 log = logging.getLogger(__name__)
@@ -250,12 +252,14 @@ def main_stage2(spec_path: str, backbone: str, stage1_dir: str, data: str, out_d
                    "prompt_position": config.prompt_position}
     with atomic_dir(out_dir) as tmp:
         head_config["backbone_revision"] = copy_backbone(backbone, tmp, revision=config.backbone_revision)
+        hub = probe_hub(backbone, config.backbone_revision, head_config["backbone_revision"],
+                        [stage1.get("attributes"), data])
         save_file({k: v.contiguous() for k, v in head.items()}, str(tmp / HEAD_FILE))
         write_json(tmp / HEAD_CONFIG, head_config)
-        write_text(tmp / "rmflow_run.json", spec.to_json())
+        write_text(tmp / "rmflow_run.json", dataclasses.replace(spec, hub=hub).to_json())
         write_json(tmp / "metrics.json", {**accuracy, "final_loss": history[-1]["loss"], "train_pairs": len(fit),
                                           "validation_pairs": len(val), "gate_steps": config.gate_steps,
-                                          "method": "armo", "base": spec.base})
+                                          "method": "armo", "base": spec.base, "hub": hub})
         write_text(tmp / "train_log.jsonl", "".join(json.dumps(h) + "\n" for h in history))
 
 

@@ -8,6 +8,7 @@ P(chosen) = (t(Δ) + 1 − t(−Δ)) / 2. The tree is saved as JSON plus a text 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass, field
@@ -109,7 +110,7 @@ def main_fit(spec_path: str, backbone: str, stage1_dir: str, data: str, out_dir:
 
     from rmflow.data.prepare import read_pairs
     from rmflow.io import atomic_dir, write_json, write_text
-    from rmflow.methods._backbone import copy_backbone, embed, load_backbone
+    from rmflow.methods._backbone import copy_backbone, embed, load_backbone, probe_hub
     from rmflow.methods.armo import read_stage1
     from rmflow.train.config import TrainConfig
 
@@ -132,8 +133,10 @@ def main_fit(spec_path: str, backbone: str, stage1_dir: str, data: str, out_dir:
                                      "truncation_side": train.truncation_side, "backbone": backbone,
                                      "backbone_revision": backbone_revision})
         write_text(tmp / RULES_FILE, rules)
-        write_text(tmp / "rmflow_run.json", spec.to_json())
-        write_json(tmp / "metrics.json", {**report, "method": "tree", "base": spec.base, "train_pairs": len(delta)})
+        hub = probe_hub(backbone, config.backbone_revision, backbone_revision, [stage1.get("attributes"), data])
+        write_text(tmp / "rmflow_run.json", dataclasses.replace(spec, hub=hub).to_json())
+        write_json(tmp / "metrics.json", {**report, "method": "tree", "base": spec.base, "train_pairs": len(delta),
+                                          "hub": hub})
 
 
 class TreeScorer:
@@ -185,7 +188,6 @@ def stage1_owner(config: Config) -> str:
 
 def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None = None) -> None:
     """Stage-1 probes with ArmoRM's defaults, then the tree, in one process (the workflow uses two rules)."""
-    import dataclasses
     import tempfile
 
     from rmflow.methods import armo
