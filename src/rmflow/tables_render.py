@@ -65,11 +65,15 @@ def to_latex(board, ci_style: str = "pm", level: float = 0.95) -> str:
     spec = "ll" + "r" * len(columns)
     header = " & ".join(["Eval set", "Model", *[escape(c) for c in columns]]) + r" \\"
     ci = "$\\pm$ half the" if ci_style == "pm" else "brackets:"
+    released_note = (r" $^\dagger$: a released reward model scored here as its authors score it (its published "
+                     r"numbers beside ours: leaderboard\_published.md)."
+                     if "Method" in board.columns and (board["Method"] == "external").any() else "")
     lines = [r"\begin{table}[t]", r"\centering", r"\small", f"\\begin{{tabular}}{{{spec}}}", r"\toprule", header]
     for (benchmark, eval_set), group in board.group_by(["Benchmark", "Eval Set"], maintain_order=True):
         lines += [r"\midrule", f"\\multicolumn{{{len(columns) + 2}}}{{l}}{{\\textit{{{escape(benchmark)}}}}} \\\\"]
         for row in group.iter_rows(named=True):
-            cells = [escape(eval_set), escape(row["Model"])]
+            released = row.get("Method") == "external"  # a released model: its published numbers are elsewhere
+            cells = [escape(eval_set), escape(row["Model"]) + ("$^\\dagger$" if released else "")]
             for c in columns:
                 # "--": an en dash in any LaTeX setup, with or without a UTF-8 input encoding
                 text = escape(cell(row, c, ci_style, pm="PLUSMINUS")).replace("PLUSMINUS", "$\\pm$").replace("–", "--")
@@ -79,6 +83,7 @@ def to_latex(board, ci_style: str = "pm", level: float = 0.95) -> str:
             lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}",
               f"\\caption{{Reward-model accuracy (\\%) with {round(level * 100)}\\% bootstrap intervals ({ci} "
-              r"percentile interval); best per column in bold.}", r"\label{tab:rmflow-leaderboard}",
+              r"percentile interval); best per column in bold." + released_note + "}",
+              r"\label{tab:rmflow-leaderboard}",
               r"\end{table}"]
     return "\n".join(lines) + "\n"

@@ -117,6 +117,18 @@ def test_latex_table_is_well_formed(tmp_path, style):
     assert (r"$\pm$" in tex) == (style == "pm") and ("[" in rows[1]) == (style == "brackets")
 
 
+def test_latex_marks_released_models_and_says_why(tmp_path):
+    write_scores(tmp_path, "synthetic", "bt", "a_b", SUBSETS * 5, [1, 0, 1, 0] * 5)
+    write_scores(tmp_path, "synthetic", "external", "armo_rm", SUBSETS * 5, [1, 1, 0, 1] * 5)
+    board, _, _ = leaderboard.tables(leaderboard.read_scores(leaderboard.find_scores(tmp_path)), FAST)
+    tex = tables_render.to_latex(board)
+    marked = [row for row in _latex_body_rows(tex) if r"$^\dagger$" in row]
+    assert len(marked) == 1 and "armo" in marked[0]
+    assert r"$^\dagger$: a released reward model" in tex
+    plain = tables_render.to_latex(board.filter(pl.col("Method") != "external"))
+    assert r"\dagger" not in plain
+
+
 def test_rewardbench2_ties_bootstrap_by_prompt_pair():
     """RewardBench 2's Ties are resampled as (ref, tied) pairs, one unit per pair number with the pair's credit;
     other subsets stay one unit per row. (A CI run once failed here when ties_pairs lost its 'pair' key.)"""
