@@ -99,6 +99,36 @@ def test_hub_id_offline_fails_fast_with_local_path_hint(monkeypatch):
         read_rows("some-org/some-preference-data", split="train")
 
 
+def test_a_hub_data_set_in_the_hub_cache_loads_offline_by_id_with_its_splits_and_data_dir(tmp_path, monkeypatch):
+    """A cluster's pre-seeded HF_HOME (or the rehearsal hub) holds the repository as huggingface_hub downloads it;
+    datasets 4's load_dataset(id) cannot use that offline, so rmflow reads the cached snapshot folder."""
+    import polars as pl
+    from huggingface_hub import constants
+
+    from helpers import hub_cache
+
+    repo = tmp_path / "repo"
+    (repo / "preference").mkdir(parents=True)
+    pl.DataFrame({"prompt": ["a", "b"], "n": [1, 2]}).write_parquet(repo / "train.parquet")
+    pl.DataFrame({"prompt": ["c"], "n": [3]}).write_parquet(repo / "validation.parquet")
+    flat = tmp_path / "flat"  # hub_cache links a flat folder: put the data_dir's file there under its own name
+    flat.mkdir()
+    for f in repo.glob("*.parquet"):
+        (flat / f.name).write_bytes(f.read_bytes())
+    commit = hub_cache(tmp_path / "hub", "org/sets", flat, repo_type="dataset")
+    folder = tmp_path / f"hub/datasets--org--sets/snapshots/{commit}/preference"
+    folder.mkdir()
+    pl.DataFrame({"prompt": ["p"], "split": ["val"]}).write_parquet(folder / "pref.parquet")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert [r["prompt"] for r in read_rows("org/sets", split="train")] == ["a", "b"]
+    assert [r["n"] for r in read_rows("org/sets", split="validation")] == [3]
+    assert [r["split"] for r in read_rows("org/sets", split="train", data_dir="preference")] == ["val"]
+    with pytest.raises(RmflowError, match="could not read split 'test'.*train"):
+        read_rows("org/sets", split="test")
+
+
 def test_hh_transcript_converter():
     text = "\n\nHuman: Hi there\n\nAssistant: Hello!\n\nHuman: Tell a joke\n\nAssistant: No."
     assert parse_hh_transcript(text) == [
