@@ -26,6 +26,18 @@ def cmd_make_synthetic(a):
     synth.main(a.seed, a.n_train, a.n_test, a.out_dir)
 
 
+def cmd_rehearsal_hub(a):
+    from rmflow.rehearsal import writer
+
+    writer.main(a.out, a.config, a.seed)
+
+
+def cmd_rehearsal_profile(a):
+    from rmflow.rehearsal import profile
+
+    profile.main(a.source, a.out, a.partition, a.jobs)
+
+
 def cmd_prepare_data(a):
     from rmflow.data import prepare
 
@@ -293,6 +305,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sizes", default="", help="'pairs=32 step_rows=32 ...' (rmflow.data.samples.DEFAULTS)")
     p.set_defaults(func=cmd_make_samples)
 
+    p = sub.add_parser("rehearsal-hub", help="a Hugging Face cache of layout-true stand-ins for every hub id the "
+                       "configs name (HF_HOME=OUT HF_HUB_OFFLINE=1 loads them by id)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--config", nargs="+", default=["config/config.yaml", "config/paper.yaml"])
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_rehearsal_hub)
+    p = sub.add_parser("rehearsal-profile", help="the SLURM profile, CPU-sized and without GPUs, for a rehearsal")
+    p.add_argument("--source", default="profiles/slurm")
+    p.add_argument("--out", required=True)
+    p.add_argument("--partition", default="debug")
+    p.add_argument("--jobs", type=int, default=4)
+    p.set_defaults(func=cmd_rehearsal_profile)
     p = sub.add_parser("formats", help="list the data formats prepare-data reads and the kind of rows each gives")
     p.set_defaults(func=cmd_formats)
 

@@ -1,0 +1,178 @@
+"""The rehearsal: config/rehearsal.yaml changes sizes only, and the rehearsal hub holds a layout-true stand-in for
+every hub id config/paper.yaml names, loadable by that id offline through rmflow's own hub code."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rmflow.config import load_config
+from rmflow.errors import RmflowError
+from rmflow.plan import EXTERNAL, Plan
+
+REPO = Path(__file__).resolve().parents[2]
+SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
+LAYERS = [REPO / "config/config.yaml", REPO / "config/paper.yaml"]
+# the only leaf keys a rehearsal may change: how long, how big, how many - never what is loaded or how it is read
+SIZE_KEYS = {"max_steps", "per_device_batch", "grad_accum", "warmup_steps", "warmup_ratio", "max_length",
+             "checkpoint_every", "log_every", "shards", "gate_hidden", "gate_steps", "gate_batch", "packed_length",
+             "ns", "subsets", "batch_size"}
+SIZE_SECTIONS = ("threads.",)
+
+
+def leaves(node, prefix=""):
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            out.update(leaves(value, f"{prefix}{key}."))
+        return out or {prefix.rstrip("."): {}}
+    return {prefix.rstrip("."): node}
+
+
+def non_size_changes(before: dict, after: dict) -> list[str]:
+    a, b = leaves(before), leaves(after)
+    changed = [k for k in sorted(set(a) | set(b)) if a.get(k, "<absent>") != b.get(k, "<absent>")]
+    return [k for k in changed if k.rsplit(".", 1)[-1] not in SIZE_KEYS and not k.startswith(SIZE_SECTIONS)]
+
+
+def specs(config: dict) -> dict:
+    plan = Plan(config, [str(p) for p in LAYERS])
+    pairs = [(m, b) for m in plan.methods for b in plan.bases_of(m)] + [(EXTERNAL, b) for b in plan.externals]
+    return {"targets": plan.score_files(), "bestofn": plan.bestofn_files(),
+            **{f"{m}/{b}": plan.run_spec(m, b) for m, b in pairs}}
+
+
+def test_the_rehearsal_layer_changes_sizes_only_in_the_config_and_in_every_run_spec():
+    paper = load_config(*LAYERS, schema_path=SCHEMA)
+    rehearsal = load_config(*LAYERS, REPO / "config/rehearsal.yaml", schema_path=SCHEMA)
+    assert non_size_changes(paper, rehearsal) == []
+    paper_specs, rehearsal_specs = specs(paper), specs(rehearsal)
+    assert paper_specs.keys() == rehearsal_specs.keys() and len(paper_specs) > 20
+    assert paper_specs["targets"] == rehearsal_specs["targets"]  # the same jobs, the same leaderboard rows
+    assert non_size_changes(paper_specs, rehearsal_specs) == []
+    # and the check itself bites: a layer that swaps a split, a backbone or a chat template is caught
+    swapped = load_config(*LAYERS, REPO / "config/rehearsal.yaml", schema_path=SCHEMA)
+    swapped["datasets"]["mistral_gsm8k_test"]["split"] = "test"
+    swapped["methods"]["armo"]["options"]["backbone"] = "/tmp/local-bt"
+    swapped["base_models"]["gemma_2b_it"]["chat_template"] = "gemma"
+    assert non_size_changes(paper, swapped) == ["base_models.gemma_2b_it.chat_template",
+                                                "datasets.mistral_gsm8k_test.split", "methods.armo.options.backbone"]
+
+
+@pytest.fixture(scope="module")
+def rehearsal_hub(tmp_path_factory) -> Path:
+    from rmflow.rehearsal import writer
+
+    out = tmp_path_factory.mktemp("rehearsal") / "hub"
+    writer.main(str(out), [str(p) for p in LAYERS])
+    return out
+
+
+def test_every_hub_id_of_the_paper_has_a_pinned_deterministic_stand_in(rehearsal_hub, tmp_path):
+    from rmflow.config import merge_layers
+    from rmflow.rehearsal import writer
+
+    wanted = writer.hub_ids(merge_layers([load_config(*LAYERS, schema_path=SCHEMA)]))
+    manifest = json.loads((rehearsal_hub / "rehearsal-manifest.json").read_text())
+    assert set(manifest["models"]) == wanted["model"] and len(wanted["model"]) == 11
+    assert set(manifest["datasets"]) == wanted["dataset"] and len(wanted["dataset"]) == 16
+    for entry in [*manifest["models"].values(), *manifest["datasets"].values()]:
+        assert len(entry["revision"]) == 40 and entry["simplified"]
+    assert all(e["dtype"] == "bfloat16" for e in manifest["models"].values())
+    again = writer.build(tmp_path / "again", merge_layers([load_config(*LAYERS, schema_path=SCHEMA)]))
+    assert {k: v["revision"] for k, v in again["models"].items()} == \
+        {k: v["revision"] for k, v in manifest["models"].items()}
+    assert {k: v["revision"] for k, v in again["datasets"].items()} == \
+        {k: v["revision"] for k, v in manifest["datasets"].items()}
+    with pytest.raises(RmflowError, match="no stand-in for acme/unknown-model"):
+        writer.build(tmp_path / "x", {"base_models": {"b": {"model": "acme/unknown-model"}}})
+
+
+OFFLINE_CHECK = r'''
+import json, sys
+import torch
+from safetensors import safe_open
+from huggingface_hub import hf_hub_download
+from transformers import AutoConfig, AutoTokenizer
+from rmflow.data.loaders import read_rows
+from rmflow.errors import RmflowError
+
+out = {"models": {}, "data": {}}
+for repo in json.loads(sys.argv[1]):
+    config = AutoConfig.from_pretrained(repo, trust_remote_code=repo.startswith("RLHFlow/ArmoRM"))
+    weights = hf_hub_download(repo, "model.safetensors")
+    with safe_open(weights, "pt") as f:
+        dtypes = sorted({str(f.get_slice(k).get_dtype()) for k in f.keys()})
+    tok = AutoTokenizer.from_pretrained(repo)
+    conv = [{"role": "user", "content": "Add 2 and 3."}, {"role": "assistant", "content": "5"}]
+    try:
+        tok.apply_chat_template([{"role": "system", "content": "Be brief."}] + conv, tokenize=False)
+        system = "accepted"
+    except Exception as exc:
+        system = type(exc).__name__
+    out["models"][repo] = {"architecture": config.architectures[0], "dtypes": dtypes,
+                           "rope_scaling": (getattr(config, "rope_scaling", None) or {}).get("rope_type"),
+                           "softcap": [getattr(config, "attn_logit_softcapping", None),
+                                       getattr(config, "final_logit_softcapping", None)],
+                           "pad": tok.pad_token, "bos": tok.bos_token, "template": tok.apply_chat_template(conv, tokenize=False),
+                           "first_id_is_bos": tok("Hi")["input_ids"][0] == tok.bos_token_id, "system": system}
+for name, (path, split, data_dir) in json.loads(sys.argv[2]).items():
+    rows = read_rows(path, split=split, data_dir=data_dir)
+    out["data"][name] = {"n": len(rows), "columns": sorted(k for k in rows[0] if not k.startswith("__")),
+                         "splits": sorted({r.get("split") for r in rows if "split" in r}),
+                         "first": {k: v for k, v in rows[0].items() if k in ("answers", "subset", "id")}}
+try:
+    read_rows("RLHFlow/Mistral-GSM8K-Test", split="test")
+    out["wrong_split"] = "loaded"
+except RmflowError as exc:
+    out["wrong_split"] = str(exc)
+print(json.dumps(out))
+'''
+
+
+def test_transformers_and_rmflow_load_every_stand_in_by_its_hub_id_offline(rehearsal_hub):
+    import yaml
+
+    manifest = json.loads((rehearsal_hub / "rehearsal-manifest.json").read_text())
+    paper = yaml.safe_load((REPO / "config/paper.yaml").read_text())
+    sets = {name: (d["path"], d.get("split", "train"), d.get("data_dir"))
+            for name, d in {**paper["datasets"], **paper["eval_sets"]}.items()}
+    env = {**os.environ, "HF_HOME": str(rehearsal_hub), "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([sys.executable, "-c", OFFLINE_CHECK, json.dumps(sorted(manifest["models"])),
+                           json.dumps(sets)], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    models = got["models"]
+    assert all(m["dtypes"] == ["BF16"] for m in models.values())
+    assert all(m["first_id_is_bos"] for m in models.values())
+    assert models["meta-llama/Llama-3.1-8B-Instruct"]["rope_scaling"] == "llama3"
+    assert models["google/gemma-2-27b-it"]["softcap"] == [50.0, 30.0]
+    assert models["Skywork/Skywork-Reward-Gemma-2-27B-v0.2"]["architecture"] == "Gemma2ForSequenceClassification"
+    assert models["sfairXC/FsfairX-LLaMA3-RM-v0.1"]["architecture"] == "LlamaForSequenceClassification"
+    assert models["RLHFlow/ArmoRM-Llama3-8B-v0.1"]["architecture"] == "LlamaForRewardModelWithGating"
+    assert models["meta-llama/Meta-Llama-3-8B-Instruct"]["pad"] is None  # no pad token: rmflow adds [PAD]
+    assert models["meta-llama/Meta-Llama-3-8B-Instruct"]["template"] == (
+        "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nAdd 2 and 3.<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n5<|eot_id|>")
+    assert "Cutting Knowledge Date: December 2023" in models["meta-llama/Llama-3.1-8B-Instruct"]["template"]
+    assert models["mistralai/Mistral-7B-Instruct-v0.2"]["template"] == "<s> [INST] Add 2 and 3. [/INST] 5</s>"
+    assert models["google/gemma-2b-it"]["template"] == (
+        "<bos><start_of_turn>user\nAdd 2 and 3.<end_of_turn>\n<start_of_turn>model\n5<end_of_turn>\n")
+    assert models["google/gemma-2-9b-it"]["system"] != "accepted"  # Gemma's template rejects a system turn
+    data = got["data"]
+    assert data["helpsteer2_preference"]["splits"] == ["train", "val"]
+    assert "preference_strength" in data["helpsteer2_preference"]["columns"]
+    assert data["helpsteer2_attributes"]["columns"] == ["coherence", "complexity", "correctness", "helpfulness",
+                                                        "prompt", "response", "verbosity"]
+    assert " ки\n" in data["mistral_gsm8k_test"]["first"]["answers"][0]
+    assert "ки" not in data["deepseek_gsm8k_test"]["first"]["answers"][0]
+    assert "\n\n" in data["deepseek_gsm8k_test"]["first"]["answers"][0]
+    assert len(data["armo_multi_objective"]["columns"]) == 20  # messages + the 19 attribute columns
+    assert data["rewardbench"]["n"] == 46 and data["rewardbench2"]["columns"][:3] == ["chosen", "id", "models"]
+    assert "could not read split 'test'" in got["wrong_split"] and "train" in got["wrong_split"]
