@@ -5,7 +5,7 @@ VENV ?= .venv
 PYTHON ?= python3
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: run test lint mutate clean
+.PHONY: run test rehearse lint mutate clean
 
 run: $(VENV)/.installed
 	snakemake --profile profiles/local all
@@ -13,6 +13,11 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	python -m pytest
+
+# The paper DAG under its real hub ids, offline, on the local SLURM cluster (README, Rehearsing the paper run).
+# Needs root and `scripts/local-slurm.sh install`; REHEARSE_EXECUTOR=local runs it without SLURM.
+rehearse: $(VENV)/.installed
+	scripts/rehearse.sh
 
 lint: $(VENV)/.installed
 	snakemake --lint

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from rmflow.rehearsal.profile import cpu_overlay
+
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts/local-slurm.sh"
 
@@ -38,24 +40,6 @@ def slurm_cluster(tmp_path_factory):
     finally:
         subprocess.run([str(SCRIPT), "down", str(base)], capture_output=True, text=True, timeout=180)
         shutil.rmtree(base, ignore_errors=True)
-
-
-def cpu_overlay(profile: dict, partition: str = "debug") -> dict:
-    """The real SLURM profile with the same structure, CPU-only resources on the local partition, and the settings
-    a cluster without accounting needs (README, cluster section)."""
-    def cpu(resources: dict) -> dict:
-        resources = {k: v for k, v in resources.items() if k not in ("gres", "gpus")}
-        return {**resources, "slurm_partition": partition, "cpus_per_task": 1, "mem_mb": 1500, "runtime": 20,
-                **({"processes": 1} if "processes" in resources else {})}
-
-    overlay = dict(profile)
-    overlay["default-resources"] = cpu(profile["default-resources"])
-    overlay["set-resources"] = {rule: cpu(res) for rule, res in profile["set-resources"].items()}
-    overlay["set-threads"] = {rule: 1 for rule in profile["set-threads"]}
-    overlay.update({"jobs": 2, "latency-wait": 5, "retries": 0, "slurm-status-command": "squeue",
-                    "slurm-no-account": True, "slurm-init-seconds-before-status-checks": 2,
-                    "slurm-keep-successful-logs": True})
-    return overlay
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,62 @@
+"""The paper recipe rehearsed: its whole DAG through the SLURM overlay profile (the sbatch path of the paper run),
+offline against the rehearsal hub, every job loading its inputs by their real hub ids."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import polars as pl
+import pytest
+from helpers import DEFAULT, REPO, snakemake
+
+from rmflow.config import load_config
+from rmflow.plan import Plan
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+PAPER = REPO / "config/paper.yaml"
+REHEARSAL = REPO / "config/rehearsal.yaml"
+
+
+def test_the_paper_dag_runs_on_slurm_against_the_rehearsal_hub(slurm_cluster, test_profile, tmp_path, monkeypatch):
+    from rmflow.rehearsal import writer
+
+    hub = tmp_path / "hub"
+    writer.main(str(hub), [str(DEFAULT), str(PAPER)])
+    manifest = json.loads((hub / "rehearsal-manifest.json").read_text())
+    monkeypatch.setenv("HF_HOME", str(hub))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    work = tmp_path / "run"
+    proc = snakemake(work, "all", "--profile", str(test_profile), configs=(DEFAULT, PAPER, REHEARSAL), timeout=3000)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-6000:]
+    submitted = re.findall(r"has been submitted with SLURM jobid (\d+)", out)
+    assert len(submitted) >= 80  # trainings, evaluations, SSRM shards, best-of-N: all through sbatch
+    done = set(re.findall(r"Finished jobid: \d+ \(Rule: (\w+)\)", out))
+    assert {"train_a100_80g", "train_a40_48g", "ssrm_split", "ssrm_train", "ssrm_label", "ssrm_select",
+            "probe_fit", "armo_stage2", "tree_fit", "bestofn", "evaluate", "transform_data", "prepare_data",
+            "setup_untrained", "leaderboard"} <= done, done
+
+    plan = Plan(load_config(DEFAULT, PAPER, REHEARSAL, schema_path=REPO / "workflow/schemas/config.schema.yaml"))
+    board = pl.read_csv(work / "results/leaderboard.csv")
+    planned = {(m, b) for e, m, b in plan.evaluations() if e == "rewardbench"}
+    assert len(planned) == 16 + 5  # every trained (method, base) of the paper, and the five released models
+    rows = set(board.filter(pl.col("Eval Set") == "rewardbench").select("Method", "Base Model").iter_rows())
+    assert rows == planned, (sorted(rows ^ planned))
+    assert board.height == len(plan.evaluations())
+
+    revisions = {**manifest["models"], **manifest["datasets"]}
+    for method, base in sorted(planned):
+        run = json.loads((work / plan.model_dir(method, base) / "rmflow_run.json").read_text())
+        records = [r for r in (run["hub"].get("base"), run["hub"].get("model")) if r]
+        assert records, f"{method}/{base}: rmflow_run.json names no hub model ({run['hub']})"
+        for record in records:
+            assert record["commit"] == revisions[record["id"]]["revision"], (method, base, record)
+        for data in run["hub"].get("train_data") or []:
+            assert data["commit"] == revisions[data["id"]]["revision"], (method, base, data)
+        scores = json.loads((work / f"results/eval/rewardbench/{method}/{base}/scores.json").read_text())
+        assert scores["hub"]["eval_data"]["commit"] == manifest["datasets"]["allenai/reward-bench"]["revision"]
+    sources = pl.read_csv(work / "results/leaderboard_sources.csv")
+    assert sources.height == board.height and not sources.select(pl.all().cast(pl.Utf8).str.contains(
+        "unresolved")).to_series().any()
+    assert pl.read_csv(work / "results/bestofn.csv").height > 0
