@@ -28,11 +28,17 @@ fi
 timeout -k 30 "${REHEARSE_TIMEOUT:-7200}" python -m snakemake --profile "$PROFILE" all --snakefile "$ROOT/Snakefile" \
   --directory "$WORK" --configfile "${CONFIGS[@]/#/$ROOT/}" "$@"
 python - "$WORK" <<'PY'
+# the rehearsal's own check: a leaderboard row for every planned pair, every model citing a hub id and its commit
 import json, sys
 from pathlib import Path
 import polars as pl
-work = Path(sys.argv[1])
-board = pl.read_csv(work / "results/leaderboard.csv")
-runs = sorted((work / "results").glob("*/*/*/model/rmflow_run.json")) + sorted((work / "results/models").glob("*/*/rmflow_run.json"))
-print(f"rehearsal: leaderboard.csv has {board.height} rows; {len(runs)} models recorded")
+results = Path(sys.argv[1]) / "results"
+board = pl.read_csv(results / "leaderboard.csv")
+runs = sorted(p for p in results.rglob("rmflow_run.json") if "scratch" not in p.parts)
+unpinned = [str(p) for p in runs if not any((r or {}).get("commit") for r in (
+    json.loads(p.read_text()).get("hub") or {}).values() if isinstance(r, dict))]
+print(f"rehearsal: {board.height} leaderboard rows ({board['Method'].n_unique()} methods), {len(runs)} models, "
+      f"{len(runs) - len(unpinned)} citing a hub id and commit; published block: "
+      f"{pl.read_csv(results / 'leaderboard_published.csv').height} rows")
+sys.exit(f"no hub commit recorded in: {', '.join(unpinned)}" if unpinned else 0)
 PY
