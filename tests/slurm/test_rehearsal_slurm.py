@@ -60,3 +60,10 @@ def test_the_paper_dag_runs_on_slurm_against_the_rehearsal_hub(slurm_cluster, te
     assert sources.height == board.height and not sources.select(pl.all().cast(pl.Utf8).str.contains(
         "unresolved")).to_series().any()
     assert pl.read_csv(work / "results/bestofn.csv").height > 0
+    # the released models' rows are marked as external and matched to their published numbers by hub id
+    released = board.filter(pl.col("Method") == "external")
+    assert released.height == 5 + 4 and released["Model"].str.ends_with(" (external)").all()
+    published = pl.read_csv(work / "results/leaderboard_published.csv")
+    assert set(published["Id"]) == {"RLHFlow/ArmoRM-Llama3-8B-v0.1", "RLHFlow/pair-preference-model-LLaMA3-8B",
+                                    "sfairXC/FsfairX-LLaMA3-RM-v0.1"}
+    assert r"(external)$^\dagger$" in (work / "results/leaderboard.tex").read_text()
