@@ -111,7 +111,7 @@ def _attribute_rows(rows: list[dict]) -> tuple[list[dict], list[dict]]:
     return multi, helpsteer
 
 
-def _step_conversations(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+def step_conversations(rows: list[dict]) -> tuple[list[dict], list[dict]]:
     """Step rows as Math-Shepherd PRM conversations and as ORM conversations ("Step k: " marks every step, as in
     the hub sets, so the scalar ORM can find where the solution starts)."""
     prm, orm = [], []
@@ -201,7 +201,7 @@ def build(shared: str | Path, sizes: dict) -> dict[str, list[dict]]:
 
     steps = (short(_read(shared / "processbench_prm_train.jsonl"))[:cfg["step_rows"] // 2]
              + short(_read(shared / "bigbench_mistake_prm_train.jsonl"))[:cfg["step_rows"] - cfg["step_rows"] // 2])
-    out["mistral_prm_data.jsonl"], out["mistral_orm_data.jsonl"] = _step_conversations(steps)
+    out["mistral_prm_data.jsonl"], out["mistral_orm_data.jsonl"] = step_conversations(steps)
     problems = _problems(_read(shared / "gsm8k_pairs_test.jsonl"))
     usable = [p for p in problems if p["good"] and len(p["bad"]) >= cfg["candidates"] - 1]
     k = cfg["bestofn_problems"]

@@ -149,18 +149,12 @@ def _bestofn(seed: int, render) -> list[dict]:
 
 
 def _steps(seed: int) -> tuple[list[dict], list[dict]]:
-    prm, orm = [], []
-    for r in synth.generate(seed, 16, 0)["steps"][:32]:
-        steps = [f"Step {k}: {s}" for k, s in enumerate(r["steps"], start=1)]
-        labels = ["+" if v else "-" for v in r["labels"]]
-        turns = []
-        for k, (step, label) in enumerate(zip(steps, labels)):
-            turns += [{"role": "user", "content": f"{r['problem']} {step}" if k == 0 else step},
-                      {"role": "assistant", "content": label}]
-        prm.append({"conversations": turns})
-        orm.append({"conversations": [{"role": "user", "content": f"{r['problem']} " + "\n".join(steps)},
-                                      {"role": "assistant", "content": labels[-1]}]})
-    return prm, orm
+    from rmflow.data.samples import step_conversations
+
+    rows = [{"id": i, "prompt": r["problem"], "steps": r["steps"], "labels": r["labels"]}
+            for i, r in enumerate(synth.generate(seed, 16, 0)["steps"][:32])]
+    prm, orm = step_conversations(rows)
+    return [{"conversations": r["conversations"]} for r in prm], [{"conversations": r["conversations"]} for r in orm]
 
 
 def _armo(seed: int) -> list[dict]:
