@@ -123,6 +123,8 @@ def _read_hub(dataset_id: str, split: str, revision: str | None, data_dir: str |
         ds = datasets.load_dataset(folder, split=split, data_dir=data_dir)
     except ValueError as exc:  # an unknown split names the ones the repository has
         raise RmflowError(f"could not read split '{split}' of {where}: {exc}", field="split") from exc
+    except Exception as exc:  # an unreadable file in the snapshot: say which data set, not a traceback
+        raise RmflowError(f"could not read {where} from {folder}: {type(exc).__name__}: {exc}") from exc
     return [{**r, "__row__": i, "__file__": f"hub:{dataset_id}"} for i, r in enumerate(ds, start=1)]
 
 
