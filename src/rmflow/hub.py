@@ -2,15 +2,14 @@
 
 huggingface_hub retries an unreachable host with back-off (about 25 s per file here); in offline mode a cached
 model or dataset still loads and anything else fails at once, which the loaders turn into a "use a local path"
-message.
+message. The probe is an HTTP request through the hub client's own session, so it goes where the downloads go
+(through HTTPS_PROXY on clusters whose nodes reach the hub only through a proxy).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import socket
-from urllib.parse import urlparse
 
 log = logging.getLogger(__name__)
 
@@ -21,17 +20,31 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def _hub_unreachable(endpoint: str, timeout: float) -> str | None:
+    """Why the hub does not answer (None when it does), asked with the hub client's own HTTP session, so the
+    proxy settings a cluster's nodes need (HTTPS_PROXY, HTTP_PROXY, NO_PROXY) apply as they do for every download.
+    Any HTTP answer counts as reachable (an unknown path or a gated repo is the load's business), except a proxy
+    that refuses to forward (407)."""
+    from huggingface_hub.utils import get_session
+
+    try:
+        response = get_session().head(endpoint.rstrip("/") + "/", timeout=timeout)
+    except Exception as exc:  # httpx/requests raise their own types for DNS, refused, timeout, proxy errors
+        return f"{type(exc).__name__}: {exc}"
+    if response.status_code == 407:
+        return "the proxy asks for authentication (HTTP 407)"
+    return None
+
+
 def go_offline_if_unreachable(timeout: float = 3.0) -> bool:
     """Return True when this process runs offline (already set, or the hub did not answer within ``timeout``)."""
     if any(_truthy(os.environ.get(v)) for v in OFFLINE_VARS):
         return True
-    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
-    try:
-        socket.create_connection((endpoint.hostname, port), timeout=timeout).close()
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    reason = _hub_unreachable(endpoint, timeout)
+    if reason is None:
         return False
-    except OSError as exc:
-        log.warning("hub %s unreachable (%s): offline mode, only locally cached files can load", endpoint.netloc, exc)
+    log.warning("hub %s unreachable (%s): offline mode, only locally cached files can load", endpoint, reason)
     for var in OFFLINE_VARS:
         os.environ[var] = "1"
     # modules imported before this point read the flag at import time

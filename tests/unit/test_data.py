@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 
@@ -179,6 +181,47 @@ def test_unreachable_hub_switches_to_offline_and_fails_fast(monkeypatch):
     import os
 
     assert os.environ["HF_HUB_OFFLINE"] == "1"
+
+
+PROBE = "from rmflow.hub import go_offline_if_unreachable; print(go_offline_if_unreachable(timeout=5))"
+
+
+def test_the_hub_probe_goes_through_the_users_proxy(tmp_path):
+    """Nodes that reach the hub only through HTTP(S)_PROXY must not be switched offline: the probe is the hub
+    client's own HTTP request. A local proxy answers for a host no resolver knows; without the proxy that host is
+    unreachable (the old raw-socket probe ignored the proxy and always found it so)."""
+    import http.server
+    import subprocess
+    import sys
+    import threading
+
+    seen = []
+
+    class Proxy(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self):  # a forward proxy receives the absolute URL in the request line
+            seen.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    clean = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE",
+             "TRANSFORMERS_OFFLINE") and "proxy" not in k.lower()}
+    env = {**clean, "HF_ENDPOINT": "http://hub.rmflow-proxy-test.invalid",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parents[2] / "src"),
+                                                       os.environ.get("PYTHONPATH")]))}
+    try:
+        through = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=60,
+                                 env={**env, "HTTP_PROXY": f"http://127.0.0.1:{server.server_port}"})
+        direct = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=60, env=env)
+    finally:
+        server.shutdown()
+    assert through.returncode == 0 and through.stdout.strip() == "False", through.stderr[-2000:]
+    assert seen and seen[0].startswith("http://hub.rmflow-proxy-test.invalid/")
+    assert direct.stdout.strip() == "True" and "unreachable" in direct.stderr
 
 
 # ---- real-world data as it comes (system turns, HH transcripts, bad bytes, identical answers) ---------------------
