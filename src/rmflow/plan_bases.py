@@ -37,8 +37,8 @@ class BasesMixin:
         if entry.get("model") is not None:
             try:
                 check_model_ref(entry["model"])
-            except RmflowError as exc:
-                self._fail(str(exc).split(": ", 1)[-1], f"base_models.{name}.model")
+            except RmflowError as exc:  # the file's own name stays in the message (a cut-short weights file)
+                self._fail(str(exc) if exc.file else str(exc).split(": ", 1)[-1], f"base_models.{name}.model")
         if entry.get("gguf") is not None:
             try:
                 check_gguf_source(entry["gguf"])

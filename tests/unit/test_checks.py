@@ -219,3 +219,56 @@ def test_saved_scalar_orm_reloads_in_plain_transformers_with_the_same_scores(tmp
         plain = model(**tok(tok.apply_chat_template(conv, tokenize=False), add_special_tokens=False,
                             return_tensors="pt")).logits[0, 0].item()
     assert ours == pytest.approx(plain, abs=1e-5)
+
+
+def test_a_model_directory_with_unreadable_weights_is_refused_naming_the_file(tmp_path, trained_bt, synthetic):
+    """A safetensors file cut short by a full disk, or a shard the index names but the folder lacks: refused before
+    anything loads (plan time for a configured base, and at run time), with the file's name; never a traceback."""
+    import json
+    import shutil
+
+    from rmflow.models.load import check_model_ref
+
+    cut = tmp_path / "cut"
+    shutil.copytree(trained_bt, cut)
+    weights = cut / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-4096])
+    with pytest.raises(RmflowError, match=r"cut/model.safetensors: weights file is cut short: its tensors need"):
+        check_model_ref(str(cut))
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(json.dumps(r) + "\n" for r in synthetic["test"][:4]))
+    proc = run_cli("evaluate", "--model-dir", str(cut), "--method", "bt", "--data", str(rows), "--sections",
+                   "synthetic_v1", "--eval-set", "synthetic", "--base", "tiny", "--out-dir", str(tmp_path / "eval"))
+    assert proc.returncode == 2 and "model.safetensors: weights file is cut short" in proc.stderr, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and not (tmp_path / "eval").exists()
+    weights.write_bytes(b"\x10")
+    with pytest.raises(RmflowError, match="not even a safetensors header"):
+        check_model_ref(str(cut))
+
+    sharded = tmp_path / "sharded"
+    shutil.copytree(trained_bt, sharded)
+    (sharded / "model.safetensors.index.json").write_text(json.dumps(
+        {"weight_map": {"a.weight": "model-00001-of-00002.safetensors", "b.weight": "model-00002-of-00002.safetensors"}}))
+    (sharded / "model.safetensors").rename(sharded / "model-00001-of-00002.safetensors")
+    with pytest.raises(RmflowError, match="names model-00002-of-00002.safetensors, which the folder lacks"):
+        check_model_ref(str(sharded))
+    check_model_ref(str(trained_bt))  # an intact directory passes
+
+
+def test_the_plan_refuses_a_configured_base_with_a_cut_short_weights_file(tmp_path, tiny_base):
+    import copy
+    import shutil
+
+    import yaml
+
+    from rmflow.config import validate_config
+    from rmflow.plan import Plan
+
+    base = tmp_path / "base"
+    shutil.copytree(tiny_base, base)
+    (base / "model.safetensors").write_bytes((base / "model.safetensors").read_bytes()[:1000])
+    config = copy.deepcopy(yaml.safe_load((REPO / "config/config.yaml").read_text()))
+    name = next(iter(config["base_models"]))
+    config["base_models"][name] = {"model": str(base)}
+    with pytest.raises(RmflowError, match=rf"base_models.{name}.model.*base/model.safetensors: weights file is cut"):
+        Plan(validate_config(config, REPO / "workflow/schemas/config.schema.yaml"), ["config/x.yaml"])

@@ -21,9 +21,14 @@ def default_device() -> str:
 
 
 def check_model_ref(ref: str, field: str = "model") -> None:
-    """A local-looking reference must exist; a hub id is checked when it is loaded."""
+    """A local-looking reference must exist and its weights be readable (every shard present, no file cut short);
+    a hub id is checked when it is loaded."""
     if looks_local(ref) and not os.path.isdir(os.path.expanduser(ref)):
         raise RmflowError(f"base model path '{ref}' does not exist or is not a directory", field=field)
+    if looks_local(ref):
+        from rmflow.models.weights import check_model_dir
+
+        check_model_dir(ref)
 
 
 def _prepare_hub(ref: str) -> None:
