@@ -247,8 +247,8 @@ def test_a_model_directory_with_unreadable_weights_is_refused_naming_the_file(tm
 
     sharded = tmp_path / "sharded"
     shutil.copytree(trained_bt, sharded)
-    (sharded / "model.safetensors.index.json").write_text(json.dumps(
-        {"weight_map": {"a.weight": "model-00001-of-00002.safetensors", "b.weight": "model-00002-of-00002.safetensors"}}))
+    shards = {"a.weight": "model-00001-of-00002.safetensors", "b.weight": "model-00002-of-00002.safetensors"}
+    (sharded / "model.safetensors.index.json").write_text(json.dumps({"weight_map": shards}))
     (sharded / "model.safetensors").rename(sharded / "model-00001-of-00002.safetensors")
     with pytest.raises(RmflowError, match="names model-00002-of-00002.safetensors, which the folder lacks"):
         check_model_ref(str(sharded))
