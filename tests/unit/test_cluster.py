@@ -35,6 +35,20 @@ def test_training_presets_render_the_intended_sbatch_line(rule, partition, gres,
     assert rule_resources(rule)["processes"] == requested_gpus(rule_resources(rule)) == 4
 
 
+def test_the_profiles_commented_admin_entries_render_when_uncommented():
+    """The account, QoS and node-feature lines the profile ships commented out are real resource names: uncommented
+    (by a regex, exactly as an admin would), the executor's own code puts them on the sbatch line."""
+    import re
+
+    text = (REPO / "profiles/slurm/config.yaml").read_text()
+    opened = yaml.safe_load(re.sub(r"^(\s*)# ((slurm_account|qos|constraint): )", r"\1\2", text, flags=re.M))
+    assert opened["keep-going"] is True
+    resources = {**opened["default-resources"], **opened["set-resources"]["train_a100_80g"]}
+    line = render_sbatch("train_a100_80g", resources, threads=32, requeue=True)
+    assert "-C a100_80gb" in line and "--qos=long" in line, line
+    assert resources["slurm_account"] == "my-lab"  # the plugin adds -A itself (get_account_arg), after this line
+
+
 def test_cpu_rules_render_ntasks_and_no_gpu():
     line = render_sbatch("prepare_data", rule_resources("prepare_data"))
     assert "--ntasks=1" in line and "--gres" not in line and "-p cpu" in line
