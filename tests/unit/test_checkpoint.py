@@ -86,6 +86,25 @@ def test_signal_checkpoints_and_the_rerun_resumes_bit_identically(run_setup):
         assert ma[key] == mb[key], key
 
 
+def test_time_based_checkpoints_and_the_recorded_step_and_save_times(run_setup):
+    """checkpoint_every_minutes saves on elapsed time whatever a step costs; metrics.json records the step time and
+    every save's duration, which is what a kill grace and a checkpoint interval are sized from."""
+    work, spec_file = run_setup
+    timed = spec_file("timed", max_steps=6, checkpoint_every=0, checkpoint_every_minutes=1e-6)
+    proc = subprocess.run(_train_cmd(timed, work / "timed", "--checkpoint-dir", str(work / "timed-scratch")),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stderr.count("checkpoint saved:") == 6  # one per step: every step is past the interval
+    metrics = json.loads((work / "timed/metrics.json").read_text())
+    assert metrics["checkpoint_save_s"]["count"] == 6 and metrics["checkpoint_save_s"]["max"] > 0
+    assert 0 < metrics["step_time_s"] <= metrics["wall_time_s"]
+    untimed = spec_file("untimed", max_steps=6, checkpoint_every=0)
+    proc = subprocess.run(_train_cmd(untimed, work / "untimed", "--checkpoint-dir", str(work / "untimed-scratch")),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "checkpoint saved:" not in proc.stderr, proc.stderr[-2000:]
+    assert json.loads((work / "untimed/metrics.json").read_text())["checkpoint_save_s"]["count"] == 0
+
+
 def _train_in_process(spec_path: Path, out: Path, scratch: Path):
     from rmflow.methods import bt
 

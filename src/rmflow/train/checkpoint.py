@@ -19,6 +19,7 @@ import logging
 import os
 import shutil
 import signal
+import time
 from pathlib import Path
 
 from rmflow.io import share_tree
@@ -116,8 +117,16 @@ class PreemptionSignals:
 class Checkpointer:
     """Save and restore one run's checkpoints under ``directory``, keeping the newest ``keep``."""
 
-    def __init__(self, directory: Path, every: int, keep: int = 2):
+    def __init__(self, directory: Path, every: int, keep: int = 2, minutes: float = 0.0):
         self.directory, self.every, self.keep = Path(directory), every, max(1, keep)
+        self.minutes, self.last_save, self.durations = minutes, time.time(), []
+
+    def save_times(self) -> dict:
+        """Seconds each save of this process took: count, mean, max (metrics.json's checkpoint_save_s)."""
+        if not self.durations:
+            return {"count": 0, "mean": None, "max": None}
+        return {"count": len(self.durations), "mean": round(sum(self.durations) / len(self.durations), 3),
+                "max": round(max(self.durations), 3)}
 
     def _candidates(self) -> list[Path]:
         if not self.directory.exists():
@@ -125,6 +134,7 @@ class Checkpointer:
         return sorted((p for p in self.directory.glob("step-*") if p.is_dir()), reverse=True)
 
     def save(self, accelerator, step: int, loop_state: dict) -> Path:
+        began = time.time()
         final = self.directory / f"step-{step:08d}"
         tmp = self.directory / f".tmp-step-{step:08d}"
         if accelerator.is_main_process:
@@ -142,8 +152,10 @@ class Checkpointer:
             os.replace(tmp, final)
             for old in self._candidates()[self.keep:]:
                 shutil.rmtree(old, ignore_errors=True)
-            log.info("checkpoint saved: %s", final)
+            log.info("checkpoint saved: %s (%.1f s)", final, time.time() - began)
         accelerator.wait_for_everyone()
+        self.last_save = time.time()
+        self.durations.append(self.last_save - began)
         return final
 
     def restore(self, accelerator) -> dict | None:

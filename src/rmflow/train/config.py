@@ -46,6 +46,9 @@ class TrainConfig:
     log_every: int = 10  # optimizer steps between log lines
     report_to: list | None = None  # training curves to tensorboard and/or wandb (accelerate trackers); None = off
     checkpoint_every: int = 500  # optimizer steps between resumable checkpoints (0: only on SIGTERM/SIGUSR1)
+    # also save when this many minutes passed since the last save (0: off): a bound on the work a hard kill loses
+    # that does not depend on how long a step takes (an 8B step is minutes; SLURM's kill grace is seconds)
+    checkpoint_every_minutes: float = 0.0
 
     @property
     def bf16(self) -> bool:

@@ -151,11 +151,14 @@ def train_loop(model, epoch_batches: Callable[[int], Sequence], n_micro_per_epoc
     state = {"step": 0, "epoch": 0, "batch": 0, "last_loss": float("nan"), "elapsed_before": 0.0, "history": [],
              "totals": {"pairs": 0, "correct": 0, "tokens": 0}, "window": _empty_window()}
     checkpoint_dir = active_directory()
-    checkpointer = Checkpointer(checkpoint_dir, config.checkpoint_every) if checkpoint_dir else None
+    checkpointer = Checkpointer(checkpoint_dir, config.checkpoint_every, minutes=config.checkpoint_every_minutes) \
+        if checkpoint_dir else None
     if checkpointer:
         state = checkpointer.restore(accelerator) or state
     tracking.start(accelerator, config.report_to, dataclasses.asdict(config))
     started = time.time()
+    if checkpointer:
+        checkpointer.last_save = started  # the time-based interval counts from this (re)start
     bar = tqdm(total=total_steps, initial=state["step"], desc="train", unit="step",
                disable=not accelerator.is_local_main_process)
     try:
@@ -200,6 +203,9 @@ def train_loop(model, epoch_batches: Callable[[int], Sequence], n_micro_per_epoc
             "optimizer_steps": state["step"],
             "epochs_started": state["epoch"] + (1 if state["batch"] else 0),
             "wall_time_s": round(wall, 3),
+            # what an admin sizes the kill grace and checkpoint interval from (README, preemption)
+            "step_time_s": round(wall / max(state["step"], 1), 3),
+            "checkpoint_save_s": checkpointer.save_times() if checkpointer else None,
             "processes": world,
             "trainable": trainable,
             "deepspeed": deepspeed or "not requested",
@@ -290,7 +296,10 @@ def _maybe_checkpoint(checkpointer: Checkpointer, accelerator, state: dict, sign
                       started: float) -> None:
     preempted = _any_process(accelerator, signals.received is not None)
     periodic = checkpointer.every and state["step"] % checkpointer.every == 0
-    if not (preempted or periodic):
+    # every rank must agree to save (a collective): rank 0's clock decides for all
+    timed = bool(checkpointer.minutes) and _any_process(
+        accelerator, accelerator.is_main_process and time.time() - checkpointer.last_save >= checkpointer.minutes * 60)
+    if not (preempted or periodic or timed):
         return
     snapshot = {**state, "elapsed_before": state["elapsed_before"] + time.time() - started}
     where = checkpointer.save(accelerator, state["step"], snapshot)
