@@ -103,7 +103,7 @@ def test_hub_id_offline_fails_fast_with_local_path_hint(monkeypatch):
 
 def test_a_hub_data_set_in_the_hub_cache_loads_offline_by_id_with_its_splits_and_data_dir(tmp_path, monkeypatch):
     """A cluster's pre-seeded HF_HOME (or the rehearsal hub) holds the repository as huggingface_hub downloads it;
-    datasets 4's load_dataset(id) cannot use that offline, so rmflow reads the cached snapshot folder."""
+    datasets' load_dataset(id) (5.2) cannot use that offline, so rmflow reads the cached snapshot folder."""
     import polars as pl
     from huggingface_hub import constants
 

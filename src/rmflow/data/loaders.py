@@ -100,7 +100,7 @@ def _read_hub(dataset_id: str, split: str, revision: str | None, data_dir: str |
     """A hub data set, in two steps: huggingface_hub fetches the repository's files at ``revision`` (only
     ``data_dir`` when given) into its cache, then ``datasets`` reads that snapshot folder, inferring splits from the
     file names and the card's ``configs`` exactly as it does for a hub id. Why not ``load_dataset(id)``: offline,
-    datasets 4 cannot resolve a hub id from huggingface_hub's cache (only from its own processed cache), so a cached
+    datasets (5.2) cannot resolve a hub id from huggingface_hub's cache (only from its own processed cache), so a cached
     or pre-seeded download (a cluster's shared HF_HOME, the rehearsal hub) would not load; and the snapshot's folder
     name is the commit the rows came from, which the records cite."""
     from rmflow.hub import go_offline_if_unreachable
