@@ -12,6 +12,9 @@ from __future__ import annotations
 import re
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
 
 from rmflow.errors import RmflowError
 
@@ -94,17 +97,38 @@ def check_rule(rule: str, resources: dict, partitions: dict[str, Partition], whe
     return problems
 
 
-def deepspeed_problems(jobs: list[tuple[str, str, dict, str | None, bool]]) -> list[str]:
+def env_file_lists(env_file: str, package: str) -> bool:
+    """Whether a conda env file's dependencies (conda or pip) name ``package``."""
+    try:
+        spec = yaml.safe_load(Path(env_file).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise RmflowError(f"unreadable conda env file ({exc})", file=env_file) from exc
+    names = []
+    for dep in spec.get("dependencies") or []:
+        for item in (dep.get("pip") or []) if isinstance(dep, dict) else [dep]:
+            names.append(re.split(r"[<>=!~\[ ;]", str(item).strip(), maxsplit=1)[0].lower())
+    return package.lower() in names
+
+
+def deepspeed_problems(jobs: list[tuple[str, str, dict, str | None, bool]],
+                       env_files: dict[str, str] | None = None) -> list[str]:
     """Training jobs that ask for DeepSpeed where it cannot run: ``(rule, "method/base", resources, deepspeed JSON,
-    deepspeed_fallback)`` each. DeepSpeed runs on GPUs and, slowly, on CPUs; what stops it is a missing package
-    (the jobs run in the same environment as this planning process, or in the rule's conda env, which lists it)."""
+    deepspeed_fallback)`` each. DeepSpeed runs on GPUs and, slowly, on CPUs; what stops it is a missing package.
+    Where the jobs run is what is judged: under ``--sdm conda`` (``env_files``: rule -> its env file) the rule's env
+    file must list deepspeed, whatever the submitting interpreter has; otherwise the jobs run in this environment."""
     import importlib.util
 
+    wanted = sorted(j for j in jobs if j[3] and not j[4])
+    if env_files is not None:
+        return [f"rule {rule}: {run} asks for DeepSpeed ({deepspeed}) but the rule's conda env file "
+                f"{env_files[rule]} does not list deepspeed (add it, or set train.deepspeed_fallback: true)"
+                for rule, run, resources, deepspeed, fallback in wanted
+                if rule in env_files and not env_file_lists(env_files[rule], "deepspeed")]
     if importlib.util.find_spec("deepspeed") is not None:
         return []
     return [f"rule {rule}: {run} asks for DeepSpeed ({deepspeed}) but it is not installed in this environment "
             "(pip install 'rmflow[gpu]', or set train.deepspeed_fallback: true)"
-            for rule, run, resources, deepspeed, fallback in sorted(jobs) if deepspeed and not fallback]
+            for rule, run, resources, deepspeed, fallback in wanted]
 
 
 def check_against_cluster(rule_resources: dict[str, dict], where: str, partitions: dict | None = None,

@@ -90,3 +90,23 @@ def test_submit_uses_the_profiles_presets():
                       "slurm_partition": "gpu-a40", "mem_gb": 235, "slurm_gres": "gpu:a40:4"}
     with pytest.raises(RmflowError, match="no set-resources entry 'train_h100'"):
         profile_resources(str(REPO / "profiles/slurm"), "train_h100")
+
+
+def test_the_deepspeed_preflight_judges_where_the_jobs_run(tmp_path):
+    """Under --sdm conda the jobs run in the rule's env: its env file decides, not the submitting interpreter (which
+    may lack DeepSpeed while the env has it, or the other way round)."""
+    from rmflow.cluster import deepspeed_problems, env_file_lists
+
+    train = [("train_a100_80g", "bt/llama3_8b_instruct", {}, "config/deepspeed/zero3.json", False),
+             ("train_cpu", "bt/tiny", {}, None, False)]
+    shipped = str(REPO / "envs/train.yaml")
+    assert env_file_lists(shipped, "deepspeed") and env_file_lists(shipped, "DeepSpeed")
+    assert deepspeed_problems(train, {"train_a100_80g": shipped, "train_cpu": shipped}) == []
+    lacking = tmp_path / "train.yaml"
+    lacking.write_text("dependencies:\n  - python=3.11\n  - pip\n  - pip:\n      - torch>=2.4\n      - deepspeedx\n")
+    [problem] = deepspeed_problems(train, {"train_a100_80g": str(lacking), "train_cpu": str(lacking)})
+    assert problem.startswith("rule train_a100_80g: bt/llama3_8b_instruct asks for DeepSpeed")
+    assert str(lacking) in problem
+    fallback = [(*train[0][:4], True)]
+    assert deepspeed_problems(fallback, {"train_a100_80g": str(lacking)}) == []
+    assert deepspeed_problems(train) == []  # no conda: this interpreter, which has DeepSpeed here

@@ -248,6 +248,12 @@ def rank_data(wildcards):
 _CHECKED_RESOURCES = ("slurm_partition", "gres", "gpus", "gpu", "cpus_per_task", "mem_mb", "processes")
 
 
+def _env_file(rule):
+    # a rule's `conda:` path is relative to the Snakefile that defines it (Snakemake's own rule)
+    base = getattr(rule.basedir, "get_path_or_uri", lambda: rule.basedir or workflow.basedir)()
+    return str(Path(base) / rule.conda_env)
+
+
 def _literal_resources(rule):
     # string resources stay unevaluated until a job exists; what the profile wrote is in .raw
     raw = {k: getattr(v, "raw", v) for k, v in rule.resources.items() if k in _CHECKED_RESOURCES}
@@ -270,8 +276,14 @@ onstart:
                 train = PLAN.train_config(method, job.wildcards.base)
                 trainings.append((job.rule.name, f"{method}/{job.wildcards.base}", _literal_resources(job.rule),
                                   train.deepspeed, train.deepspeed_fallback))
+        from snakemake.settings.types import DeploymentMethod
+
+        # under --sdm conda the jobs run in each rule's env: judge its env file, not this interpreter
+        conda = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+        env_files = {job.rule.name: _env_file(job.rule) for job in jobs if isinstance(job.rule.conda_env, str)} \
+            if conda else None
         check_against_cluster(
             {rule.name: _literal_resources(rule) for rule in planned},
             where="the profile's set-resources/default-resources (or --set-resources)",
-            more_problems=deepspeed_problems(trainings),
+            more_problems=deepspeed_problems(trainings, env_files),
         )
