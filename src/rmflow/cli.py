@@ -38,6 +38,12 @@ def cmd_rehearsal_profile(a):
     profile.main(a.source, a.out, a.partition, a.jobs)
 
 
+def cmd_hub_check(a):
+    from rmflow import hub_check
+
+    hub_check.main(a.configfile)
+
+
 def cmd_prepare_data(a):
     from rmflow.data import prepare
 
@@ -317,6 +323,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--partition", default="debug")
     p.add_argument("--jobs", type=int, default=4)
     p.set_defaults(func=cmd_rehearsal_profile)
+    p = sub.add_parser("hub-check", help="every hub reference of the configs loadable where the jobs run (exists, "
+                       "licence accepted, revision, split, data_dir; offline: cached)")
+    p.add_argument("--configfile", nargs="+", required=True, help="the config layers, in Snakemake's order")
+    p.set_defaults(func=cmd_hub_check)
     p = sub.add_parser("formats", help="list the data formats prepare-data reads and the kind of rows each gives")
     p.set_defaults(func=cmd_formats)
 

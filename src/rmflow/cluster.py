@@ -138,7 +138,8 @@ def check_against_cluster(rule_resources: dict[str, dict], where: str, partition
     problems = [p for rule, res in sorted(rule_resources.items()) for p in check_rule(rule, res, partitions, where)]
     problems += more_problems or []
     if problems:
-        raise RmflowError("the SLURM resources cannot be met on this cluster:\n  " + "\n  ".join(problems))
+        raise RmflowError("nothing submitted: the run cannot finish as planned on this cluster:\n  "
+                          + "\n  ".join(problems))
 
 
 class _Resources(dict):

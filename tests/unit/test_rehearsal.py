@@ -176,3 +176,21 @@ def test_transformers_and_rmflow_load_every_stand_in_by_its_hub_id_offline(rehea
     assert len(data["armo_multi_objective"]["columns"]) == 20  # messages + the 19 attribute columns
     assert data["rewardbench"]["n"] == 46 and data["rewardbench2"]["columns"][:3] == ["chosen", "id", "models"]
     assert "could not read split 'test'" in got["wrong_split"] and "train" in got["wrong_split"]
+
+
+def test_hub_check_offline_finds_every_paper_reference_cached_and_names_a_missing_split(rehearsal_hub, tmp_path):
+    env = {**os.environ, "HF_HOME": str(rehearsal_hub), "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))}
+    run = [sys.executable, "-m", "rmflow.cli", "hub-check", "--configfile", *map(str, LAYERS)]
+    proc = subprocess.run(run, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0 and "all 28 hub references can be loaded" in proc.stdout, proc.stderr[-2000:]
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text("datasets:\n  mistral_gsm8k_test: {split: test}\n"
+                     "base_models:\n  gemma_2b_it: {revision: v9}\n")
+    proc = subprocess.run([*run, str(wrong)], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "2 of 28 hub references cannot be loaded" in proc.stderr
+    assert "datasets.mistral_gsm8k_test.split: RLHFlow/Mistral-GSM8K-Test has no split 'test' (it has: train)" \
+        in proc.stderr
+    assert "base_models.gemma_2b_it.model: google/gemma-2b-it@v9 is not in the Hugging Face cache" in proc.stderr
+    assert "`hf download google/gemma-2b-it --revision v9`" in proc.stderr

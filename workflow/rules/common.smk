@@ -282,8 +282,11 @@ onstart:
         conda = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
         env_files = {job.rule.name: _env_file(job.rule) for job in jobs if isinstance(job.rule.conda_env, str)} \
             if conda else None
+        from rmflow import hub_check
+
+        # every hub reference loadable where the jobs run (licence, revision, split; offline: cached), said now
         check_against_cluster(
             {rule.name: _literal_resources(rule) for rule in planned},
             where="the profile's set-resources/default-resources (or --set-resources)",
-            more_problems=deepspeed_problems(trainings, env_files),
+            more_problems=deepspeed_problems(trainings, env_files) + hub_check.check(config),
         )
