@@ -20,7 +20,7 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def _hub_unreachable(endpoint: str, timeout: float) -> str | None:
+def hub_unreachable(endpoint: str, timeout: float = 3.0) -> str | None:
     """Why the hub does not answer (None when it does), asked with the hub client's own HTTP session, so the
     proxy settings a cluster's nodes need (HTTPS_PROXY, HTTP_PROXY, NO_PROXY) apply as they do for every download.
     Any HTTP answer counts as reachable (an unknown path or a gated repo is the load's business), except a proxy
@@ -41,7 +41,7 @@ def go_offline_if_unreachable(timeout: float = 3.0) -> bool:
     if any(_truthy(os.environ.get(v)) for v in OFFLINE_VARS):
         return True
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    reason = _hub_unreachable(endpoint, timeout)
+    reason = hub_unreachable(endpoint, timeout)
     if reason is None:
         return False
     log.warning("hub %s unreachable (%s): offline mode, only locally cached files can load", endpoint, reason)

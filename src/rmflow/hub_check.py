@@ -147,9 +147,14 @@ def _check_online(ref: HubRef) -> str | None:
 
 def check(config: dict) -> list[str]:
     """One line per problem (empty: every hub reference can be loaded where the jobs run)."""
-    from rmflow.hub import go_offline_if_unreachable
+    import os
 
-    offline = go_offline_if_unreachable()
+    from rmflow.hub import OFFLINE_VARS, _truthy, hub_unreachable
+
+    # asked without switching this process offline: the SLURM run's jobs inherit its environment and probe for
+    # themselves (compute nodes may reach the hub where the login node does not, or the other way round)
+    offline = any(_truthy(os.environ.get(v)) for v in OFFLINE_VARS) or \
+        hub_unreachable(os.environ.get("HF_ENDPOINT", "https://huggingface.co")) is not None
     problems = []
     for ref in hub_refs(config):
         problem = _check_offline(ref) if offline else _check_online(ref)

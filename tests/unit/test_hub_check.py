@@ -90,3 +90,21 @@ def test_a_clean_config_passes_and_the_cli_says_so(online_hub, tmp_path, capsys)
                      "datasets:\n  d: {path: nvidia/HelpSteer2, data_dir: preference}\n")
     hub_check.main([str(layer)])
     assert "all 2 hub references can be loaded" in capsys.readouterr().out
+
+
+def test_an_unreachable_hub_checks_the_cache_without_switching_the_jobs_offline(monkeypatch, tmp_path):
+    """The SLURM run's jobs inherit the submitting process's environment: the pre-flight must not set the offline
+    variables there (the nodes probe for themselves)."""
+    import os
+
+    from huggingface_hub import constants
+
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # connection refused
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    problems = hub_check.check({"base_models": {"b": {"model": "google/gemma-2-9b-it"}}})
+    assert problems == ["base_models.b.model: google/gemma-2-9b-it@main is not in the Hugging Face cache and the "
+                        "hub cannot be reached; on a machine with access: `hf download google/gemma-2-9b-it` into "
+                        "this HF_HOME"]
+    assert not any(os.environ.get(v) for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"))
