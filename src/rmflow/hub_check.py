@@ -57,6 +57,8 @@ def hub_refs(config: dict) -> list[HubRef]:
             options = block.get("options") or {}
             add("model", options.get("backbone"), options.get("backbone_revision"),
                 f"methods.{method}{suffix}.options.backbone")
+            if method == "judge":  # a judge model of its own (not use_base, not an endpoint)
+                add("model", options.get("model"), options.get("revision"), f"methods.judge{suffix}.options.model")
     unique = {}
     for ref in refs:  # one check per (repository, revision, split, data_dir); the first key names it
         unique.setdefault((ref.kind, ref.repo_id, ref.revision, ref.split, ref.data_dir), ref)

@@ -42,27 +42,12 @@ SIMPLIFIED_MODEL = ("2 layers, hidden 64, 4 heads (2 KV heads), head_dim 16; a ~
 
 
 def hub_ids(config: dict) -> dict[str, set[str]]:
-    """Every hub reference a resolved config names, by repository type ("model" / "dataset")."""
-    from rmflow.data.loaders import looks_local
+    """Every hub id a resolved config names, by repository type ("model" / "dataset"): the references the hub
+    pre-flight checks (rmflow.hub_check), so what the rehearsal stands in for is what a real run loads."""
+    from rmflow.hub_check import hub_refs
 
-    models, sets = set(), set()
-    for base in (config.get("base_models") or {}).values():
-        models.add((base or {}).get("model"))
-    for rm in (config.get("reward_models") or {}).values():
-        models.add((rm or {}).get("model"))
-    for section in ("datasets", "eval_sets"):
-        for entry in (config.get(section) or {}).values():
-            paths = (entry or {}).get("path")
-            sets.update(paths if isinstance(paths, list) else [paths])
-    for method in (config.get("methods") or {}).values():
-        blocks = [method or {}] + list(((method or {}).get("bases") or {}).values()
-                                       if isinstance((method or {}).get("bases"), dict) else [])
-        for block in blocks:
-            options = (block or {}).get("options") or {}
-            models.add(options.get("backbone"))
-            models.add(options.get("judge_model"))
-    keep = lambda refs: {r for r in refs if isinstance(r, str) and r and not looks_local(r)}  # noqa: E731
-    return {"model": keep(models), "dataset": keep(sets)}
+    refs = hub_refs(config)
+    return {kind: {r.repo_id for r in refs if r.kind == kind} for kind in ("model", "dataset")}
 
 
 def _commit(files: dict[str, bytes]) -> str:
