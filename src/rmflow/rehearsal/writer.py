@@ -97,6 +97,10 @@ def model_files(repo_id: str, tokenizers: dict, seed: int) -> dict[str, bytes]:
         files["modeling_custom.py"] = MODELING_CUSTOM.lstrip().encode("utf-8")
     config = json.loads(files["tokenizer_config.json"])
     config["tokenizer_class"] = family.tokenizer_class
+    # these repositories keep the template inside tokenizer_config.json (transformers 5 writes a separate file)
+    template = files.pop("chat_template.jinja", None)
+    if template is not None:
+        config["chat_template"] = template.decode("utf-8")
     files["tokenizer_config.json"] = (json.dumps(config, indent=2, sort_keys=True) + "\n").encode("utf-8")
     files["README.md"] = (f"# {repo_id} (rmflow rehearsal stand-in)\n\nFamily: {family.source}. "
                           f"Simplified: {SIMPLIFIED_MODEL}.\n").encode("utf-8")
