@@ -159,7 +159,10 @@ def check(config: dict) -> list[str]:
         hub_unreachable(os.environ.get("HF_ENDPOINT", "https://huggingface.co")) is not None
     problems = []
     for ref in hub_refs(config):
-        problem = _check_offline(ref) if offline else _check_online(ref)
+        try:
+            problem = _check_offline(ref) if offline else _check_online(ref)
+        except Exception as exc:  # a timeout, a 5xx, a rate limit: said with the reference, never a traceback
+            problem = f"{ref.where}: could not check {ref.repo_id} ({type(exc).__name__}: {exc})"
         log.info("%s %s@%s: %s", ref.kind, ref.repo_id, ref.revision or "main", problem or "ok")
         if problem:
             problems.append(problem)

@@ -108,3 +108,12 @@ def test_an_unreachable_hub_checks_the_cache_without_switching_the_jobs_offline(
                         "hub cannot be reached; on a machine with access: `hf download google/gemma-2-9b-it` into "
                         "this HF_HOME"]
     assert not any(os.environ.get(v) for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def test_a_hub_error_while_checking_is_a_named_problem_not_a_traceback(online_hub, monkeypatch):
+    def overloaded(api, repo_id, **_):
+        raise RuntimeError("503 Service Unavailable")
+
+    monkeypatch.setattr(HfApi, "auth_check", overloaded)
+    assert hub_check.check({"base_models": {"b": {"model": "google/gemma-2-9b-it"}}}) == [
+        "base_models.b.model: could not check google/gemma-2-9b-it (RuntimeError: 503 Service Unavailable)"]
