@@ -171,7 +171,9 @@ def build(out: str | Path, config: dict, seed: int = 0) -> dict:
                 "dtype": config_json.get("dtype") or config_json.get("torch_dtype"),
                 "mirrors": f"{FAMILIES[family_name].source}: architecture class, behaviour-changing config keys, "
                            "special tokens, chat template" + (f", pad token {pad}" if pad else ""),
-                "simplified": SIMPLIFIED_MODEL, "files": sorted(files)}
+                "simplified": SIMPLIFIED_MODEL + (f"; the pad token {pad} is the one the seed's scripts add, not "
+                                                  "checked against this repository" if pad else ""),
+                "files": sorted(files)}
             log.info("model %s (%s) at %s", repo_id, config_json["architectures"][0], commit[:10])
         for repo_id in sorted(wanted["dataset"]):
             repo = repos[repo_id]
