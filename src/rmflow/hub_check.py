@@ -28,6 +28,18 @@ class HubRef:
     data_dir: str | None = None
 
 
+def is_hub_id(ref: str) -> bool:
+    """``name`` or ``namespace/name`` as the hub spells repository ids; a longer path (``results/models/bt/x``, a
+    model this run trains) is a local one even before it exists."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(ref)
+    except HFValidationError:
+        return False
+    return True
+
+
 def hub_refs(config: dict) -> list[HubRef]:
     """The hub references a resolved config names, each with the key that names it (local paths left out)."""
     from rmflow.data.loaders import looks_local
@@ -35,7 +47,7 @@ def hub_refs(config: dict) -> list[HubRef]:
     refs: list[HubRef] = []
 
     def add(kind, repo_id, revision, where, **extra):
-        if isinstance(repo_id, str) and repo_id and not looks_local(repo_id):
+        if isinstance(repo_id, str) and is_hub_id(repo_id) and not looks_local(repo_id):
             refs.append(HubRef(kind, repo_id, revision, where, **extra))
 
     for name, base in (config.get("base_models") or {}).items():

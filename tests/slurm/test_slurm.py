@@ -49,7 +49,20 @@ def test_workflow_on_slurm_matches_the_local_executor(slurm_cluster, test_profil
 
 
 def test_a_job_failing_on_the_cluster_names_its_slurm_log(slurm_cluster, test_profile, tmp_path):
-    ghost = ("base_models:\n  ghost:\n    model: nobody/no-such-base-model\n"
+    # a hub id that cannot load is refused by the onstart hub pre-flight, before any sbatch
+    hub_ghost = ("base_models:\n  ghost:\n    model: nobody/no-such-base-model\n"
+                 "run:\n  methods: [bt]\n  base_models: [ghost]\n  reward_models: []\n")
+    proc = snakemake(tmp_path / "h", "all", "--profile", str(test_profile),
+                     configs=(DEFAULT, QUICK, _overlay(tmp_path, "hub-ghost", hub_ghost)), timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "nothing submitted" in out and "submitted with SLURM" not in out, out[-3000:]
+    assert "base_models.ghost.model: nobody/no-such-base-model@main is not in the Hugging Face cache" in out
+    # a base that passes every pre-flight (a directory, no weights to be cut short) but cannot load fails on the
+    # cluster, and the error names the job's SLURM log
+    broken = tmp_path / "broken-base"
+    broken.mkdir()
+    (broken / "config.json").write_text("{}")
+    ghost = (f"base_models:\n  ghost:\n    model: {broken}\n"
              "run:\n  methods: [bt]\n  base_models: [ghost]\n  reward_models: []\n")
     proc = snakemake(tmp_path / "w", "all", "--profile", str(test_profile),
                      configs=(DEFAULT, QUICK, _overlay(tmp_path, "ghost", ghost)), timeout=600)

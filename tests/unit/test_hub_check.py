@@ -117,3 +117,12 @@ def test_a_hub_error_while_checking_is_a_named_problem_not_a_traceback(online_hu
     monkeypatch.setattr(HfApi, "auth_check", overloaded)
     assert hub_check.check({"base_models": {"b": {"model": "google/gemma-2-9b-it"}}}) == [
         "base_models.b.model: could not check google/gemma-2-9b-it (RuntimeError: 503 Service Unavailable)"]
+
+
+def test_paths_to_models_the_run_trains_are_not_hub_references():
+    """Found by the SLURM tests: a reward model declared at results/models/bt/tiny (made by this very run, so not yet
+    on disk when the pre-flight runs) was checked as a hub id and refused."""
+    config = {"reward_models": {"own": {"model": "results/models/bt/tiny_llama"},
+                                "released": {"model": "sfairXC/FsfairX-LLaMA3-RM-v0.1"}},
+              "base_models": {"b": {"model": "gpt2"}}}
+    assert [r.repo_id for r in hub_check.hub_refs(config)] == ["gpt2", "sfairXC/FsfairX-LLaMA3-RM-v0.1"]
