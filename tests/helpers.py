@@ -71,19 +71,8 @@ def prepared(path: Path, rows: list[dict], fmt: str, where: dict | None = None) 
 
 def hub_cache(cache: Path, repo_id: str, folder: Path, repo_type: str = "model") -> str:
     """``folder`` laid out as the Hugging Face cache holds a downloaded repository (HF_HUB_CACHE): blobs named by
-    hash, a snapshot folder of links to them named by the commit, refs/main naming that commit. Returns the commit;
-    with HF_HUB_OFFLINE=1 transformers and huggingface_hub then load ``repo_id`` by its id."""
-    import hashlib
+    hash, a snapshot folder of links to them named by the commit, refs/main naming that commit; the rehearsal hub's
+    own writer. Returns the commit; with HF_HUB_OFFLINE=1 transformers and huggingface_hub then load ``repo_id``."""
+    from rmflow.rehearsal.writer import write_repo
 
-    repo = cache / f"{repo_type}s--{repo_id.replace('/', '--')}"
-    commit = hashlib.sha1(repo_id.encode()).hexdigest()
-    (repo / "blobs").mkdir(parents=True)
-    (repo / "refs").mkdir()
-    (repo / "refs/main").write_text(commit)
-    snapshot = repo / "snapshots" / commit
-    snapshot.mkdir(parents=True)
-    for f in folder.iterdir():
-        blob = repo / "blobs" / hashlib.sha256(f.read_bytes()).hexdigest()
-        blob.write_bytes(f.read_bytes())
-        (snapshot / f.name).symlink_to(Path("../../blobs") / blob.name)
-    return commit
+    return write_repo(cache, repo_id, repo_type, {f.name: f.read_bytes() for f in folder.iterdir() if f.is_file()})

@@ -36,9 +36,14 @@ def hub_unreachable(endpoint: str, timeout: float = 3.0) -> str | None:
     return None
 
 
+def offline_requested() -> bool:
+    """Whether the environment already asks for offline mode (HF_HUB_OFFLINE and its siblings)."""
+    return any(_truthy(os.environ.get(v)) for v in OFFLINE_VARS)
+
+
 def go_offline_if_unreachable(timeout: float = 3.0) -> bool:
     """Return True when this process runs offline (already set, or the hub did not answer within ``timeout``)."""
-    if any(_truthy(os.environ.get(v)) for v in OFFLINE_VARS):
+    if offline_requested():
         return True
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
     reason = hub_unreachable(endpoint, timeout)

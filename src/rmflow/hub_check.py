@@ -163,11 +163,11 @@ def check(config: dict) -> list[str]:
     """One line per problem (empty: every hub reference can be loaded where the jobs run)."""
     import os
 
-    from rmflow.hub import OFFLINE_VARS, _truthy, hub_unreachable
+    from rmflow.hub import hub_unreachable, offline_requested
 
     # asked without switching this process offline: the SLURM run's jobs inherit its environment and probe for
     # themselves (compute nodes may reach the hub where the login node does not, or the other way round)
-    offline = any(_truthy(os.environ.get(v)) for v in OFFLINE_VARS) or \
+    offline = offline_requested() or \
         hub_unreachable(os.environ.get("HF_ENDPOINT", "https://huggingface.co")) is not None
     problems = []
     for ref in hub_refs(config):
