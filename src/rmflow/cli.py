@@ -44,6 +44,12 @@ def cmd_hub_check(a):
     hub_check.main(a.configfile)
 
 
+def cmd_plan(a):
+    from rmflow.sizing import main as sizing
+
+    sizing.main(a.configfile, a.profile, a.json, a.sinfo or None, a.directory)
+
+
 def cmd_prepare_data(a):
     from rmflow.data import prepare
 
@@ -249,7 +255,7 @@ def cmd_bestofn(a):
         except json.JSONDecodeError as exc:
             raise RmflowError(f"--step-text is not JSON ({exc})", field="steps") from exc
         bestofn.main(a.method, a.base, a.model_dir, a.data, a.ns, a.subsets, a.seed, a.out, a.steps_data or None,
-                     a.batch_size, a.set or None, step_text or None)
+                     a.batch_size, a.set or None, step_text or None, a.resume_file or None)
     else:
         bestofn.table(a.files, a.csv, a.png, a.svg)
 
@@ -327,6 +333,14 @@ def build_parser() -> argparse.ArgumentParser:
                        "licence accepted, revision, split, data_dir; offline: cached)")
     p.add_argument("--configfile", nargs="+", required=True, help="the config layers, in Snakemake's order")
     p.set_defaults(func=cmd_hub_check)
+    p = sub.add_parser("plan", help="every job's estimated GPU memory, time and disk against its request and the "
+                       "cluster; refuses what cannot finish (the SLURM run's onstart runs the same check)")
+    p.add_argument("--configfile", nargs="*", default=[], help="config layers after config/config.yaml")
+    p.add_argument("--profile", default=None, help="a Snakemake profile directory (its set-resources)")
+    p.add_argument("--json", default=None, help="write one object per job here")
+    p.add_argument("--sinfo", default="sinfo", help="the cluster's sinfo ('' to compare with the profile only)")
+    p.add_argument("--directory", default=".", help="the workflow's directory (holds config/ and workflow/)")
+    p.set_defaults(func=cmd_plan)
     p = sub.add_parser("formats", help="list the data formats prepare-data reads and the kind of rows each gives")
     p.set_defaults(func=cmd_formats)
 
@@ -478,6 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps-data", default="", help="prepared step-labelled chats for the PRM's step accuracy")
     p.add_argument("--step-text", default="", help='the set\'s step layout, JSON {"separator": ..., '
                                                    '"outcome_remove": [...]} (config datasets.<set>.steps)')
+    p.add_argument("--resume-file", default=None, help="large sets: scores kept here chunk by chunk, resumed on rerun")
     p.add_argument("--ns", type=int, nargs="+", default=[1, 2, 4, 8])
     p.add_argument("--subsets", type=int, default=16, help="random subsets per problem and N")
     p.add_argument("--seed", type=int, default=0)

@@ -43,6 +43,28 @@ class Partition:
     max_cpus: int  # per node
     max_gpus: int  # per node
     max_mem_mb: int  # per node
+    max_time_min: float | None = None  # the partition's MaxTime (None: unlimited or unknown)
+    gpu_types: frozenset = frozenset()  # GRES types its nodes offer ("a100"); empty: untyped or none
+
+
+def slurm_minutes(text: str) -> float | None:
+    """SLURM's time format ([days-]hours:minutes:seconds, minutes:seconds, minutes) in minutes; None: unlimited."""
+    text = text.strip()
+    if not text or text.lower() in ("infinite", "unlimited", "n/a"):
+        return None
+    days, _, rest = text.rpartition("-")
+    parts = [float(p) for p in rest.split(":")]
+    if len(parts) == 1:
+        minutes = parts[0] * 60 if days else parts[0]  # "3-12" is days-hours
+    elif len(parts) == 2:
+        minutes = parts[0] + parts[1] / 60 if not days else parts[0] * 60 + parts[1]
+    else:
+        minutes = parts[0] * 60 + parts[1] + parts[2] / 60
+    return minutes + (float(days) * 1440 if days else 0)
+
+
+def _gpu_types(gres: str) -> set[str]:
+    return {m.group(1).lower() for part in gres.split(",") if (m := re.match(r"gpu:([^:(]+):\d+", part))}
 
 
 def _gpus_in(gres: str) -> int:
@@ -53,17 +75,18 @@ def _gpus_in(gres: str) -> int:
 def cluster_partitions(sinfo: str = "sinfo") -> dict[str, Partition]:
     """Every partition with the largest node it offers, from ``sinfo`` (one line per partition and node kind)."""
     try:
-        out = subprocess.run([sinfo, "-h", "-o", "%R|%c|%G|%m"], capture_output=True, text=True, check=True,
+        out = subprocess.run([sinfo, "-h", "-o", "%R|%c|%G|%m|%l"], capture_output=True, text=True, check=True,
                              timeout=60).stdout
     except (OSError, subprocess.SubprocessError) as exc:
         raise RmflowError(f"cannot ask the cluster for its partitions ({sinfo} -h -o ...): {exc}") from exc
     partitions: dict[str, Partition] = {}
     for line in out.splitlines():
-        name, cpus, gres, mem = line.split("|")
+        name, cpus, gres, mem, limit = (line.split("|") + [""])[:5]
         name = name.rstrip("*")
         old = partitions.get(name, Partition(name, 0, 0, 0))
         partitions[name] = Partition(name, max(old.max_cpus, int(cpus.rstrip("+"))),
-                                     max(old.max_gpus, _gpus_in(gres)), max(old.max_mem_mb, int(mem.rstrip("+"))))
+                                     max(old.max_gpus, _gpus_in(gres)), max(old.max_mem_mb, int(mem.rstrip("+"))),
+                                     slurm_minutes(limit), old.gpu_types | _gpu_types(gres))
     return partitions
 
 

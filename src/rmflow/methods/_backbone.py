@@ -38,7 +38,19 @@ def embed(model, tokenizer, conversations: list[list[dict]], max_length: int, tr
     return embed_ids(model, tokenizer, encoded, batch_size)
 
 
-def embed_ids(model, tokenizer, encoded: list[list[int]], batch_size: int = 16):
+def token_budget_batches(lengths: list[int], batch_size: int, max_batch_tokens: int) -> list[list[int]]:
+    """Indices sorted by length, cut at ``batch_size`` rows or ``max_batch_tokens`` padded tokens, so the longest
+    texts (last) go in smaller batches: memory is bounded by the budget, not by batch_size x max_length."""
+    out, current = [], []
+    for i in sorted(range(len(lengths)), key=lambda j: lengths[j]):
+        if current and (len(current) >= batch_size or (len(current) + 1) * lengths[i] > max_batch_tokens):
+            out.append(current)
+            current = []
+        current.append(i)
+    return out + [current] if current else out
+
+
+def embed_ids(model, tokenizer, encoded: list[list[int]], batch_size: int = 16, max_batch_tokens: int = 8192):
     import numpy as np
     import torch
     from tqdm.auto import tqdm
@@ -46,11 +58,10 @@ def embed_ids(model, tokenizer, encoded: list[list[int]], batch_size: int = 16):
     from rmflow.models.scalar import hidden_at_last
     from rmflow.train.batching import pad
 
-    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     out = np.zeros((len(encoded), model.config.hidden_size), dtype=np.float64)
     with torch.inference_mode():
-        for start in tqdm(range(0, len(order), batch_size), desc="embed", unit="batch"):
-            idx = order[start:start + batch_size]
+        for idx in tqdm(token_budget_batches([len(e) for e in encoded], batch_size, max_batch_tokens), desc="embed",
+                        unit="batch"):
             ids, mask = pad([encoded[i] for i in idx], tokenizer.pad_token_id)
             device = next(model.parameters()).device
             out[idx] = hidden_at_last(model, ids.to(device), mask.to(device)).double().cpu().numpy()

@@ -79,6 +79,14 @@ def stage1_owner(config: Config) -> str:
     return "armo"
 
 
+def sizing_jobs(plan, base: str, config: Config) -> list:
+    """rmflow plan: stage 1 embeds each attribute row, stage 2 each pair's two answers and its prompt."""
+    from rmflow.sizing.jobs import embed_job
+
+    return [embed_job(plan, "probe_fit", "armo", base, config.attributes, 1),
+            embed_job(plan, "armo_stage2", "armo", base, plan.dataset_of("armo", base), 3)]
+
+
 # ---- stage 1 ----------------------------------------------------------------------------------------------------
 def prepared_path(dataset: str) -> str:
     """Outside the workflow a data set option names a prepared file, or the data set whose prepared file the

@@ -73,6 +73,12 @@ def kind_of(config: Config) -> str:
     return "scalar" if config.scorer in ("classifier", "custom_forward") else "pairwise"
 
 
+def sizing(config: Config) -> dict:
+    """rmflow plan: a classifier scores each answer; a pair-preference model reads the pair, in both orders."""
+    return {"head": "classifier", "score": "each_answer"} if kind_of(config) == "scalar" else \
+        {"head": "lm", "score": "both_orders", "logit_positions": 1}
+
+
 def final_model_dir(name: str, config: Config, results: str = "results") -> str:
     return f"{results}/external/{name}/model"
 

@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 
 VERSION = 1
 KIND = "pairwise"
+
+# rmflow plan: the instruct model reads both answers in one prompt, in both orders
+SIZING = {"head": "lm", "score": "both_orders", "logit_positions": 2}
 READS = None  # no training data
 PLACEHOLDERS = ("{question}", "{answer_a}", "{answer_b}")
 DEFAULT_TEMPLATE = ("[CONTEXT] {question} [RESPONSE A] {answer_a} [RESPONSE B] {answer_b} \n")

@@ -15,6 +15,9 @@ from rmflow.spec import RunSpec
 VERSION = 1
 KIND = "scalar"
 
+# rmflow plan: pointwise, one solution per row
+SIZING = {"sequences_per_row": 1}
+
 
 def outcome_rows(rows: list[dict]) -> list[tuple[list[dict], float]]:
     """(conversation, label): the problem as the user turn, the solution as the answer, y = 1 for a final "+"."""

@@ -15,6 +15,9 @@ from rmflow.spec import RunSpec
 VERSION = 1
 KIND = "pairwise"
 
+# rmflow plan: one sequence per row (the pair-PM text), logits over the vocabulary; scored in both orders
+SIZING = {"sequences_per_row": 1, "head": "lm", "score": "both_orders", "logit_positions": 2}
+
 
 @dataclass(frozen=True)
 class Config:

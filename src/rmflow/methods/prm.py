@@ -16,6 +16,9 @@ from rmflow.spec import RunSpec
 
 VERSION = 1
 KIND = "scalar"
+
+# rmflow plan: one (packed) sequence per row, logits over the vocabulary at every step tag
+SIZING = {"sequences_per_row": 1, "head": "lm", "logit_positions": 10}
 READS = "steps"  # step-labelled chats, not preference pairs
 OUTCOME = False
 

@@ -75,6 +75,12 @@ def transform(rows: list[dict], config: Config) -> tuple[list[dict], dict]:
     return out, counts
 
 
+def sizing(config: Config) -> dict:
+    """rmflow plan: pair-PM rows, 14 augmented per pair (+ the original)."""
+    return {"sequences_per_row": 1, "head": "lm", "score": "both_orders", "logit_positions": 2,
+            "rows_factor": 14 + (1 if config.include_original else 0)}
+
+
 def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None = None) -> None:
     train_pm(spec, out_dir, {"include_original": Config(**spec.options).include_original}, data, init)
 

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 VERSION = 1
 KIND = "pairwise"
+# rmflow plan: the pair-PM's shape (one sequence per row, logits at the answer token, scored in both orders)
+SIZING = {"sequences_per_row": 1, "head": "lm", "score": "both_orders", "logit_positions": 2}
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,33 @@ def final_model_dir(base: str, config: Config, results: str = "results") -> str:
 def extra_targets(base: str, results: str = "results") -> list[str]:
     """Per-round statistics the workflow builds besides the leaderboard."""
     return [f"{results}/ssrm/{base}/report.json"]
+
+
+def sizing_jobs(plan, base: str, config: Config) -> list:
+    """rmflow plan: the rounds of workflow/rules/ssrm.smk. Round k > 0 trains on the labeled rows and at most
+    the whole pool (every pseudo-label kept): an upper bound."""
+    from rmflow.sizing.jobs import Data, Job, data_facts, eval_batch, score_work, train_work
+
+    labeled = data_facts(plan, "datasets", plan.dataset_of("ssrm", base))
+    if config.unlabeled_dataset:
+        pool, labeled_share = data_facts(plan, "datasets", config.unlabeled_dataset), 1.0
+    else:
+        pool, labeled_share = Data((labeled.rows or 0) * (1 - config.labeled_fraction), labeled.tokens_per_text,
+                                   source=labeled.source, estimate=labeled.estimate), config.labeled_fraction
+    pool_share = (pool.rows or 0) / max(labeled.rows or 1, 1)
+    shard = Data((pool.rows or 0) / config.shards, pool.tokens_per_text, source=pool.source, estimate=pool.estimate)
+    length = plan.train_config("ssrm", base).max_length
+    jobs = [Job("ssrm_split", {"base": base}, "ssrm", base)]
+    for k in range(config.iterations + 1):
+        jobs.append(Job("ssrm_train", {"base": base, "k": str(k)}, "ssrm", base,
+                        train_work(plan, "ssrm", base, rows_factor=labeled_share + (pool_share if k else 0))))
+        if k < config.iterations:
+            jobs += [Job("ssrm_label", {"base": base, "k": str(k), "shard": str(s)}, "ssrm", base,
+                         score_work(plan, "ssrm", base, shard, length, eval_batch(plan))) for s in range(config.shards)]
+            jobs.append(Job("ssrm_select", {"base": base, "k": str(k)}, "ssrm", base))
+    report = data_facts(plan, "eval_sets", plan.eval_sets[0])
+    return jobs + [Job("ssrm_report", {"base": base}, "ssrm", base, score_work(plan, "ssrm", base, report, length,
+                                                                              eval_batch(plan)))]
 
 
 def split(rows: list[dict], config: Config, pool_rows: list[dict] | None = None) -> tuple[list, list, dict]:

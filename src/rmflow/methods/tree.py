@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 
 VERSION = 1
 KIND = "pairwise"
+
+# rmflow plan: the tree compares two answers embedded one at a time by a classifier backbone
+SIZING = {"score": "each_answer"}
 TREE_FILE, RULES_FILE = "tree.json", "tree_rules.txt"
 
 
@@ -184,6 +187,14 @@ def dataset_options(config: Config) -> dict[str, str]:
 def stage1_owner(config: Config) -> str:
     """Whose stage-1 probes the tree reads: its own with attribute data of its own, else ArmoRM's."""
     return "tree" if config.attributes else "armo"
+
+
+def sizing_jobs(plan, base: str, config: Config) -> list:
+    """rmflow plan: its own stage 1 (with attribute data of its own), then each preference pair's two answers."""
+    from rmflow.sizing.jobs import embed_job
+
+    own = [embed_job(plan, "probe_fit", "tree", base, config.attributes, 1)] if config.attributes else []
+    return own + [embed_job(plan, "tree_fit", "tree", base, plan.dataset_of("tree", base), 2)]
 
 
 def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None = None) -> None:
