@@ -87,9 +87,24 @@ def test_bad_partition_and_too_many_gpus_stop_before_any_submission(slurm_cluste
     assert proc.returncode != 0
     assert "rule evaluate: asks for 8 GPU(s) per node (gres='gpu:8') but the largest node in partition " \
            "'debug' has 4" in proc.stderr
+    # a job whose estimated memory is over its GPUs' (rmflow plan's check, run by onstart on the scheduled jobs):
+    # an 8B-shaped base (config.json alone) trained without DeepSpeed on one 16 GB GPU
+    big = tmp_path / "llama3-8b-shape"
+    big.mkdir()
+    (big / "config.json").write_text(json.dumps({
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "num_hidden_layers": 32, "hidden_size": 4096,
+        "intermediate_size": 14336, "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256,
+        "tie_word_embeddings": False}))
+    layer = _overlay(tmp_path, "big", f"base_models:\n  big:\n    model: {big}\n    gpu_preset: cpu\n"
+                     "run:\n  methods: [bt]\n  base_models: [big]\n  reward_models: []\n")
+    proc = snakemake(tmp_path / "c", "all", "--profile", str(test_profile), "--set-resources", "train_cpu:gres=gpu:1",
+                     "train_cpu:gpu_memory_gb=16", configs=(DEFAULT, QUICK, layer), timeout=300)
+    assert proc.returncode != 0
+    assert re.search(r"job train_cpu\[method=bt, base=big\]: needs ~\d+ GB per GPU, over 16 GB; would fit with: ",
+                     proc.stderr), proc.stderr[-3000:]
     after = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i"], capture_output=True, text=True).stdout
     assert before == after  # nothing reached sbatch
-    assert not (tmp_path / "a/results/data").exists() and not (tmp_path / "b/results/data").exists()
+    assert not any((tmp_path / d / "results/data").exists() for d in "abc")
 
 
 def _spec(tmp_path: Path, tiny_base, synthetic, name: str, **train) -> Path:

@@ -283,10 +283,17 @@ onstart:
         env_files = {job.rule.name: _env_file(job.rule) for job in jobs if isinstance(job.rule.conda_env, str)} \
             if conda else None
         from rmflow import hub_check
+        from rmflow.cluster import cluster_partitions
+        from rmflow.sizing.main import refusals
 
+        partitions = cluster_partitions()
+        # each job's estimated GPU memory, time and disk against its request and the cluster (rmflow plan)
+        scheduled = [(job.rule.name, dict(job.wildcards.items()), dict(job.resources.items())) for job in jobs]
         # every hub reference loadable where the jobs run (licence, revision, split; offline: cached), said now
         check_against_cluster(
             {rule.name: _literal_resources(rule) for rule in planned},
             where="the profile's set-resources/default-resources (or --set-resources)",
-            more_problems=deepspeed_problems(trainings, env_files) + hub_check.check(config),
+            partitions=partitions,
+            more_problems=deepspeed_problems(trainings, env_files) + hub_check.check(config)
+            + refusals(PLAN, scheduled, partitions),
         )
