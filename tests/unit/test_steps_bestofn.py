@@ -244,3 +244,38 @@ def test_the_bestofn_rule_passes_each_sets_step_layout_through_the_shell(tmp_pat
             layouts[words[words.index("--set") + 1]] = json.loads(text)
     assert layouts["mistral_gsm8k_test"] == {"separator": "ки\n", "outcome_remove": [" ки"]}
     assert layouts["deepseek_math500_test"] == {"separator": "\n\n"}
+
+
+class _LengthScorer:
+    """Scores a candidate by its answer's length; stops (as a preempted job would) after ``fail_after`` calls."""
+
+    def __init__(self, fail_after: int | None = None):
+        self.calls, self.fail_after = 0, fail_after
+
+    def score_conversations(self, conversations):
+        if self.fail_after is not None and self.calls >= self.fail_after:
+            raise KeyboardInterrupt("preempted")
+        self.calls += 1
+        return [float(len(c[-1]["content"])) for c in conversations]
+
+
+def test_a_large_set_is_scored_chunk_by_chunk_and_a_rerun_resumes(tmp_path, monkeypatch):
+    from rmflow.evaluate import bestofn
+
+    monkeypatch.setattr(bestofn, "CHUNK_CANDIDATES", 8)
+    rows = [{"context": [{"role": "user", "content": f"q{i}"}], "answers": ["x" * (i + j) for j in range(4)],
+             "labels": [0, 0, 0, 1]} for i in range(10)]  # 40 candidates: chunks of 2 problems
+    whole = _LengthScorer().score_conversations([r["context"] + [{"role": "assistant", "content": a}]
+                                                 for r in rows for a in r["answers"]])
+    resume = tmp_path / "scratch/part.jsonl"
+    with pytest.raises(KeyboardInterrupt):
+        bestofn.score_candidates(_LengthScorer(fail_after=3), rows, str(resume), "model-a")
+    assert len(resume.read_text().splitlines()) == 1 + 3  # header + the three chunks scored before the kill
+    again = _LengthScorer()
+    assert bestofn.score_candidates(again, rows, str(resume), "model-a") == whole
+    assert again.calls == 2  # only the two chunks the first run had not finished
+    other = _LengthScorer()
+    assert bestofn.score_candidates(other, rows, str(resume), "model-b") == whole and other.calls == 5
+    small = _LengthScorer()  # one chunk: one call, no file
+    assert bestofn.score_candidates(small, rows[:2], str(tmp_path / "none.jsonl"), "m") == whole[:8]
+    assert small.calls == 1 and not (tmp_path / "none.jsonl").exists()

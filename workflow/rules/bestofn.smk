@@ -14,6 +14,8 @@ rule bestofn:
         steps=bestofn_steps,
         step_text=bestofn_step_text,
         batch_size=config["evaluate"]["batch_size"],
+        # scores kept chunk by chunk outside the job's declared outputs, so a preempted or timed-out job resumes
+        resume=lambda w: f"{RESULTS}/scratch/bestofn/{w.set}/{w.method}/{w.base}.partial.jsonl",
     wildcard_constraints:
         method=Plan.regex(PLAN.scalar_methods()),
     threads: config["threads"]["evaluate"]
@@ -29,6 +31,7 @@ rule bestofn:
         " --data {input.data} --set {wildcards.set} --steps-data={params.steps:q} --step-text={params.step_text:q}"
         " --ns {params.cfg[ns]}"
         " --subsets {params.cfg[subsets]} --seed {params.cfg[seed]} --batch-size {params.batch_size} --out {output}"
+        " --resume-file {params.resume}"
         " --threads {threads} > {log} 2>&1"
 
 

@@ -48,9 +48,89 @@ def best_of_n(scores: list[list[float]], labels: list[list[int]], ns: list[int],
     return accuracy
 
 
+# candidates scored between two appends to the resume file: a set this large (the paper's 1.35 M GSM8K candidates
+# take about a day on one GPU) keeps what a preemption or a time limit would otherwise throw away
+CHUNK_CANDIDATES = 50_000
+
+
+def _chunks(rows: list[dict], size: int | None = None) -> list[list[int]]:
+    """[start, end) row ranges of at least ``size`` candidates each (the last may be smaller)."""
+    size = size or CHUNK_CANDIDATES
+    out, start, count = [], 0, 0
+    for i, row in enumerate(rows):
+        count += len(row["answers"])
+        if count >= size:
+            out.append([start, i + 1])
+            start, count = i + 1, 0
+    return out + [[start, len(rows)]] if start < len(rows) else out
+
+
+def _fingerprint(model_dir: str, data: str) -> str:
+    """What a partial result belongs to: the model's run record and weights' names and sizes, and the data file."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(Path(model_dir).glob("*")) if Path(model_dir).is_dir() else []:
+        if path.is_file():
+            digest.update(f"{path.name}:{path.stat().st_size}".encode())
+            if path.name == "rmflow_run.json":
+                digest.update(path.read_bytes())
+    with open(data, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def score_candidates(scorer, rows: list[dict], resume_file: str | None, fingerprint: str | None) -> list[float]:
+    """Every candidate's score. With ``resume_file``, a set of more than one chunk is scored chunk by chunk, each
+    chunk's scores appended (and synced) to the file as soon as they exist, and a rerun with the same fingerprint
+    starts after the last complete chunk; a set of one chunk is scored in one call, as without the file."""
+    import json
+    import os
+
+    def flat(part):
+        return [r["context"] + [{"role": "assistant", "content": a}] for r in part for a in r["answers"]]
+
+    chunks = _chunks(rows)
+    if not resume_file or len(chunks) < 2:
+        return scorer.score_conversations(flat(rows))
+    done: dict[int, list[float]] = {}
+    path = Path(resume_file)
+    if path.is_file():
+        lines = path.read_text(encoding="utf-8").splitlines()
+        try:
+            header = json.loads(lines[0]) if lines else {}
+        except json.JSONDecodeError:
+            header = {}
+        if header.get("fingerprint") == fingerprint and header.get("chunks") == chunks:
+            for line in lines[1:]:
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:  # the line a kill cut short
+                    break
+                done[record["chunk"]] = record["scores"]
+            log.info("resuming from %s: %d of %d chunks already scored", path, len(done), len(chunks))
+        else:
+            log.info("%s belongs to another model or data: scoring from the start", path)
+    if not done:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"fingerprint": fingerprint, "chunks": chunks}) + "\n", encoding="utf-8")
+    scores: list[float] = []
+    with open(path, "a", encoding="utf-8") as fh:
+        for k, (start, end) in enumerate(chunks):
+            if k not in done:
+                done[k] = scorer.score_conversations(flat(rows[start:end]))
+                fh.write(json.dumps({"chunk": k, "scores": done[k]}) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+                log.info("scored chunk %d of %d (rows %d-%d); kept in %s", k + 1, len(chunks), start, end - 1, path)
+            scores += done[k]
+    return scores
+
+
 def main(method: str, base: str, model_dir: str, data: str, ns: list[int], subsets: int, seed: int, out: str,
          steps_data: str | None = None, batch_size: int = 16, set_name: str | None = None,
-         step_text: dict | None = None) -> dict:
+         step_text: dict | None = None, resume_file: str | None = None) -> dict:
     from rmflow import methods
     from rmflow.data.formats import read_prepared
     from rmflow.io import write_json
@@ -66,8 +146,7 @@ def main(method: str, base: str, model_dir: str, data: str, ns: list[int], subse
         from rmflow.methods._steps import StepText
 
         scorer.step_text = StepText.of(step_text)
-    flat = [r["context"] + [{"role": "assistant", "content": a}] for r in rows for a in r["answers"]]
-    flat_scores = scorer.score_conversations(flat)
+    flat_scores = score_candidates(scorer, rows, resume_file, _fingerprint(model_dir, data) if resume_file else None)
     scores, k = [], 0
     for r in rows:
         scores.append(flat_scores[k:k + len(r["answers"])])
@@ -88,6 +167,8 @@ def main(method: str, base: str, model_dir: str, data: str, ns: list[int], subse
         result["method_stats"] = scorer.summary({})
     log.info("best-of-N %s/%s: %s", base, method, result["accuracy"])
     write_json(out, result)
+    if resume_file:
+        Path(resume_file).unlink(missing_ok=True)  # the result is whole: nothing left to resume
     return result
 
 
