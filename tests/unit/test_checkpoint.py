@@ -98,6 +98,14 @@ def test_time_based_checkpoints_and_the_recorded_step_and_save_times(run_setup):
     metrics = json.loads((work / "timed/metrics.json").read_text())
     assert metrics["checkpoint_save_s"]["count"] == 6 and metrics["checkpoint_save_s"]["max"] > 0
     assert 0 < metrics["step_time_s"] <= metrics["wall_time_s"]
+    # and how well the run used its device (what rmflow plan calibrates its time estimates on)
+    usage = metrics["utilisation"]
+    assert usage["device"] == "cpu" and usage["tokens"] == metrics["tokens_seen"] > 0
+    assert usage["tokens_per_s"] == pytest.approx(usage["tokens"] / usage["seconds"], rel=1e-3)
+    assert usage["achieved_flops"] == pytest.approx(usage["tokens"] * usage["model_flops_per_token"]
+                                                    / usage["seconds"], rel=1e-3)
+    assert usage["mfu"] == pytest.approx(usage["achieved_flops"] / usage["peak_flops"], abs=1e-4)
+    assert 0 < usage["mfu"] < 1.5 and usage["peak_rss_mb"] > 100
     untimed = spec_file("untimed", max_steps=6, checkpoint_every=0)
     proc = subprocess.run(_train_cmd(untimed, work / "untimed", "--checkpoint-dir", str(work / "untimed-scratch")),
                           capture_output=True, text=True, timeout=300)

@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 
 from rmflow.errors import RmflowError
 from rmflow.models.load import attention_of
+from rmflow.sizing import utilisation
 from rmflow.train.checkpoint import Checkpointer, Preempted, PreemptionSignals, active_directory
 from rmflow.train import tracking
 from rmflow.train.config import TrainConfig
@@ -212,6 +213,9 @@ def train_loop(model, epoch_batches: Callable[[int], Sequence], n_micro_per_epoc
             **precision_record(accelerator, model, optimizer, config, deepspeed_used=bool(deepspeed and
                                                                                           deepspeed.startswith("used"))),
             "attention": attention_of(accelerator.unwrap_model(model)),
+            # real tokens/s, model FLOPs, MFU and peak memory: what rmflow plan's time estimates calibrate on
+            "utilisation": utilisation.record(accelerator.unwrap_model(model), totals["tokens"], wall,
+                                              str(accelerator.device), world),
         },
     }
 
