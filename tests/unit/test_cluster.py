@@ -21,7 +21,7 @@ def rule_resources(rule: str) -> dict:
 
 
 @pytest.mark.parametrize("rule, partition, gres, mem, hours", [
-    ("train_a100_80g", "gpu-a100", "gpu:a100:4", 480000, 48),
+    ("train_a100_80g", "gpu-a100", "gpu:a100:4", 480000, 72),  # RRM plans at ~50 h (rmflow plan)
     ("train_a40_48g", "gpu-a40", "gpu:a40:4", 240000, 72),
 ])
 def test_training_presets_render_the_intended_sbatch_line(rule, partition, gres, mem, hours):
