@@ -130,7 +130,24 @@ def advice_for_memory(work: Work, shape, setup: est.Setup, limit_gb: float) -> l
         out.append(f"ZeRO-3 with the optimizer offloaded to the CPU (offload_optimizer: cpu): {got:.0f} GB")
     if setup.zero_stage and (got := fits(work, dataclasses.replace(setup, nodes=setup.nodes * 2))):
         out.append(f"twice the GPUs ({setup.gpus * setup.nodes * 2}, nodes: {setup.nodes * 2}): {got:.0f} GB")
-    return out or ["no single change fits: combine ZeRO-3, gradient checkpointing, per_device_batch 1 and offload"]
+    return out or [_combined_advice(work, setup, fits)]
+
+
+def _combined_advice(work: Work, setup: est.Setup, fits) -> str:
+    """The first combination, built up one change at a time, that fits (none of them alone does)."""
+    steps = [("ZeRO-3", lambda w, s: (w, dataclasses.replace(s, zero_stage=3))),
+             ("gradient checkpointing", lambda w, s: (w, dataclasses.replace(s, gradient_checkpointing=True))),
+             ("per_device_batch 1 (grad_accum x the same factor)",
+              lambda w, s: (dataclasses.replace(w, batch_texts=w.batch_texts // w.train.per_device_batch), s)),
+             ("the optimizer offloaded to the CPU", lambda w, s: (w, dataclasses.replace(s, offload_optimizer=True))),
+             ("twice the nodes", lambda w, s: (w, dataclasses.replace(s, nodes=s.nodes * 2)))]
+    taken = []
+    for name, change in steps:
+        work, setup = change(work, setup)
+        taken.append(name)
+        if got := fits(work, setup):
+            return f"no single change fits; together: {' + '.join(taken)}: {got:.0f} GB"
+    return "nothing here fits: " + " + ".join(taken) + " is still over; a GPU with more memory"
 
 
 def estimate_job(job: Job, resources: dict, partitions: dict | None, mfu: dict) -> Estimate:

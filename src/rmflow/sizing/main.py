@@ -71,7 +71,7 @@ def cluster(sinfo: str | None):
     try:
         return cluster_partitions(sinfo), f"partitions from {sinfo}"
     except RmflowError as exc:
-        return None, f"{exc}: compared with the profile's requests only"
+        return None, f"{exc}; compared with the profile's requests only"
 
 
 def estimate_all(jobs: list[Job], resources_of, partitions, mfu: dict) -> list[Estimate]:
