@@ -74,9 +74,9 @@ def test_the_zero_formulas_used_without_deepspeed_are_deepspeeds(monkeypatch):
     assert with_ds == without
 
 
-def _dry_run_counts(tmp_path: Path) -> dict[str, int]:
+def _dry_run_counts(tmp_path: Path, configs=(PAPER,)) -> dict[str, int]:
     proc = snakemake(tmp_path / "dry", "all", "-n", "--profile", str(REPO / "profiles/slurm"),
-                     configs=(PAPER,), timeout=300)
+                     configs=configs, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     stats = (proc.stdout + proc.stderr).split("Job stats:")[1].split("total")[0]
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M)}
@@ -182,3 +182,15 @@ def test_backbone_embedding_batches_keep_to_a_token_budget():
     assert sorted(i for b in batches for i in b) == list(range(25))  # every text once
     assert all(len(b) * max(lengths[i] for i in b) <= 8192 for b in batches)  # the 4,096-token texts go two by two
     assert [len(b) for b in batches] == [16, 4, 2, 2, 1]
+
+
+def test_the_default_runs_jobs_are_its_dry_runs_too(tmp_path, monkeypatch):
+    # built bases, the synthetic suite and the ranking job: rules the paper run does not have
+    from rmflow.config import load_config
+    from rmflow.plan import Plan
+    from rmflow.sizing.jobs import planned_jobs
+
+    config = load_config(str(REPO / "config/config.yaml"), schema_path=REPO / "workflow/schemas/config.schema.yaml")
+    monkeypatch.chdir(tmp_path)
+    counts = collections.Counter(j.rule for j in planned_jobs(Plan(config)))
+    assert counts == _dry_run_counts(tmp_path, configs=(REPO / "config/config.yaml",))

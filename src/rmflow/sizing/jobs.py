@@ -169,7 +169,13 @@ def eval_batch(plan) -> int:
 def planned_jobs(plan) -> list[Job]:
     """Every job the workflow schedules for this plan, in the order of the dry run's rule list."""
     batch = eval_batch(plan)
-    jobs = [Job("prepare_data", {"dataset": name}) for name in plan.datasets()]
+    read = [p for name in plan.datasets() for p in plan.local_inputs("datasets", name)]
+    read += [p for name in plan.eval_sets for p in plan.local_inputs("eval_sets", name)]
+    read += [plan.config["rank"]["data"]] if plan.config.get("rank", {}).get("data") else []
+    jobs = [Job(rule, {}) for rule, folder in (("synthetic_data", "synthetic"), ("samples", "samples"))
+            if any(str(p).startswith(f"{RESULTS}/data/{folder}/") for p in read)]
+    jobs += [Job(rule, {"built": name}) for name in plan.built_names() for rule in ("base_spec", "build_base")]
+    jobs += [Job("prepare_data", {"dataset": name}) for name in plan.datasets()]
     everything = plan.pairs + [(EXTERNAL, name) for name in plan.externals]
     jobs += [Job("run_spec", {"method": m, "base": b}, m, b) for m, b in everything]
     jobs += [Job("setup_untrained", {"method": m, "base": b}, m, b) for m, b in everything
@@ -195,6 +201,9 @@ def planned_jobs(plan) -> list[Job]:
                             score_work(plan, method, base, data, scoring_length(plan, method, base), batch,
                                        pairs=False)))
     jobs += [Job("bestofn_table", {})] if plan.bestofn_files() else []
+    if plan.config.get("rank", {}).get("data"):  # scoring n responses a prompt with the ranked model (CPU-sized)
+        jobs.append(Job("rank", {"method": plan.config["rank"]["method"], "base": plan.rank_base()},
+                        plan.config["rank"]["method"], plan.rank_base()))
     jobs += [Job(rule, {}) for rule in ("leaderboard", "plots", "config_used", "all")]
     return jobs
 
