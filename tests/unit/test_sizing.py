@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import REPO, snakemake
+from helpers import REPO, hub_cache, snakemake
 
 from rmflow.errors import RmflowError
 from rmflow.sizing import estimate as est
@@ -194,3 +194,22 @@ def test_the_default_runs_jobs_are_its_dry_runs_too(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     counts = collections.Counter(j.rule for j in planned_jobs(Plan(config)))
     assert counts == _dry_run_counts(tmp_path, configs=(REPO / "config/config.yaml",))
+
+
+def test_hub_models_already_in_the_cache_need_no_more_room(tmp_path, monkeypatch):
+    # pre-downloaded models (hf download) are on disk already: only the ones the cache lacks are counted
+    from huggingface_hub import constants
+
+    from rmflow.sizing.check import hub_cache_gb
+    from rmflow.sizing.jobs import Job, Work
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    jobs = [Job("evaluate", {}, work=Work("score", ref, None, "classifier", 1, 1, 1, 1))
+            for ref in ("meta-llama/Meta-Llama-3-8B-Instruct", "google/gemma-2-27b-it")]
+    both = hub_cache_gb(jobs)
+    assert both == pytest.approx((8_030_261_248 + 27_227_128_320) * 2 / 1e9, rel=0.01)
+    folder = tmp_path / "gemma"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "gemma2"}))
+    hub_cache(tmp_path / "hub", "google/gemma-2-27b-it", folder)
+    assert hub_cache_gb(jobs) == pytest.approx(8_030_261_248 * 2 / 1e9, rel=0.01)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from rmflow.devices import gpus_in_request
 from rmflow.sizing import estimate as est
 from rmflow.sizing.jobs import Job, Work
-from rmflow.sizing.shapes import facts, shape_of
+from rmflow.sizing.shapes import cached_config, facts, shape_of
 
 WARN_WITHIN = 0.10
 GPU_MEMORY_GB = {"a40": 48, "a6000": 48, "l40s": 48, "l40": 48, "h100": 80, "h200": 141, "a10": 24,
@@ -220,12 +220,14 @@ def estimate_job(job: Job, resources: dict, partitions: dict | None, mfu: dict) 
 
 
 def hub_cache_gb(jobs: list[Job]) -> float:
-    """The 16-bit checkpoints of every distinct hub model the jobs load (what the Hugging Face cache will hold)."""
+    """The 16-bit checkpoints of every distinct hub model the jobs load that the Hugging Face cache does not hold
+    yet (a model pre-downloaded with `hf download` takes no more room)."""
     from rmflow.hub_check import is_hub_id
-
+    
     seen = {}
     for job in jobs:
-        if job.work and is_hub_id(job.work.model) and not os.path.exists(job.work.model):
+        if job.work and is_hub_id(job.work.model) and not os.path.exists(job.work.model) \
+                and cached_config(job.work.model, job.work.revision) is None:
             shape = shape_of(job.work.model, job.work.revision)
             if shape is not None:
                 seen[job.work.model] = est.model_bytes(shape, shape.head, element=2)

@@ -76,7 +76,7 @@ def from_config_json(config: dict, source: str) -> ModelShape:
         source=source)
 
 
-def _cached_config(ref: str, revision: str | None) -> Path | None:
+def cached_config(ref: str, revision: str | None) -> Path | None:
     """``config.json`` of a hub id from the Hugging Face cache (no network)."""
     from huggingface_hub import hf_hub_download
 
@@ -92,7 +92,7 @@ def shape_of(ref: str, revision: str | None = None) -> ModelShape | None:
     found = local / "config.json" if (local / "config.json").is_file() else None
     where = f"{ref}/config.json"
     if found is None and not local.exists():
-        found = _cached_config(ref, revision)
+        found = cached_config(ref, revision)
         where = f"config.json of {ref} in the Hugging Face cache"
     if found is not None:
         try:
