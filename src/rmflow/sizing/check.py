@@ -90,7 +90,8 @@ def hours_of(work: Work, shape, gpus: int, gpu_type: str | None, mfu: dict) -> f
     if not peak or not gpus:
         return None
     train = work.kind == "train"
-    flops = work.texts * work.tokens_per_text * est.flops_per_token(shape, work.head, work.tokens_per_text, train)
+    texts = work.texts * (gpus if work.per_process else 1)
+    flops = texts * work.tokens_per_text * est.flops_per_token(shape, work.head, work.tokens_per_text, train)
     if not train:
         flops *= 1.1  # length-sorted batches still pad up to 10 % (ScalarScorer.batches)
     share = mfu["train" if train else "score"]

@@ -55,6 +55,7 @@ class Work:
     batch_texts: int  # sequences per forward on one GPU (training: per_device_batch x sequences per row)
     batch_tokens: int | None = None  # or a padded-token budget per forward (scoring, embedding)
     logit_positions: float = 0  # LM-head logits per text
+    per_process: bool = False  # texts counts one process's share (a max_steps run): all GPUs do as many
     train: TrainConfig | None = None
     data: list[Data] = field(default_factory=list)
 
@@ -123,14 +124,14 @@ def train_work(plan, method: str, base: str, dataset: str | None = None, rows_fa
     length = packed or train.max_length
     factor = sizing["rows_factor"] if rows_factor is None else rows_factor
     texts = (data.rows or 0) * factor * sizing["sequences_per_row"] * train.epochs
-    if train.max_steps:  # a fixed number of optimizer steps, whatever the data (global batch: all processes)
+    if train.max_steps:  # a fixed number of optimizer steps, whatever the data; each process does this many
         texts = train.max_steps * train.grad_accum * train.per_device_batch * sizing["sequences_per_row"]
     ref, revision = model or _model_of(plan, method, base)
     tokens = min(data.tokens_per_text or length, length)
     rows_per_text = length / tokens if packed else 1  # a packed sequence holds several rows
     return Work("train", ref, revision, sizing["head"], texts, tokens, length,
                 1 if packed else train.per_device_batch * sizing["sequences_per_row"], train=train, data=[data],
-                logit_positions=sizing["logit_positions"] * rows_per_text)
+                logit_positions=sizing["logit_positions"] * rows_per_text, per_process=bool(train.max_steps))
 
 
 def score_work(plan, method: str, base: str, data: Data, max_length: int, batch: int, pairs: bool = True) -> Work:
