@@ -224,7 +224,7 @@ def hub_cache_gb(jobs: list[Job]) -> float:
     """The 16-bit checkpoints of every distinct hub model the jobs load that the Hugging Face cache does not hold
     yet (a model pre-downloaded with `hf download` takes no more room)."""
     from rmflow.hub_check import is_hub_id
-    
+
     seen = {}
     for job in jobs:
         if job.work and is_hub_id(job.work.model) and not os.path.exists(job.work.model) \
