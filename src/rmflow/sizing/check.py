@@ -87,8 +87,8 @@ def memory_of(work: Work, shape, setup: est.Setup) -> dict:
 
 def hours_of(work: Work, shape, gpus: int, gpu_type: str | None, mfu: dict) -> float | None:
     peak = facts()["gpu_peak_flops"].get(gpu_type or "")
-    if not peak or not gpus:
-        return None
+    if not peak or not gpus or any(d.rows is None for d in work.data):
+        return None  # no peak for the GPU type, or a data set of unknown size: no time estimate
     train = work.kind == "train"
     texts = work.texts * (gpus if work.per_process else 1)
     flops = texts * work.tokens_per_text * est.flops_per_token(shape, work.head, work.tokens_per_text, train)
@@ -188,6 +188,9 @@ def estimate_job(job: Job, resources: dict, partitions: dict | None, mfu: dict) 
     out.est_gpu_mem_gb = round(memory["total"] / est.GB, 1)
     hours = hours_of(work, shape, gpus * nodes if work.kind == "train" else 1, gpu_type, mfu)
     out.est_hours = round(hours, 2) if hours is not None else None
+    unknown = [d.source for d in work.data if d.rows is None]
+    if unknown:
+        out.warnings.append(f"rows unknown ({'; '.join(unknown)}): time not estimated")
     if work.kind == "train":
         keep = 3  # two kept, a third being written
         out.est_checkpoints_gb = round(keep * est.checkpoint_bytes(shape, work.head, setup.zero_stage) / est.GB, 1)
