@@ -287,7 +287,8 @@ def test_paper_config_dry_runs_on_slurm_profile_with_resources(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout + proc.stderr
     assert "train_a100_80g" in out and "train_a40_48g" in out
-    assert "gres=gpu:a100:4" in out and "gres=gpu:a40:4" in out and "gres=gpu:1" in out
+    assert "gres=gpu:a100:4" in out and "gres=gpu:a40:4" in out
+    assert "gres=gpu:a40:1" in out and "gres=gpu:a100:1" in out  # one-GPU rules name their type (rmflow plan)
     assert "slurm_partition=gpu-a100" in out
     assert "results/data/synthetic" not in out and "synthetic_data" not in out
     jobs = _dry_run_jobs(out)
