@@ -115,13 +115,15 @@ def main() -> None:
     if args.child:
         return child(args)
 
-    from bench import matmul_flops
+    import torch
 
     from rmflow.data.prepare import write_pairs
     from rmflow.sizing import estimate as est
     from rmflow.sizing.shapes import shape_of
+    from rmflow.sizing.utilisation import cpu_peak_flops
 
-    peak = max(matmul_flops(args.threads) for _ in range(3))  # the best of three: a busy moment only lowers it
+    torch.set_num_threads(args.threads)
+    peak = cpu_peak_flops()  # the figure every training's metrics.json divides by (best of three)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

@@ -63,7 +63,8 @@ def slurm_minutes(text: str) -> float | None:
     return minutes + (float(days) * 1440 if days else 0)
 
 
-def _gpu_types(gres: str) -> set[str]:
+def gpu_types(gres: str) -> set[str]:
+    """GPU types a GRES string names (sinfo's "gpu:a100:4(S:0-1)" or a request's "gpu:a100:4")."""
     return {m.group(1).lower() for part in gres.split(",") if (m := re.match(r"gpu:([^:(]+):\d+", part))}
 
 
@@ -86,7 +87,7 @@ def cluster_partitions(sinfo: str = "sinfo") -> dict[str, Partition]:
         old = partitions.get(name, Partition(name, 0, 0, 0))
         partitions[name] = Partition(name, max(old.max_cpus, int(cpus.rstrip("+"))),
                                      max(old.max_gpus, _gpus_in(gres)), max(old.max_mem_mb, int(mem.rstrip("+"))),
-                                     slurm_minutes(limit), old.gpu_types | _gpu_types(gres))
+                                     slurm_minutes(limit), old.gpu_types | gpu_types(gres))
     return partitions
 
 

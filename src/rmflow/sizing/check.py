@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import shutil
 from dataclasses import dataclass, field
 
@@ -52,11 +51,9 @@ class Estimate:
 
 
 def gpu_type_of(gres: str | None) -> str | None:
-    for item in str(gres or "").split(","):
-        fields = re.sub(r"\(.*?\)", "", item).strip().split(":")
-        if fields[0] == "gpu" and len(fields) == 3:
-            return fields[1].lower()
-    return None
+    from rmflow.cluster import gpu_types
+
+    return next(iter(sorted(gpu_types(str(gres or "")))), None)
 
 
 def setup_for(work: Work, shape, gpus: int, nodes: int, attention: str | None) -> est.Setup:
@@ -66,7 +63,8 @@ def setup_for(work: Work, shape, gpus: int, nodes: int, attention: str | None) -
     stage, offload_opt, offload_params = 0, False, False
     train = work.train
     if train is not None and train.deepspeed and os.path.isfile(train.deepspeed):
-        zero = json.load(open(train.deepspeed, encoding="utf-8")).get("zero_optimization", {})
+        with open(train.deepspeed, encoding="utf-8") as fh:
+            zero = json.load(fh).get("zero_optimization", {})
         stage = int(zero.get("stage", 0))
         offload_opt = (zero.get("offload_optimizer") or {}).get("device", "none") not in ("none", None)
         offload_params = (zero.get("offload_param") or {}).get("device", "none") not in ("none", None)
