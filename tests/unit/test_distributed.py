@@ -110,3 +110,18 @@ def test_two_processes_match_one_and_save_a_plain_model(work, tiny_base, method,
     with torch.no_grad():
         out = model(input_ids=torch.tensor([[1, 2, 3, 4]])).logits
     assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("mode", ["ddp", "zero3"])
+def test_two_processes_sharing_each_prompt_train_the_separate_paths_losses(work, tiny_base, mode):
+    """bt's runs above pack each pair's prompt once (train.share_prompt, on by default); one process running every
+    side separately gives the same losses."""
+    if MODES[mode] and not HAVE_DEEPSPEED:
+        pytest.skip("deepspeed is not installed (`make` installs it)")
+    separate = _train(work, tiny_base, "bt", "bt_one_separate", 1, grad_accum=2, share_prompt=False)
+    deepspeed = {"deepspeed": str(REPO / MODES[mode])} if MODES[mode] else {}
+    two = _train(work, tiny_base, "bt", f"bt_{mode}", 2, grad_accum=1, **deepspeed)
+    shared = json.loads((two / "metrics.json").read_text())["share_prompt"]
+    assert shared["used"] and shared["prompt_share_saved"] > 0
+    assert not json.loads((separate / "metrics.json").read_text())["share_prompt"]["used"]
+    assert _losses(two) == pytest.approx(_losses(separate), abs=2e-5)

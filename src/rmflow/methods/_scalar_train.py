@@ -25,10 +25,11 @@ def train_scalar(spec: RunSpec, out_dir: str, num_labels: int, pair_loss: MakeLo
     from rmflow.data.prepare import read_pairs
     from rmflow.errors import RmflowError
     from rmflow.models.load import load_for_run
-    from rmflow.train.batching import length_grouped_batches, padded_tokens
+    from rmflow.train.batching import cut, length_grouped_batches, padded_tokens
     from rmflow.train.config import TrainConfig
     from rmflow.train.loop import train_loop
     from rmflow.train.save import save_run
+    from rmflow.train.shared_prompt import pair_outputs_in_parts
     from rmflow.train.token_cache import encode_all
 
     config = TrainConfig.from_dict(spec.train)
@@ -46,36 +47,76 @@ def train_scalar(spec: RunSpec, out_dir: str, num_labels: int, pair_loss: MakeLo
             raise RmflowError(f"margin_field '{config.margin_field}' is not a number in {len(missing)} rows "
                               f"(first: row {missing[0]})", file=source, field=config.margin_field)
         margins = [float(r[config.margin_field]) for r in rows]
-    args = (config.max_length, config.truncation_side)
-    pairs = list(zip(encode_all(tokenizer, [r["chosen"] for r in rows], *args, desc="tokenize chosen"),
-                     encode_all(tokenizer, [r["rejected"] for r in rows], *args, desc="tokenize rejected")))
+    # each side tokenised whole once, then cut: per side (the separate path) or once per pair (shared prompt)
+    whole = (10 ** 9, config.truncation_side)
+    full = list(zip(encode_all(tokenizer, [r["chosen"] for r in rows], *whole, desc="tokenize chosen"),
+                    encode_all(tokenizer, [r["rejected"] for r in rows], *whole, desc="tokenize rejected")))
+    # DDP expects one forward per backward: several processes keep the single padded pass
+    split = config.split_padding if int(os.environ.get("WORLD_SIZE", "1")) == 1 else 1.0
+    sharing = shared_prompt_plan(model, config, full)
+    if sharing["used"]:
+        packed = sharing.pop("pairs")
+        pairs = [p.views() for p in packed]
+    else:
+        pairs = [(cut(c, config.max_length, config.truncation_side), cut(r, config.max_length, config.truncation_side))
+                 for c, r in full]
+    # batches grouped by the longer side either way: the same batches, so the switch changes only float rounding
     lengths = [max(len(c), len(r)) for c, r in pairs]
 
     def epoch_batches(epoch: int) -> list[list[int]]:
         return length_grouped_batches(lengths, config.per_device_batch, config.seed + epoch, config.group_by_length)
 
-    # DDP expects one forward per backward: several processes keep the single padded pass
-    split = config.split_padding if int(os.environ.get("WORLD_SIZE", "1")) == 1 else 1.0
-
     def loss_fn(model, indices: list[int]):
         sequences = [seq for i in indices for seq in pairs[i]]
         device = next(model.parameters()).device
-        scores = forward_in_parts(model, sequences, tokenizer.pad_token_id, device, split)
+        if sharing["used"]:
+            batch = [packed[i] for i in indices]
+            scores = pair_outputs_in_parts(model, batch, tokenizer.pad_token_id, device, split)
+            computed = sum(p.length for p in batch)
+        else:
+            scores = forward_in_parts(model, sequences, tokenizer.pad_token_id, device, split)
+            computed = sum(map(len, sequences))
         margin = torch.tensor([margins[i] for i in indices], device=device) if margins else None
         loss = pair_loss(model, scores, indices, margin)
         reward = scores[:, reward_head]
+        # tokens: both sides whole, the way peer trainers count; computed_tokens: what the forwards ran
         return loss, {"pairs": len(indices), "correct": int((reward[0::2] > reward[1::2]).sum()),
-                      "tokens": sum(map(len, sequences))}
+                      "tokens": sum(map(len, sequences)), "computed_tokens": computed}
 
     first_epoch = epoch_batches(0)
-    batch_seqs = [[s for i in b for s in pairs[i]] for b in first_epoch]
-    real = sum(len(s) for seqs in batch_seqs for s in seqs)
-    pad_frac = 1 - real / max(1, sum(padded_tokens(seqs, split) for seqs in batch_seqs))
-    log.info("%d pairs, %d micro-batches per epoch, padding fraction %.3f", len(pairs), len(first_epoch), pad_frac)
+    if sharing["used"]:
+        rows_per_pass = [[list(range(packed[i].length)) for i in b] for b in first_epoch]
+    else:
+        rows_per_pass = [[s for i in b for s in pairs[i]] for b in first_epoch]
+    real = sum(len(s) for seqs in rows_per_pass for s in seqs)
+    pad_frac = 1 - real / max(1, sum(padded_tokens(seqs, split) for seqs in rows_per_pass))
+    log.info("%d pairs, %d micro-batches per epoch, padding fraction %.3f, shared prompt: %s", len(pairs),
+             len(first_epoch), pad_frac, "on" if sharing["used"] else f"off ({sharing['reason']})")
     result = train_loop(model, epoch_batches, len(first_epoch), loss_fn, config)
-    metrics = {**result["metrics"], "padding_fraction": pad_frac, "train_pairs": len(pairs), "train_data": source,
-               "initialised_from": start, **(extra_metrics or {})}
+    result["metrics"]["utilisation"]["padding_fraction"] = round(pad_frac, 4)
+    metrics = {**result["metrics"], "padding_fraction": pad_frac, "share_prompt": sharing, "train_pairs": len(pairs),
+               "train_data": source, "initialised_from": start, **(extra_metrics or {})}
     save_run(result, tokenizer, spec, out_dir, metrics)
+
+
+def shared_prompt_plan(model, config, full: list[tuple[list[int], list[int]]]) -> dict:
+    """Whether the run packs each pair's shared prompt once (metrics.json ``share_prompt``), the packed pairs if
+    so, and what it saves: prompt tokens not recomputed, pairs whose left cut differs from the per-side cut."""
+    from rmflow.train.shared_prompt import cut_differently, pack_pair, why_not_shared
+
+    if not config.share_prompt:
+        return {"used": False, "reason": "train.share_prompt is false"}
+    reason = why_not_shared(model)
+    if reason:
+        log.warning("shared-prompt training off: %s; each side of a pair runs its own forward", reason)
+        return {"used": False, "reason": reason}
+    packed = [pack_pair(c, r, config.max_length, config.truncation_side) for c, r in full]
+    separate = sum(2 * len(p.prompt) + len(p.chosen) + len(p.rejected) for p in packed)
+    saved = sum(len(p.prompt) for p in packed)
+    cut_once = sum(cut_differently(p, c, r, config.max_length, config.truncation_side)
+                   for p, (c, r) in zip(packed, full))
+    return {"used": True, "reason": None, "pairs": packed, "prompt_tokens_saved_per_epoch": saved,
+            "prompt_share_saved": round(saved / max(1, separate), 4), "pairs_cut_once": cut_once}
 
 
 def forward_in_parts(model, sequences: list[list[int]], pad_id: int, device, max_padding: float):

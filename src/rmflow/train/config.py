@@ -39,6 +39,9 @@ class TrainConfig:
     margin_field: str | None = None  # optional per-row margin subtracted inside the BT loss
     group_by_length: bool = True  # length-grouped batches keep padding small
     split_padding: float = 0.1  # split a micro-batch's forward so each part pads at most this share (1: one pass)
+    # pair methods: run each pair's shared prompt once, [prompt | chosen | rejected] in one row under a block mask
+    # (rmflow.train.shared_prompt); kept off automatically where it would not be exact (recorded in metrics.json)
+    share_prompt: bool = True
     train_layers: int | None = None  # train only the top k transformer layers (+ final norm, head); None = all
     lora_r: int = 0  # LoRA rank on the trained layers' linear modules (peft); 0 = no adapters, full weights train
     lora_alpha: float = 16.0  # LoRA scaling numerator (scale = lora_alpha / lora_r)
