@@ -150,7 +150,7 @@ def train_loop(model, epoch_batches: Callable[[int], Sequence], n_micro_per_epoc
     model.train()
 
     state = {"step": 0, "epoch": 0, "batch": 0, "last_loss": float("nan"), "elapsed_before": 0.0, "history": [],
-             "totals": {"pairs": 0, "correct": 0, "tokens": 0}, "window": _empty_window()}
+             "totals": {"pairs": 0, "correct": 0, "tokens": 0, "computed_tokens": 0}, "window": _empty_window()}
     checkpoint_dir = active_directory()
     checkpointer = Checkpointer(checkpoint_dir, config.checkpoint_every, minutes=config.checkpoint_every_minutes) \
         if checkpoint_dir else None
@@ -215,7 +215,8 @@ def train_loop(model, epoch_batches: Callable[[int], Sequence], n_micro_per_epoc
             "attention": attention_of(accelerator.unwrap_model(model)),
             # real tokens/s, model FLOPs, MFU and peak memory: what rmflow plan's time estimates calibrate on
             "utilisation": utilisation.record(accelerator.unwrap_model(model), totals["tokens"], wall,
-                                              str(accelerator.device), world),
+                                              str(accelerator.device), world,
+                                              computed_tokens=totals.get("computed_tokens", totals["tokens"])),
         },
     }
 
@@ -249,8 +250,8 @@ def _micro_step(model, optimizer, accelerator, loss_fn: LossFn, batch, state: di
             accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
         optimizer.step()
         optimizer.zero_grad()
-    for key in state["totals"]:
-        state["totals"][key] += int(stats.get(key, 0))
+    for key in state["totals"]:  # computed_tokens: what the forwards ran, the tokens themselves unless said
+        state["totals"][key] += int(stats.get(key, stats.get("tokens", 0) if key == "computed_tokens" else 0))
     window = state["window"]
     window["loss"] += float(loss.detach()) * stats.get("pairs", 1)
     window["n"] += stats.get("pairs", 1)
