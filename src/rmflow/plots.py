@@ -157,11 +157,17 @@ def run_metrics(records: list[dict], models_root: str | Path, out_csv) -> None:
     for r in records:
         metrics_file = Path(models_root) / r["method"] / r["base"] / "metrics.json"
         m = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
+        trained, scoring = m.get("utilisation") or {}, r.get("utilisation") or {}
         rows.append({"benchmark": r["benchmark"], "eval_set": r["eval_set"], "model": model_name(r),
                      "score": None if r["score"] is None else 100 * r["score"], "n_examples": r["n_examples"],
                      "final_loss": m.get("final_loss"), "train_accuracy": m.get("train_accuracy"),
                      "optimizer_steps": m.get("optimizer_steps"), "train_pairs": m.get("train_pairs"),
-                     "wall_time_s": m.get("wall_time_s")})
+                     "wall_time_s": m.get("wall_time_s"),
+                     # how well each job used its hardware (metrics.json / scores.json ``utilisation``)
+                     "train_tokens_per_s": trained.get("tokens_per_s"), "train_mfu": trained.get("mfu"),
+                     "train_padding": trained.get("padding_fraction"),
+                     "train_prompt_share_saved": trained.get("prompt_share_saved"),
+                     "score_tokens_per_s": scoring.get("tokens_per_s"), "score_mfu": scoring.get("mfu")})
     frame = pl.DataFrame(rows, infer_schema_length=None).sort(["benchmark", "eval_set", "model"])
     with atomic_path(out_csv) as tmp:
         frame.write_csv(tmp)

@@ -14,6 +14,7 @@ from rmflow.data.schema import check_pair
 from rmflow.errors import RmflowError
 from rmflow.evaluate.rewardbench import TIE_RULES, pairwise_credit, scalar_credit, score_report
 from rmflow.io import atomic_path, write_json
+from rmflow.sizing import utilisation
 
 log = logging.getLogger(__name__)
 
@@ -168,12 +169,16 @@ def main(model_dir: str | None, method: str, data: str, sections: str, out_dir: 
         scorer = module.load_scorer(model_dir, device=default_device(), batch_size=batch_size)
     kind = scorer.kind  # an external model's declared scorer decides; for a trained one it is the method's KIND
     ids = {"id": [r["id"] for r in rows], "subset": [r["subset"] for r in rows]}
+    model = getattr(scorer, "model", None)
+    with utilisation.counted_forwards(model) as counts:
+        if v2:
+            report, columns = _score_v2(scorer, rows)
+        else:
+            scored = scorer.score_pairs(rows)
     if v2:
-        report, columns = _score_v2(scorer, rows)
         credits, scored = report.pop("credits"), {}
         examples = pl.DataFrame({**ids, **columns, "correct": credits}, strict=False)
     else:
-        scored = scorer.score_pairs(rows)
         credits = credits_for(kind, scored, tie_rule)
         report = score_report([r["subset"] for r in rows], credits, sections)
         lengths = {f"len_{side}": [len(r[side][-1]["content"]) for r in rows] for side in ("chosen", "rejected")}
@@ -186,7 +191,9 @@ def main(model_dir: str | None, method: str, data: str, sections: str, out_dir: 
               "tie_rule": tie_rule, "n_examples": len(rows), "example_ids_sha256": ids_digest(ids["id"]), **report,
               "length_correlation": None if v2 else length_correlation(rows, scored),
               "method_stats": scorer.summary(scored) if hasattr(scorer, "summary") else {},
-              **_model_record(scorer), "hub": _hub_sources(model_dir, external, scorer, data, revision)}
+              **_model_record(scorer), "hub": _hub_sources(model_dir, external, scorer, data, revision),
+              # tokens/s, model FLOPs, MFU and peak memory of the scoring forwards (none for an endpoint)
+              "utilisation": utilisation.scoring_record(model, counts, default_device())}
     for subset, n in report["unscored_subsets"].items():
         log.warning("subset %s (%d rows) belongs to no section of map %s: reported, not scored", subset, n, sections)
     write_json(out / "scores.json", scores)  # last: its presence marks a complete evaluation
