@@ -20,8 +20,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-TRAIN = ("rmflow", "trl", "hf_pad_longest")
-SCORE = {"tiny": ("rmflow", "pipeline16", "batch1"), "real": ("rmflow", "pipeline16")}
+TRAIN = ("rmflow", "rmflow_separate", "trl", "hf_pad_longest")
+# the multi-turn slice measures training only: its scoring would repeat `real`'s at five times the cost
+SCORE = {"tiny": ("rmflow", "pipeline16", "batch1"), "real": ("rmflow", "pipeline16"), "multiturn": ()}
+REAL = ("real", "multiturn")  # workloads on the real checkpoint and ../shared/data
 
 
 def contender(task: str, who: str, work: Path, *extra: str) -> dict:
@@ -107,7 +109,7 @@ def run_workload(name: str, work: Path, repeats: int, threads: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--workloads", default="tiny,real", help="comma-separated: tiny, real")
+    parser.add_argument("--workloads", default="tiny,real,multiturn", help="comma-separated: tiny, real, multiturn")
     parser.add_argument("--repeats", type=int, default=3, help="runs per contender on the tiny workload")
     parser.add_argument("--real-repeats", type=int, default=1, help="runs per contender on the real workload")
     parser.add_argument("--threads", type=int, default=2)
@@ -119,13 +121,13 @@ def main() -> None:
     started = time.time()
     results, missing = [], {}
     for name in a.workloads.split(","):
-        why = workloads.real_available() if name == "real" else None
+        why = workloads.real_available() if name in REAL else None
         if why:
             print(f"workload real skipped: {why}", flush=True)
             missing[name] = why
             continue
         with tempfile.TemporaryDirectory() as tmp:
-            results.append(run_workload(name, Path(tmp), a.real_repeats if name == "real" else a.repeats,
+            results.append(run_workload(name, Path(tmp), a.real_repeats if name in REAL else a.repeats,
                                         a.threads))
     dag, jobs = dag_seconds(a.repeats)
     import torch

@@ -1,6 +1,7 @@
 """One benchmark contender in its own process (so its peak RSS is its own); prints one JSON line of measurements.
 
-    python benchmarks/contenders.py train --who rmflow|trl|hf_pad_longest --work DIR --batch 8 --max-length 4096
+    python benchmarks/contenders.py train --who rmflow|rmflow_separate|trl|hf_pad_longest --work DIR --batch 8 \
+        --max-length 4096
     python benchmarks/contenders.py score --who rmflow|pipeline16|batch1 --work DIR --model DIR --batch 16
 
 Every training contender gets the same base model (``DIR/base``), the same pairs (``DIR/train.parquet``), the same
@@ -28,19 +29,22 @@ def _rows(work: Path) -> list[dict]:
     return read_pairs(str(work / "train.parquet"))
 
 
-def train_rmflow(work: Path, batch: int, max_length: int, lr: float) -> dict:
+def train_rmflow(work: Path, batch: int, max_length: int, lr: float, share_prompt: bool = True) -> dict:
+    """rmflow's BT trainer; ``share_prompt`` False runs each side of a pair on its own (the peers' computation)."""
     from rmflow.methods import bt
     from rmflow.spec import RunSpec
 
     spec = RunSpec(method="bt", base="bench", base_model=str(work / "base"), train_data=str(work / "train.parquet"),
                    train={"lr": lr, "epochs": 1, "per_device_batch": batch, "grad_accum": 1, "max_length": max_length,
-                          "warmup_ratio": 0.0, "lr_schedule": "constant", "log_every": 1000, "checkpoint_every": 0})
-    out = work / "out_rmflow"
+                          "warmup_ratio": 0.0, "lr_schedule": "constant", "log_every": 1000, "checkpoint_every": 0,
+                          "share_prompt": share_prompt})
+    out = work / ("out_rmflow" if share_prompt else "out_rmflow_separate")
     bt.train(spec, str(out))
     m = json.loads((out / "metrics.json").read_text())
+    # real_tokens: both sides whole, as the peers count; computed_tokens: what the forwards ran (a shared prompt once)
     return {"seconds": m["wall_time_s"], "real_tokens": m["tokens_seen"], "pairs": m["pairs_seen"],
-            "padding_fraction": m["padding_fraction"], "mean_loss": _mean_loss(out / "train_log.jsonl"),
-            "steps": m["optimizer_steps"]}
+            "computed_tokens": m["utilisation"]["computed_tokens"], "padding_fraction": m["padding_fraction"],
+            "mean_loss": _mean_loss(out / "train_log.jsonl"), "steps": m["optimizer_steps"]}
 
 
 def _mean_loss(log_file: Path) -> float:
@@ -221,7 +225,8 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     if a.task == "train":
-        fn = {"rmflow": train_rmflow, "trl": train_trl, "hf_pad_longest": train_hf_pad_longest}[a.who]
+        fn = {"rmflow": train_rmflow, "rmflow_separate": lambda *args: train_rmflow(*args, share_prompt=False),
+              "trl": train_trl, "hf_pad_longest": train_hf_pad_longest}[a.who]
         result = fn(a.work, a.batch, a.max_length, a.lr)
     else:
         result = score(a.who, a.work, a.model, a.batch)

@@ -7,6 +7,10 @@
   from ``../shared/data`` (Auto-J pairwise + GSM8K solutions for training, RewardBench subsets for scoring), with
   their own length mix. Pairs longer than the workload's max_length are left out (counted) so every trainer sees the
   same pairs: TRL drops over-long pairs, rmflow truncates them.
+- ``multiturn``: the prompt-heavy slice. The same model and real rows, in the shape of the paper's multi-turn
+  preference sets (preference_700k, pair_data_v2_80k): each pair's final turn is a real Auto-J/GSM8K pair, after
+  one to three earlier real exchanges (other rows' prompts with their chosen answers) that both sides share. Training
+  only: it measures what computing each prompt once is worth where the prompt is most of the tokens.
 """
 
 from __future__ import annotations
@@ -100,15 +104,8 @@ def _read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def real(work: Path, pairs: int = 16, eval_pairs: int = 32, max_length: int = 1024, seed: int = 0) -> dict:
-    from rmflow.data.convert import from_rewardbench
-    from rmflow.models.load import load_tokenizer
+def _fits(tokenizer, skipped: dict, limit: int):
     from rmflow.train.batching import encode
-
-    base = smollm2_base()
-    tokenizer = load_tokenizer(str(base))
-    limit = max_length - 8  # room for the few tokens another trainer's rendering may add (an EOS)
-    skipped = {"empty answer": 0, f"longer than {limit} tokens": 0}
 
     def fits(row: dict) -> bool:
         if any(not m["content"].strip() for m in row["chosen"] + row["rejected"]):
@@ -119,9 +116,27 @@ def real(work: Path, pairs: int = 16, eval_pairs: int = 32, max_length: int = 10
             return False
         return True
 
-    rng = random.Random(seed)
+    return fits
+
+
+def _real_pool(rng: random.Random) -> list[dict]:
     pool = _read_jsonl(SHARED / "autoj_pairwise_train.jsonl") + _read_jsonl(SHARED / "gsm8k_pairs_train.jsonl")
     rng.shuffle(pool)
+    return pool
+
+
+def real(work: Path, pairs: int = 16, eval_pairs: int = 32, max_length: int = 1024, seed: int = 0) -> dict:
+    from rmflow.data.convert import from_rewardbench
+    from rmflow.models.load import load_tokenizer
+    from rmflow.train.batching import encode
+
+    base = smollm2_base()
+    tokenizer = load_tokenizer(str(base))
+    limit = max_length - 8  # room for the few tokens another trainer's rendering may add (an EOS)
+    skipped = {"empty answer": 0, f"longer than {limit} tokens": 0}
+    fits = _fits(tokenizer, skipped, limit)
+    rng = random.Random(seed)
+    pool = _real_pool(rng)
     train = []
     for row in pool:
         if len(train) == pairs:
@@ -154,3 +169,63 @@ def real(work: Path, pairs: int = 16, eval_pairs: int = 32, max_length: int = 10
                            f"{len(evals)} scoring pairs drawn at random from the RewardBench subsets in "
                            f"../shared/data/rewardbench-partial; max_length {max_length}. Left out while drawing "
                            f"(so every contender sees the same pairs): {skipped}."}
+
+
+def _shared_share(tokenizer, rows: list[dict]) -> float:
+    """Share of a pair's tokens (both sides whole) that are its common prefix counted twice."""
+    from rmflow.train.batching import encode
+    from rmflow.train.shared_prompt import common_prefix
+
+    shared = total = 0
+    for r in rows:
+        c, j = (encode(tokenizer, r[side], 10 ** 6, "left") for side in ("chosen", "rejected"))
+        shared += 2 * common_prefix(c, j)
+        total += len(c) + len(j)
+    return shared / max(1, total)
+
+
+def multiturn(work: Path, pairs: int = 8, max_length: int = 1024, seed: int = 0) -> dict:
+    from rmflow.models.load import load_tokenizer
+    from rmflow.train.batching import encode
+
+    base = smollm2_base()
+    tokenizer = load_tokenizer(str(base))
+    limit = max_length - 8
+    skipped = {"empty answer": 0, f"longer than {limit} tokens": 0}
+    fits = _fits(tokenizer, skipped, limit)
+    rng = random.Random(seed)
+    # rows of one user turn and the two answers (every Auto-J and GSM8K row has that shape)
+    pool = [r for r in _real_pool(rng) if [t["role"] for t in r["chosen"]] == ["user", "assistant"]
+            and r["chosen"][:-1] == r["rejected"][:-1]]
+    history = [turn for r in pool[len(pool) // 2:] for turn in r["chosen"] if turn["role"] != "system"]
+    exchanges = [history[i:i + 2] for i in range(0, len(history) - 1, 2)
+                 if [t["role"] for t in history[i:i + 2]] == ["user", "assistant"]]
+    train = []
+    for row in pool[:len(pool) // 2]:
+        if len(train) == pairs:
+            break
+        earlier = [turn for _ in range(rng.randint(1, 3)) for turn in rng.choice(exchanges)]
+        while earlier:  # as many earlier exchanges as fit under max_length
+            candidate = {"id": f"{row['id']}-mt", "chosen": earlier + row["chosen"],
+                         "rejected": earlier + row["rejected"]}
+            if max(len(encode(tokenizer, candidate[s], 10 ** 6, "left")) for s in ("chosen", "rejected")) <= limit:
+                break
+            earlier = earlier[2:]
+        if len(earlier) >= 2 and fits(candidate):
+            train.append(candidate)
+    _write(work, train, [])
+    os.symlink(base, work / "base")
+    params, matmul = matmul_parameters(base)
+    lengths = [len(encode(tokenizer, r[s], max_length, "left")) for r in train for s in ("chosen", "rejected")]
+    turns = [len(r["chosen"]) for r in train]
+    share = _shared_share(tokenizer, train)
+    return {"name": "multiturn", "pairs": len(train), "eval_pairs": 0, "params": params, "matmul_params": matmul,
+            "max_length": max_length, "batch": 4, "score_batch": 16, "skipped": skipped, "prompt_share": share,
+            "description": f"The prompt-heavy slice: SmolLM2-135M-Instruct as in `real`; {len(train)} training pairs "
+                           "in the shape of multi-turn preference sets (preference_700k, pair_data_v2_80k): each "
+                           "pair's last turn is a real Auto-J/GSM8K pair, after 1-3 earlier real exchanges (other "
+                           "rows' prompts and chosen answers, ../shared/data) that both sides share "
+                           f"({min(turns)}-{max(turns)} turns per side; sequence lengths {min(lengths)}-{max(lengths)} "
+                           f"tokens, median {sorted(lengths)[len(lengths) // 2]}; the shared prefix is {share:.0%} "
+                           f"of the tokens when both sides are counted whole); max_length {max_length}. Training only. "
+                           f"Left out while drawing: {skipped}."}
