@@ -19,6 +19,11 @@ import time
 from pathlib import Path
 
 
+# where and in what the contenders run: the CPU in fp32 (benchmarks/bench.py) or, from benchmarks/gpu.py, a GPU
+# with bf16 training (scoring stays fp32 there so that the scores compare to 1e-4)
+RUN = {"device": "cpu", "bf16": False}
+
+
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -37,14 +42,15 @@ def train_rmflow(work: Path, batch: int, max_length: int, lr: float, share_promp
     spec = RunSpec(method="bt", base="bench", base_model=str(work / "base"), train_data=str(work / "train.parquet"),
                    train={"lr": lr, "epochs": 1, "per_device_batch": batch, "grad_accum": 1, "max_length": max_length,
                           "warmup_ratio": 0.0, "lr_schedule": "constant", "log_every": 1000, "checkpoint_every": 0,
-                          "share_prompt": share_prompt})
+                          "share_prompt": share_prompt, "precision": "bf16-mixed" if RUN["bf16"] else "fp32"})
     out = work / ("out_rmflow" if share_prompt else "out_rmflow_separate")
     bt.train(spec, str(out))
     m = json.loads((out / "metrics.json").read_text())
     # real_tokens: both sides whole, as the peers count; computed_tokens: what the forwards ran (a shared prompt once)
     return {"seconds": m["wall_time_s"], "real_tokens": m["tokens_seen"], "pairs": m["pairs_seen"],
             "computed_tokens": m["utilisation"]["computed_tokens"], "padding_fraction": m["padding_fraction"],
-            "mean_loss": _mean_loss(out / "train_log.jsonl"), "steps": m["optimizer_steps"]}
+            "mean_loss": _mean_loss(out / "train_log.jsonl"), "steps": m["optimizer_steps"],
+            "mfu": m["utilisation"].get("mfu"), "cuda_max_allocated_mb": m["utilisation"].get("cuda_max_allocated_mb")}
 
 
 def _mean_loss(log_file: Path) -> float:
@@ -71,7 +77,8 @@ def _hf_args(cls, work: Path, who: str, batch: int, lr: float, **extra):
     return cls(output_dir=str(work / f"out_{who}"), per_device_train_batch_size=batch, gradient_accumulation_steps=1,
                learning_rate=lr, num_train_epochs=1, lr_scheduler_type="constant", warmup_steps=0,
                weight_decay=0.001, max_grad_norm=1.0, logging_steps=1, save_strategy="no", report_to=[],
-               use_cpu=True, bf16=False, seed=42, dataloader_num_workers=0, disable_tqdm=True, **extra)
+               use_cpu=RUN["device"] == "cpu", bf16=RUN["bf16"], seed=42, dataloader_num_workers=0, disable_tqdm=True,
+               **extra)
 
 
 def _model_and_tokenizer(work: Path):
@@ -161,7 +168,8 @@ def score(who: str, work: Path, model_dir: Path, batch: int) -> dict:
     from rmflow.methods._scalar_train import load_scalar_scorer
     from rmflow.models.scalar import rewards
 
-    scorer = load_scalar_scorer(str(model_dir), batch_size=batch)
+    scorer = load_scalar_scorer(str(model_dir), batch_size=batch, device=RUN["device"])
+    scorer.model = scorer.model.float()  # fp32 on a GPU too: the scores compare with the pipeline's to 1e-4
     started = time.time()
     if who == "rmflow":
         out = scorer.score_pairs(rows)
@@ -173,6 +181,7 @@ def score(who: str, work: Path, model_dir: Path, batch: int) -> dict:
         with torch.inference_mode():
             for conversation in [r[side] for side in ("chosen", "rejected") for r in rows]:
                 ids = torch.tensor([encode(scorer.tokenizer, conversation, scorer.max_length, scorer.truncation_side)])
+                ids = ids.to(RUN["device"])
                 scores += rewards(scorer.model, ids, torch.ones_like(ids)).tolist()
     seconds = time.time() - started
     return _scored(work, who, scores, seconds, rows, scorer.tokenizer)
@@ -188,7 +197,7 @@ def _score_pipeline(work: Path, rows: list[dict], model_dir: Path, batch: int) -
     tokenizer.truncation_side = "left"
     model = AutoModelForSequenceClassification.from_pretrained(str(model_dir)).eval()
     max_length = json.loads((model_dir / "rmflow_run.json").read_text())["train"]["max_length"]
-    pipe = pipeline("text-classification", model=model, tokenizer=tokenizer, device="cpu")
+    pipe = pipeline("text-classification", model=model, tokenizer=tokenizer, device=RUN["device"])
     started = time.time()
     scores = []
     for side in ("chosen", "rejected"):
@@ -219,7 +228,10 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=4096)
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--bf16", action="store_true", help="train in bf16 (rmflow bf16-mixed, TRL/HF bf16=True)")
     a = parser.parse_args()
+    RUN.update(device=a.device, bf16=a.bf16)
     import torch
 
     torch.set_num_threads(a.threads)
@@ -230,6 +242,9 @@ def main() -> None:
         result = fn(a.work, a.batch, a.max_length, a.lr)
     else:
         result = score(a.who, a.work, a.model, a.batch)
+    if a.device == "cuda":
+        result["cuda_max_allocated_mb"] = (result.get("cuda_max_allocated_mb")
+                                           or torch.cuda.max_memory_allocated() / 2 ** 20)
     print(json.dumps({"who": a.who, "task": a.task, **result, "peak_rss_mb": _peak_rss_mb()}))
     sys.stdout.flush()
 
