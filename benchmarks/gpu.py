@@ -62,7 +62,8 @@ def pairs(n: int, rng: random.Random, scale: float) -> list[dict]:
 
 
 def build(work: Path, size: str) -> dict:
-    from rmflow.models.tiny import TinySpec, build as build_base
+    from rmflow.models.tiny import TinySpec
+    from rmflow.models.tiny import build as build_base
 
     shape, n_train, n_score, batch, max_length = SIZES[size]
     rng = random.Random(0)
@@ -126,7 +127,8 @@ def report(info: dict, runs: dict, device: str, machine: dict) -> tuple[str, dic
         "random words with lognormal lengths (prompts median 250 words, answers 150; about a token a word), "
         f"max_length {info['max_length']}.", "",
         f"## Training (bf16, SDPA, batch {info['batch']} pairs, one epoch)", "",
-        "| trainer | real tokens/s | tokens computed | padded-token fraction | MFU | peak CUDA memory (MB) | mean loss |",
+        "| trainer | real tokens/s | tokens computed | padded-token fraction | MFU | peak CUDA memory (MB) "
+        "| mean loss |",
         "|---|---|---|---|---|---|---|", *rows, "",
         "Real tokens/s counts both sides of every pair whole; MFU divides the FLOPs of the tokens really computed "
         f"(6 x {info['matmul_params'] / 1e6:,.1f} M multiplied parameters a token) by the peak.", "",
