@@ -56,24 +56,27 @@ def train_scalar(spec: RunSpec, out_dir: str, num_labels: int, pair_loss: MakeLo
     sharing = shared_prompt_plan(model, config, full)
     if sharing["used"]:
         packed = sharing.pop("pairs")
-        pairs = [p.views() for p in packed]
+        # (tokens of each side as the separate path would run it): counted, never built, as the prompt is shared
+        sides = [(len(p.prompt) + len(p.chosen), len(p.prompt) + len(p.rejected)) for p in packed]
     else:
         pairs = [(cut(c, config.max_length, config.truncation_side), cut(r, config.max_length, config.truncation_side))
                  for c, r in full]
+        sides = [(len(c), len(r)) for c, r in pairs]
+    del full  # the whole sides are cut now: a large data set should not hold its tokens twice
     # batches grouped by the longer side either way: the same batches, so the switch changes only float rounding
-    lengths = [max(len(c), len(r)) for c, r in pairs]
+    lengths = [max(pair) for pair in sides]
 
     def epoch_batches(epoch: int) -> list[list[int]]:
         return length_grouped_batches(lengths, config.per_device_batch, config.seed + epoch, config.group_by_length)
 
     def loss_fn(model, indices: list[int]):
-        sequences = [seq for i in indices for seq in pairs[i]]
         device = next(model.parameters()).device
         if sharing["used"]:
             batch = [packed[i] for i in indices]
             scores = pair_outputs_in_parts(model, batch, tokenizer.pad_token_id, device, split)
             computed = sum(p.length for p in batch)
         else:
+            sequences = [seq for i in indices for seq in pairs[i]]
             scores = forward_in_parts(model, sequences, tokenizer.pad_token_id, device, split)
             computed = sum(map(len, sequences))
         margin = torch.tensor([margins[i] for i in indices], device=device) if margins else None
@@ -81,20 +84,21 @@ def train_scalar(spec: RunSpec, out_dir: str, num_labels: int, pair_loss: MakeLo
         reward = scores[:, reward_head]
         # tokens: both sides whole, the way peer trainers count; computed_tokens: what the forwards ran
         return loss, {"pairs": len(indices), "correct": int((reward[0::2] > reward[1::2]).sum()),
-                      "tokens": sum(map(len, sequences)), "computed_tokens": computed}
+                      "tokens": sum(sum(sides[i]) for i in indices), "computed_tokens": computed}
 
     first_epoch = epoch_batches(0)
+    # the rows each micro-batch's forwards pad (only their lengths matter): packed pairs, or every side alone
     if sharing["used"]:
-        rows_per_pass = [[list(range(packed[i].length)) for i in b] for b in first_epoch]
+        rows_per_pass = [[range(packed[i].length) for i in b] for b in first_epoch]
     else:
         rows_per_pass = [[s for i in b for s in pairs[i]] for b in first_epoch]
     real = sum(len(s) for seqs in rows_per_pass for s in seqs)
     pad_frac = 1 - real / max(1, sum(padded_tokens(seqs, split) for seqs in rows_per_pass))
-    log.info("%d pairs, %d micro-batches per epoch, padding fraction %.3f, shared prompt: %s", len(pairs),
+    log.info("%d pairs, %d micro-batches per epoch, padding fraction %.3f, shared prompt: %s", len(sides),
              len(first_epoch), pad_frac, "on" if sharing["used"] else f"off ({sharing['reason']})")
     result = train_loop(model, epoch_batches, len(first_epoch), loss_fn, config)
     result["metrics"]["utilisation"]["padding_fraction"] = round(pad_frac, 4)
-    metrics = {**result["metrics"], "padding_fraction": pad_frac, "share_prompt": sharing, "train_pairs": len(pairs),
+    metrics = {**result["metrics"], "padding_fraction": pad_frac, "share_prompt": sharing, "train_pairs": len(sides),
                "train_data": source, "initialised_from": start, **(extra_metrics or {})}
     save_run(result, tokenizer, spec, out_dir, metrics)
 
