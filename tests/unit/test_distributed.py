@@ -114,14 +114,16 @@ def test_two_processes_match_one_and_save_a_plain_model(work, tiny_base, method,
 
 @pytest.mark.parametrize("mode", ["ddp", "zero3"])
 def test_two_processes_sharing_each_prompt_train_the_separate_paths_losses(work, tiny_base, mode):
-    """bt's runs above pack each pair's prompt once (train.share_prompt, on by default); one process running every
-    side separately gives the same losses."""
+    """Two processes packing each pair's prompt once (train.share_prompt, on by default) train the losses of one
+    process running every side on its own. max_length 512 cuts no pair: where a pair is cut, the shared path cuts
+    its prompt once for both sides, which the separate path does not (tests/unit/test_shared_prompt.py)."""
     if MODES[mode] and not HAVE_DEEPSPEED:
         pytest.skip("deepspeed is not installed (`make` installs it)")
-    separate = _train(work, tiny_base, "bt", "bt_one_separate", 1, grad_accum=2, share_prompt=False)
+    separate = _train(work, tiny_base, "bt", "bt_one_separate_512", 1, grad_accum=2, share_prompt=False,
+                      max_length=512)
     deepspeed = {"deepspeed": str(REPO / MODES[mode])} if MODES[mode] else {}
-    two = _train(work, tiny_base, "bt", f"bt_{mode}", 2, grad_accum=1, **deepspeed)
+    two = _train(work, tiny_base, "bt", f"bt_{mode}_shared_512", 2, grad_accum=1, max_length=512, **deepspeed)
     shared = json.loads((two / "metrics.json").read_text())["share_prompt"]
-    assert shared["used"] and shared["prompt_share_saved"] > 0
+    assert shared["used"] and shared["prompt_share_saved"] > 0 and shared["pairs_cut_once"] == 0
     assert not json.loads((separate / "metrics.json").read_text())["share_prompt"]["used"]
     assert _losses(two) == pytest.approx(_losses(separate), abs=2e-5)
