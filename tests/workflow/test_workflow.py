@@ -178,6 +178,12 @@ def test_paper_outputs_significance_plots_and_latex(finished_run):
     assert (results / "plots/bestofn.svg").exists()
     metrics = pl.read_csv(results / "plots/run_metrics.csv")
     assert metrics.height == board.height and metrics.filter(pl.col("model") == "tiny_llama/bt")["final_loss"][0] > 0
+    # how well each job used its hardware: BT's prompts ran once, and every scoring job counted its forwards
+    bt = metrics.filter(pl.col("model") == "tiny_llama/bt").row(0, named=True)
+    assert 0 < bt["train_mfu"] < 1.5 and bt["train_prompt_share_saved"] > 0 and 0 <= bt["train_padding"] < 0.5
+    scored = metrics.filter(pl.col("model").str.starts_with("tiny_"))
+    assert scored["score_mfu"].null_count() == scored["score_tokens_per_s"].null_count() == 0
+    assert (scored["score_tokens_per_s"] > 0).all() and (scored["score_mfu"] > 0).all()
 
 
 def _report_text(path: Path) -> str:
