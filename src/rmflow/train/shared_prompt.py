@@ -108,26 +108,30 @@ def packed_batch(pairs: list[PackedPair], pad_id: int, config, device):
         segment[row, :n], segment[row, n:n + c], segment[row, n + c:p.length] = 0, 1, 2
         positions[row, :p.length] = torch.tensor([*range(n + c), *range(n, n + len(p.rejected))])
         ends[row] = torch.tensor([n + c - 1, p.length - 1])
-    index = torch.arange(width)
+    # the (B, W, W) masks are built where they are used: on a GPU, a CPU-built mask of 8k-token rows would cost
+    # more per step than the copy of the small per-token tensors
+    segment, positions = segment.to(device), positions.to(device)
+    index = torch.arange(width, device=device)
+    diagonal = torch.eye(width, dtype=torch.bool, device=device)[None]
     seg_q, seg_k = segment[:, :, None], segment[:, None, :]
     allowed = ((index[None, :, None] >= index[None, None, :]) & (seg_k >= 0)
                & ((seg_k == 0) | (seg_k == seg_q)))
-    allowed |= torch.eye(width, dtype=torch.bool)[None]  # pad queries see themselves: no all-masked softmax row
+    allowed |= diagonal  # pad queries see themselves: no all-masked softmax row
     masks = {"full_attention": allowed}
     window = getattr(config, "sliding_window", None)
     if "sliding_attention" in (getattr(config, "layer_types", None) or ()) and window:
         # transformers' sliding rule (kv_idx > q_idx - window) on positions: the distance each side's own sequence
         # would have
         near = positions[:, :, None] - positions[:, None, :] < window
-        masks["sliding_attention"] = allowed & (near | torch.eye(width, dtype=torch.bool)[None])
+        masks["sliding_attention"] = allowed & (near | diagonal)
     implementation = getattr(config, "_attn_implementation", None) or "eager"
     for name, mask in masks.items():
         mask = mask[:, None]
         if implementation == "eager":  # eager attention adds its mask to the scores
-            mask = torch.zeros(mask.shape).masked_fill(~mask, torch.finfo(torch.float32).min)
-        masks[name] = mask.to(device)
+            mask = torch.zeros(mask.shape, device=device).masked_fill(~mask, torch.finfo(torch.float32).min)
+        masks[name] = mask
     attention = masks if len(masks) > 1 else masks["full_attention"]
-    return ids.to(device), attention, positions.to(device), ends.to(device)
+    return ids.to(device), attention, positions, ends.to(device)
 
 
 def pair_head_outputs(model, pairs: list[PackedPair], pad_id: int, device):
