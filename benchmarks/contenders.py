@@ -18,7 +18,6 @@ import sys
 import time
 from pathlib import Path
 
-
 # where and in what the contenders run: the CPU in fp32 (benchmarks/bench.py) or, from benchmarks/gpu.py, a GPU
 # with bf16 training (scoring stays fp32 there so that the scores compare to 1e-4)
 RUN = {"device": "cpu", "bf16": False}

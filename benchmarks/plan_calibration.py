@@ -94,9 +94,8 @@ def _run(*extra: str) -> dict:
 
 
 def _bases(work: Path) -> dict[str, Path]:
-    from workloads import TINY, smollm2_base
-
     from rmflow.models.tiny import TinySpec, build
+    from workloads import TINY, smollm2_base
 
     tiny = work / "tiny"
     build(TinySpec(**TINY), [m["content"] for r in _pairs(64, 200) for m in r["chosen"]], str(tiny))

@@ -117,7 +117,8 @@ def write_results(out: str, results: list[dict], missing: dict, dag: tuple, mach
         "Training contenders get the same base, pairs, global batch, max_length, optimizer steps, AdamW and "
         "constant learning rate, fp32, no gradient checkpointing (TRL's RewardConfig turns it on by default; here "
         "it is off so that all do the same computation); each is timed over its training loop (loading and "
-        "tokenising excluded for all) and saves its model afterwards (in its peak RSS, not its time). Scoring contenders score both answers of every pair with the rmflow-trained model; loading is "
+        "tokenising excluded for all) and saves its model afterwards (in its peak RSS, not its time). Scoring "
+        "contenders score both answers of every pair with the rmflow-trained model; loading is "
         "excluded, tokenising included.",
         "",
     ]

@@ -412,7 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="local file/folder or hub id (allenai/reward-bench)")
     p.add_argument("--split", default="filtered")
     p.add_argument("--revision", default=None)
-    p.add_argument("--sections", default="rewardbench_v1", help="scoring rules: rewardbench_v1 | rewardbench_v2 | synthetic_v1")
+    p.add_argument("--sections", default="rewardbench_v1",
+                   help="scoring rules: rewardbench_v1 | rewardbench_v2 | synthetic_v1")
     p.add_argument("--tie-rule", default="official", choices=["official", "seed"])
     p.add_argument("--eval-set", required=True, help="name written into scores.json")
     p.add_argument("--base", required=True, help="base model name written into scores.json")

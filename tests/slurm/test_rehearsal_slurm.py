@@ -8,8 +8,8 @@ import re
 
 import polars as pl
 import pytest
-from helpers import DEFAULT, REPO, snakemake
 
+from helpers import DEFAULT, REPO, snakemake
 from rmflow.config import load_config
 from rmflow.plan import Plan
 

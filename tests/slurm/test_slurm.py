@@ -11,6 +11,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+
 from helpers import DEFAULT, QUICK, REPO, snakemake
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]

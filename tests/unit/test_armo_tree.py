@@ -90,9 +90,8 @@ def test_attribute_rows_with_unknown_name_or_all_missing(tmp_path):
 
 @pytest.fixture(scope="module")
 def armo_run(tmp_path_factory, synthetic, trained_bt):
-    from rmflow.data.prepare import write_pairs
-
     from helpers import prepared
+    from rmflow.data.prepare import write_pairs
 
     work = tmp_path_factory.mktemp("armo")
     attributes = prepared(work / "attributes.parquet", synthetic["attributes"], "multi_objective")
@@ -139,7 +138,8 @@ def test_armo_reloads_with_plain_transformers_and_safetensors(armo_run):
             {"role": "assistant", "content": "The French word for 'cat' is 'chat'."}]
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
-    head, meta = load_file(model_dir / "armo_head.safetensors"), json.loads((model_dir / "armo_config.json").read_text())
+    head = load_file(model_dir / "armo_head.safetensors")
+    meta = json.loads((model_dir / "armo_config.json").read_text())
 
     def last_hidden(text):
         ids = tok(text, add_special_tokens=False, return_tensors="pt")
@@ -222,9 +222,8 @@ def test_stage2_needs_stage1_for_the_same_backbone(armo_run, tiny_base, tmp_path
 
 def test_in_process_train_runs_both_stages(tmp_path, monkeypatch, synthetic, trained_bt):
     """`rmflow train` outside the workflow: ArmoRM and the tree fit their stage-1 probes themselves."""
-    from rmflow.data.prepare import write_pairs
-
     from helpers import prepared
+    from rmflow.data.prepare import write_pairs
 
     monkeypatch.chdir(tmp_path)  # the default attributes data set is prepared under the working directory
     Path("results/data/prepared").mkdir(parents=True)
@@ -293,9 +292,8 @@ def test_armo_and_the_tree_record_their_hub_backbone_and_data(tmp_path, syntheti
     leaderboard rows could not cite the backbone commit or the data sets they were fitted on."""
     import os
 
-    from rmflow.data.prepare import write_pairs
-
     from helpers import hub_cache, prepared, run_cli
+    from rmflow.data.prepare import write_pairs
 
     backbone = "sfairXC/FsfairX-LLaMA3-RM-v0.1"
     commit = hub_cache(tmp_path / "hub", backbone, trained_bt)

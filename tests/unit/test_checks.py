@@ -143,9 +143,8 @@ def test_leaderboard_refuses_a_missing_examples_file(tmp_path, trained_bt, synth
 def test_a_tokenizer_without_any_pad_token_gets_one_and_padding_changes_no_score(tmp_path, trained_bt):
     from transformers import AutoTokenizer
 
-    from rmflow.models.load import NEW_PAD_TOKEN
+    from rmflow.models.load import NEW_PAD_TOKEN, load_model, load_tokenizer
     from rmflow.models.scalar import ScalarScorer
-    from rmflow.models.load import load_model, load_tokenizer
 
     shutil.copytree(trained_bt, tmp_path / "m")
     (tmp_path / "m/rmflow_run.json").unlink()

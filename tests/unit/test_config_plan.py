@@ -126,7 +126,8 @@ def test_paper_recipe_uses_the_seed_hyperparameters_per_pair():
     assert plan.run_spec("bt", "llama3_8b_instruct")["train"]["lr"] == 2e-6
     assert plan.run_spec("bt", "mistral_7b_instruct")["train"]["lr"] == 5e-6
     pm = plan.run_spec("pair_pm", "gemma2_9b_it")
-    assert pm["train"]["warmup_steps"] == 100 and pm["train_data"] == "results/data/transformed/pair_pm/gemma2_9b_it.parquet"
+    assert pm["train"]["warmup_steps"] == 100
+    assert pm["train_data"] == "results/data/transformed/pair_pm/gemma2_9b_it.parquet"
     assert plan.dataset_of("pair_pm", "gemma_2b_it") == "pair_pm_mix1"
     assert plan.dataset_of("pair_pm", "llama3_8b_instruct") == "pair_pm_llama3"
     assert plan.method_options("tree", "gemma2_27b_it").backbone == "Skywork/Skywork-Reward-Gemma-2-27B-v0.2"

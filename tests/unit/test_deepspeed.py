@@ -184,8 +184,10 @@ def test_a_sigusr1_checkpoint_under_zero3_resumes_to_the_same_weights(work, tiny
         proc.send_signal(signal.SIGUSR1)
         assert proc.wait(timeout=300) == 75, log_file.read_text()[-3000:]
     assert not (work / "zero3_resumed").exists()
-    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "DS_ACCELERATOR": "cpu"})
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                           env={**os.environ, "DS_ACCELERATOR": "cpu"})
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resuming from" in again.stderr
-    a, b = load_file(str(work / "zero3_clean/model.safetensors")), load_file(str(work / "zero3_resumed/model.safetensors"))
+    a = load_file(str(work / "zero3_clean/model.safetensors"))
+    b = load_file(str(work / "zero3_resumed/model.safetensors"))
     assert all(a[k].equal(b[k]) for k in a)

@@ -28,8 +28,8 @@ def mode(path) -> int:
 @pytest.mark.parametrize("mask, file_mode, dir_mode", [(0o022, 0o644, 0o755), (0o002, 0o664, 0o775),
                                                         (0o077, 0o600, 0o700)])
 def test_every_atomic_helper_ends_with_the_modes_of_plain_creation(tmp_path, mask, file_mode, dir_mode):
-    from safetensors.numpy import save_file
     import numpy as np
+    from safetensors.numpy import save_file
 
     with umask(mask):
         write_text(tmp_path / "a.txt", "x")

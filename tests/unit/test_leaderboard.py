@@ -10,11 +10,11 @@ import re
 import polars as pl
 import pytest
 
+from helpers import LookupScorer, run_cli
 from rmflow import leaderboard, tables_render
 from rmflow.errors import RmflowError
 from rmflow.evaluate.rewardbench import score_report
 from rmflow.evaluate.run import SCORES_SCHEMA, ids_digest
-from helpers import LookupScorer, run_cli
 
 FAST = leaderboard.Options(n_boot=200)
 

@@ -119,7 +119,8 @@ for repo in json.loads(sys.argv[1]):
                            "rope_scaling": (getattr(config, "rope_scaling", None) or {}).get("rope_type"),
                            "softcap": [getattr(config, "attn_logit_softcapping", None),
                                        getattr(config, "final_logit_softcapping", None)],
-                           "pad": tok.pad_token, "bos": tok.bos_token, "template": tok.apply_chat_template(conv, tokenize=False),
+                           "pad": tok.pad_token, "bos": tok.bos_token,
+                           "template": tok.apply_chat_template(conv, tokenize=False),
                            "first_id_is_bos": tok("Hi")["input_ids"][0] == tok.bos_token_id, "system": system}
 for name, (path, split, data_dir) in json.loads(sys.argv[2]).items():
     rows = read_rows(path, split=split, data_dir=data_dir)

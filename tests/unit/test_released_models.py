@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from rmflow.errors import RmflowError
-
 from helpers import run_cli
+from rmflow.errors import RmflowError
 
 MODELING = '''
 from dataclasses import dataclass

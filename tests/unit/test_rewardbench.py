@@ -6,8 +6,14 @@ import math
 
 import pytest
 
-from rmflow.evaluate.rewardbench import (get_section_map, overall_score, pairwise_credit, scalar_credit,
-                                         score_report, section_scores)
+from rmflow.evaluate.rewardbench import (
+    get_section_map,
+    overall_score,
+    pairwise_credit,
+    scalar_credit,
+    score_report,
+    section_scores,
+)
 
 V1 = get_section_map("rewardbench_v1")
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import REPO, hub_cache, snakemake
 
+from helpers import REPO, hub_cache, snakemake
 from rmflow.errors import RmflowError
 from rmflow.sizing import estimate as est
 from rmflow.sizing import main as plan_main

@@ -9,10 +9,10 @@ import math
 import numpy as np
 import pytest
 
-from rmflow import stats
-from rmflow.evaluate import rewardbench2 as rb2
-from rmflow.errors import RmflowError
 from helpers import run_cli, write_jsonl
+from rmflow import stats
+from rmflow.errors import RmflowError
+from rmflow.evaluate import rewardbench2 as rb2
 
 
 def mean_of_subsets(per_subset):

@@ -81,10 +81,9 @@ def test_loss_is_on_label_tokens_only(tiny_base):
 
 def test_one_pass_step_scores_equal_per_step_passes(tmp_path, synthetic, tiny_base):
 
+    from helpers import prepared
     from rmflow.methods import prm
     from rmflow.spec import RunSpec
-
-    from helpers import prepared
 
     data = prepared(tmp_path / "steps.parquet", synthetic["steps"], "step_rows", where={"split": "train"})
     spec = RunSpec(method="prm", base="tiny", base_model=str(tiny_base), train_data=str(data),
@@ -141,10 +140,9 @@ def test_packing_gives_the_same_loss_as_unpacked(tiny_base):
 def test_packed_prm_and_scalar_orm_train(tmp_path, synthetic, tiny_base):
     import json
 
+    from helpers import prepared
     from rmflow.methods import orm_scalar, prm
     from rmflow.spec import RunSpec
-
-    from helpers import prepared
 
     data = str(prepared(tmp_path / "steps.parquet", synthetic["steps"], "step_rows", where={"split": "train"}))
     train = {"lr": 3e-3, "max_steps": 2, "per_device_batch": 2, "grad_accum": 1, "max_length": 256, "log_every": 1}
@@ -167,11 +165,10 @@ def test_packed_prm_and_scalar_orm_train(tmp_path, synthetic, tiny_base):
 def test_training_data_filtered_to_nothing_stops_instead_of_spinning(tmp_path, synthetic, tiny_base):
     """Every step conversation is longer than max_length, so every one is skipped: an epoch with no batches used
     to loop forever."""
+    from helpers import prepared
     from rmflow.errors import RmflowError
     from rmflow.methods import prm
     from rmflow.spec import RunSpec
-
-    from helpers import prepared
 
     data = str(prepared(tmp_path / "steps.parquet", synthetic["steps"], "step_rows", where={"split": "train"}))
     spec = RunSpec(method="prm", base="tiny", base_model=str(tiny_base), train_data=data,

@@ -21,7 +21,8 @@ def _train(tmp_path, synthetic, base, **train) -> tuple:
                    train={"lr": 5e-2, "max_steps": 3, "per_device_batch": 8, "grad_accum": 1, "max_length": 128,
                           "log_every": 1, **train})
     bt.train(spec, str(tmp_path / "model"))
-    return load_file(str(tmp_path / "model/model.safetensors")), json.loads((tmp_path / "model/metrics.json").read_text())
+    weights = load_file(str(tmp_path / "model/model.safetensors"))
+    return weights, json.loads((tmp_path / "model/metrics.json").read_text())
 
 
 @pytest.fixture(scope="module")

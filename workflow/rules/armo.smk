@@ -10,18 +10,18 @@ rule probe_fit:
     output:
         regression=f"{RESULTS}/{{method}}/{{base}}/stage1/regression.safetensors",
         report=f"{RESULTS}/{{method}}/{{base}}/stage1/stage1.json",
-    params:
-        gpus=gpus_asked,  # the GPUs this job asked for: the command refuses to run without them
-        backbone=probe_backbone,
-    wildcard_constraints:
-        method=Plan.regex(PLAN.probe_methods()),
-    threads: config["threads"]["evaluate"]
     log:
         f"{RESULTS}/logs/{{method}}/{{base}}/stage1.log",
     benchmark:
         f"{RESULTS}/benchmarks/{{method}}/{{base}}/stage1.tsv"
+    wildcard_constraints:
+        method=Plan.regex(PLAN.probe_methods()),
     conda:
         "../../envs/eval.yaml"
+    threads: config["threads"]["evaluate"]
+    params:
+        gpus=gpus_asked,  # the GPUs this job asked for: the command refuses to run without them
+        backbone=probe_backbone,
     shell:
         "python -m rmflow --rule probe_fit --gpus {params.gpus}"
         " armo stage1 --spec {input.spec} --backbone {params.backbone:q} --attributes {input.attributes}"
@@ -36,18 +36,18 @@ rule armo_stage2:
         data=prepared_data,
     output:
         directory(f"{RESULTS}/{{method}}/{{base}}/model"),
-    params:
-        gpus=gpus_asked,  # the GPUs this job asked for: the command refuses to run without them
-        backbone=stage1_backbone,
-    wildcard_constraints:
-        method="armo",
-    threads: config["threads"]["train"]
     log:
         f"{RESULTS}/logs/{{method}}/{{base}}/stage2.log",
     benchmark:
         f"{RESULTS}/benchmarks/{{method}}/{{base}}/stage2.tsv"
+    wildcard_constraints:
+        method="armo",
     conda:
         "../../envs/train.yaml"
+    threads: config["threads"]["train"]
+    params:
+        gpus=gpus_asked,  # the GPUs this job asked for: the command refuses to run without them
+        backbone=stage1_backbone,
     shell:
         "python -m rmflow --rule armo_stage2 --gpus {params.gpus}"
         " armo stage2 --spec {input.spec} --backbone {params.backbone:q} --stage1 $(dirname {input.stage1})"
@@ -62,18 +62,18 @@ rule tree_fit:
         data=prepared_data,
     output:
         directory(f"{RESULTS}/{{method}}/{{base}}/model"),
-    params:
-        gpus=gpus_asked,  # the GPUs this job asked for: the command refuses to run without them
-        backbone=stage1_backbone,
-    wildcard_constraints:
-        method="tree",
-    threads: config["threads"]["train"]
     log:
         f"{RESULTS}/logs/{{method}}/{{base}}/fit.log",
     benchmark:
         f"{RESULTS}/benchmarks/{{method}}/{{base}}/fit.tsv"
+    wildcard_constraints:
+        method="tree",
     conda:
         "../../envs/train.yaml"
+    threads: config["threads"]["train"]
+    params:
+        gpus=gpus_asked,  # the GPUs this job asked for: the command refuses to run without them
+        backbone=stage1_backbone,
     shell:
         "python -m rmflow --rule tree_fit --gpus {params.gpus}"
         " tree fit --spec {input.spec} --backbone {params.backbone:q} --stage1 $(dirname {input.stage1})"

@@ -6,11 +6,11 @@
 rule base_spec:
     output:
         f"{RESULTS}/specs/bases/{{built}}.json",
-    params:
-        spec=built_spec,
     log:
         f"{RESULTS}/logs/base_spec/{{built}}.log",
     localrule: True
+    params:
+        spec=built_spec,
     run:
         write_json(output[0], params.spec)
 
@@ -21,15 +21,15 @@ rule build_base:
         corpus=tokenizer_corpus,
     output:
         directory(f"{RESULTS}/bases/{{built}}"),
-    params:
-        corpus=tokenizer_corpus,
-    threads: config["threads"]["build_base"]
     log:
         f"{RESULTS}/logs/build_base/{{built}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/build_base/{{built}}.tsv"
     conda:
         "../../envs/train.yaml"
+    threads: config["threads"]["build_base"]
+    params:
+        corpus=tokenizer_corpus,
     shell:
         "python -m rmflow build-base --spec {input.spec} --corpus={params.corpus:q} --out {output}"
         " --threads {threads} > {log} 2>&1"

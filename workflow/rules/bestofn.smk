@@ -8,6 +8,15 @@ rule bestofn:
         steps=bestofn_steps_input,
     output:
         f"{RESULTS}/bestofn/{{set}}/{{method}}/{{base}}.json",
+    log:
+        f"{RESULTS}/logs/bestofn/{{set}}/{{method}}/{{base}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/bestofn/{{set}}/{{method}}/{{base}}.tsv"
+    wildcard_constraints:
+        method=Plan.regex(PLAN.scalar_methods()),
+    conda:
+        "../../envs/eval.yaml"
+    threads: config["threads"]["evaluate"]
     params:
         gpus=gpus_asked,  # the GPUs this job asked for: the command refuses to run without them
         cfg=config["bestofn"],
@@ -16,15 +25,6 @@ rule bestofn:
         batch_size=config["evaluate"]["batch_size"],
         # scores kept chunk by chunk outside the job's declared outputs, so a preempted or timed-out job resumes
         resume=lambda w: f"{RESULTS}/scratch/bestofn/{w.set}/{w.method}/{w.base}.partial.jsonl",
-    wildcard_constraints:
-        method=Plan.regex(PLAN.scalar_methods()),
-    threads: config["threads"]["evaluate"]
-    log:
-        f"{RESULTS}/logs/bestofn/{{set}}/{{method}}/{{base}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/bestofn/{{set}}/{{method}}/{{base}}.tsv"
-    conda:
-        "../../envs/eval.yaml"
     shell:
         "python -m rmflow --rule bestofn --gpus {params.gpus}"
         " bestofn run --method {wildcards.method} --base {wildcards.base} --model-dir {input.model}"
@@ -51,9 +51,9 @@ rule bestofn_table:
         f"{RESULTS}/logs/bestofn_table.log",
     benchmark:
         f"{RESULTS}/benchmarks/bestofn_table.tsv"
+    localrule: True
     conda:
         "../../envs/table.yaml"
-    localrule: True
     shell:
         "python -m rmflow bestofn table --files {input} --csv {output.csv} --png {output.png} --svg {output.svg}"
         " > {log} 2>&1"
@@ -65,17 +65,17 @@ rule rank:
         data=rank_data,
     output:
         stats=f"{RESULTS}/rank/{{method}}/{{base}}/stats.json",
-    params:
-        gpus=gpus_asked,  # the GPUs this job asked for: the command refuses to run without them
-        cfg=config["rank"],
-        batch_size=config["evaluate"]["batch_size"],
-    threads: config["threads"]["evaluate"]
     log:
         f"{RESULTS}/logs/rank/{{method}}/{{base}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/rank/{{method}}/{{base}}.tsv"
     conda:
         "../../envs/eval.yaml"
+    threads: config["threads"]["evaluate"]
+    params:
+        gpus=gpus_asked,  # the GPUs this job asked for: the command refuses to run without them
+        cfg=config["rank"],
+        batch_size=config["evaluate"]["batch_size"],
     shell:
         "python -m rmflow --rule rank --gpus {params.gpus}"
         " rank --method {wildcards.method} --model-dir {input.model} --data {input.data}"

@@ -14,8 +14,12 @@ from rmflow.plan import GPU_PRESETS, RESULTS, Plan, use_workflow_source
 _cli_files = [str(f) for f in workflow.config_settings.configfiles]
 _workflow_files = [str(f) for f in workflow.configfiles if str(f) not in _cli_files]
 if has_recipe_layer(_workflow_files + _cli_files):
-    _layered = load_config(*_workflow_files, *_cli_files, overrides=dict(workflow.config_settings.config),
-                           schema_path=Path(workflow.current_basedir) / "../schemas/config.schema.yaml")
+    _layered = load_config(
+        *_workflow_files,
+        *_cli_files,
+        overrides=dict(workflow.config_settings.config),
+        schema_path=Path(workflow.current_basedir) / "../schemas/config.schema.yaml",
+    )
     config.clear()
     config.update(_layered)
 validate_config(
@@ -31,8 +35,11 @@ PLAN = Plan(config, workflow.configfiles)
 # env file fails the job that needs it.
 use_workflow_source(Path(workflow.basedir) / "src")
 if PLAN.skipped_evaluations():  # said, never silently dropped
-    print("rmflow: not evaluated (RewardBench 2 scores each completion alone; pairwise methods cannot): "
-          + ", ".join(f"{m} on {e}" for e, m in PLAN.skipped_evaluations()), file=sys.stderr)
+    print(
+        "rmflow: not evaluated (RewardBench 2 scores each completion alone; pairwise methods cannot): "
+        + ", ".join(f"{m} on {e}" for e, m in PLAN.skipped_evaluations()),
+        file=sys.stderr,
+    )
 
 
 wildcard_constraints:
@@ -264,7 +271,6 @@ onstart:
     plugin = workflow.executor_plugin
     if plugin is not None and plugin.cli_prefix == "slurm" and not workflow.dryrun:
         from rmflow.cluster import check_against_cluster
-
         from rmflow.cluster import deepspeed_problems
 
         jobs = [job for job in workflow.dag.needrun_jobs() if not workflow.is_local(job.rule)]
@@ -274,14 +280,24 @@ onstart:
             if job.rule.name.startswith("train_") or job.rule.name == "ssrm_train":
                 method = job.wildcards.get("method", "ssrm")
                 train = PLAN.train_config(method, job.wildcards.base)
-                trainings.append((job.rule.name, f"{method}/{job.wildcards.base}", _literal_resources(job.rule),
-                                  train.deepspeed, train.deepspeed_fallback))
+                trainings.append(
+                    (
+                        job.rule.name,
+                        f"{method}/{job.wildcards.base}",
+                        _literal_resources(job.rule),
+                        train.deepspeed,
+                        train.deepspeed_fallback,
+                    )
+                )
         from snakemake.settings.types import DeploymentMethod
 
         # under --sdm conda the jobs run in each rule's env: judge its env file, not this interpreter
         conda = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
-        env_files = {job.rule.name: _env_file(job.rule) for job in jobs if isinstance(job.rule.conda_env, str)} \
-            if conda else None
+        env_files = (
+            {job.rule.name: _env_file(job.rule) for job in jobs if isinstance(job.rule.conda_env, str)}
+            if conda
+            else None
+        )
         from rmflow import hub_check
         from rmflow.cluster import cluster_partitions
         from rmflow.sizing.main import refusals
@@ -294,6 +310,7 @@ onstart:
             {rule.name: _literal_resources(rule) for rule in planned},
             where="the profile's set-resources/default-resources (or --set-resources)",
             partitions=partitions,
-            more_problems=deepspeed_problems(trainings, env_files) + hub_check.check(config)
+            more_problems=deepspeed_problems(trainings, env_files)
+            + hub_check.check(config)
             + refusals(PLAN, scheduled, partitions),
         )

@@ -12,16 +12,16 @@ rule synthetic_data:
         bestofn=f"{RESULTS}/data/synthetic/bestofn.jsonl",
         rewardbench2=f"{RESULTS}/data/synthetic/rewardbench2.jsonl",
         manifest=f"{RESULTS}/data/synthetic/manifest.json",
-    params:
-        seed=config["seed"],
-        n_train=config["synthetic"]["n_train_per_subset"],
-        n_test=config["synthetic"]["n_test_per_subset"],
     log:
         f"{RESULTS}/logs/synthetic_data.log",
     benchmark:
         f"{RESULTS}/benchmarks/synthetic_data.tsv"
     conda:
         "../../envs/data.yaml"
+    params:
+        seed=config["seed"],
+        n_train=config["synthetic"]["n_train_per_subset"],
+        n_test=config["synthetic"]["n_test_per_subset"],
     shell:
         "python -m rmflow make-synthetic --seed {params.seed} --n-train {params.n_train} --n-test {params.n_test}"
         " --out-dir $(dirname {output.train}) > {log} 2>&1"
@@ -32,15 +32,15 @@ rule samples:
         files=[f"{RESULTS}/data/samples/{name}" for name in SAMPLE_FILES],
         rewardbench=directory(f"{RESULTS}/data/samples/rewardbench"),
         manifest=f"{RESULTS}/data/samples/manifest.json",
-    params:
-        shared=config["samples"]["shared"],
-        sizes=sample_sizes,
     log:
         f"{RESULTS}/logs/samples.log",
     benchmark:
         f"{RESULTS}/benchmarks/samples.tsv"
     conda:
         "../../envs/data.yaml"
+    params:
+        shared=config["samples"]["shared"],
+        sizes=sample_sizes,
     shell:
         "python -m rmflow make-samples --shared {params.shared:q} --sizes {params.sizes:q}"
         " --out-dir $(dirname {output.manifest}) > {log} 2>&1"
@@ -52,14 +52,14 @@ rule prepare_data:
     output:
         rows=f"{RESULTS}/data/prepared/{{dataset}}.parquet",
         report=f"{RESULTS}/data/prepared/{{dataset}}.report.json",
-    params:
-        data=dataset_params,
     log:
         f"{RESULTS}/logs/prepare_data/{{dataset}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/prepare_data/{{dataset}}.tsv"
     conda:
         "../../envs/data.yaml"
+    params:
+        data=dataset_params,
     shell:
         "python -m rmflow prepare-data --name {wildcards.dataset} --source {params.data[sources]} --format {params.data[format]}"
         " --split {params.data[split]:q} --revision={params.data[revision]:q} --data-dir={params.data[data_dir]:q}"

@@ -7,18 +7,18 @@ rule evaluate:
     output:
         scores=f"{RESULTS}/eval/{{eval_set}}/{{method}}/{{base}}/scores.json",
         examples=f"{RESULTS}/eval/{{eval_set}}/{{method}}/{{base}}/examples.parquet",
-    params:
-        gpus=gpus_asked,  # the GPUs this job asked for: the command refuses to run without them
-        data=eval_params,
-        tie_rule=config["evaluate"]["tie_rule"],
-        batch_size=config["evaluate"]["batch_size"],
-    threads: config["threads"]["evaluate"]
     log:
         f"{RESULTS}/logs/evaluate/{{eval_set}}/{{method}}/{{base}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/evaluate/{{eval_set}}/{{method}}/{{base}}.tsv"
     conda:
         "../../envs/eval.yaml"
+    threads: config["threads"]["evaluate"]
+    params:
+        gpus=gpus_asked,  # the GPUs this job asked for: the command refuses to run without them
+        data=eval_params,
+        tie_rule=config["evaluate"]["tie_rule"],
+        batch_size=config["evaluate"]["batch_size"],
     shell:
         "python -m rmflow --rule evaluate --gpus {params.gpus}"
         " evaluate --model-dir {input.model} --method {wildcards.method} --data {params.data[path]:q}"

@@ -35,15 +35,15 @@ rule leaderboard:
         sources=f"{RESULTS}/leaderboard_sources.csv",
         published_csv=f"{RESULTS}/leaderboard_published.csv",
         published_md=f"{RESULTS}/leaderboard_published.md",
-    params:
-        cfg=config["leaderboard"],
     log:
         f"{RESULTS}/logs/leaderboard.log",
     benchmark:
         f"{RESULTS}/benchmarks/leaderboard.tsv"
+    localrule: True
     conda:
         "../../envs/table.yaml"
-    localrule: True
+    params:
+        cfg=config["leaderboard"],
     shell:
         "python -m rmflow leaderboard --scores {input.scores} --csv {output.csv} --md {output.md}"
         " --subsets {output.subsets} --tex {output.tex} --significance {output.significance}"
@@ -85,15 +85,15 @@ rule plots:
             category="3. Runs",
             labels={"table": "per-run metrics"},
         ),
-    params:
-        models=f"{RESULTS}/models",
     log:
         f"{RESULTS}/logs/plots.log",
     benchmark:
         f"{RESULTS}/benchmarks/plots.tsv"
+    localrule: True
     conda:
         "../../envs/table.yaml"
-    localrule: True
+    params:
+        models=f"{RESULTS}/models",
     shell:
         "python -m rmflow plots --leaderboard {input.board} --scores {input.scores} --models {params.models}"
         " --out-dir $(dirname {output.sections}) > {log} 2>&1"
@@ -107,14 +107,13 @@ rule config_used:
             category="3. Runs",
             labels={"table": "configuration"},
         ),
-    params:
-        cfg=config,
     log:
         f"{RESULTS}/logs/config_used.log",
     localrule: True
+    params:
+        cfg=config,
     run:
         import yaml
-
         from rmflow.io import write_text
 
         write_text(output[0], yaml.safe_dump(params.cfg, sort_keys=False))

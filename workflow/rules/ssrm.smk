@@ -11,12 +11,12 @@ rule ssrm_split:
         labeled=f"{RESULTS}/ssrm/{{base}}/labeled.parquet",
         pool=f"{RESULTS}/ssrm/{{base}}/pool.parquet",
         report=f"{RESULTS}/ssrm/{{base}}/split.json",
-    params:
-        pool=ssrm_pool_source,
     log:
         f"{RESULTS}/logs/ssrm/{{base}}/split.log",
     conda:
         "../../envs/data.yaml"
+    params:
+        pool=ssrm_pool_source,
     shell:
         "python -m rmflow ssrm split --spec {input.spec} --data {input.data} --pool={params.pool:q}"
         " --out-labeled {output.labeled} --out-pool {output.pool} --report {output.report} > {log} 2>&1"
@@ -27,20 +27,20 @@ rule ssrm_train:
         unpack(ssrm_train_inputs),
     output:
         directory(f"{RESULTS}/ssrm/{{base}}/iter{{k}}/model"),
-    params:
-        gpus=gpus_asked,  # the GPUs this job asked for: the command refuses to run without them
-        init=ssrm_init,
-        checkpoints=lambda w: f"{RESULTS}/scratch/checkpoints/ssrm/{w.base}/iter{w.k}",
-    threads: config["threads"]["train"]
-    resources:
-        processes=1,
-        nodes=1,
     log:
         f"{RESULTS}/logs/ssrm/{{base}}/train_iter{{k}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/ssrm/{{base}}/train_iter{{k}}.tsv"
     conda:
         "../../envs/train.yaml"
+    threads: config["threads"]["train"]
+    resources:
+        processes=1,
+        nodes=1,
+    params:
+        gpus=gpus_asked,  # the GPUs this job asked for: the command refuses to run without them
+        init=ssrm_init,
+        checkpoints=lambda w: f"{RESULTS}/scratch/checkpoints/ssrm/{w.base}/iter{w.k}",
     shell:
         "python -m rmflow --rule ssrm_train --gpus {params.gpus}"
         " train --spec {input.spec} --data {input.data} --init {params.init:q} --out {output}"
@@ -54,15 +54,15 @@ rule ssrm_label:
         pool=f"{RESULTS}/ssrm/{{base}}/pool.parquet",
     output:
         f"{RESULTS}/ssrm/{{base}}/iter{{k}}/labels/shard{{shard}}.parquet",
-    params:
-        gpus=gpus_asked,  # the GPUs this job asked for: the command refuses to run without them
-        shards=ssrm_shards,
-        batch_size=config["evaluate"]["batch_size"],
-    threads: config["threads"]["evaluate"]
     log:
         f"{RESULTS}/logs/ssrm/{{base}}/label_iter{{k}}_shard{{shard}}.log",
     conda:
         "../../envs/eval.yaml"
+    threads: config["threads"]["evaluate"]
+    params:
+        gpus=gpus_asked,  # the GPUs this job asked for: the command refuses to run without them
+        shards=ssrm_shards,
+        batch_size=config["evaluate"]["batch_size"],
     shell:
         "python -m rmflow --rule ssrm_label --gpus {params.gpus}"
         " ssrm label --model-dir {input.model} --pool {input.pool} --shard {wildcards.shard}"
@@ -91,15 +91,15 @@ rule ssrm_report:
         unpack(ssrm_report_inputs),
     output:
         f"{RESULTS}/ssrm/{{base}}/report.json",
-    params:
-        gpus=gpus_asked,  # the GPUs this job asked for: the command refuses to run without them
-        data=ssrm_report_eval_set,
-        batch_size=config["evaluate"]["batch_size"],
-    threads: config["threads"]["evaluate"]
     log:
         f"{RESULTS}/logs/ssrm/{{base}}/report.log",
     conda:
         "../../envs/eval.yaml"
+    threads: config["threads"]["evaluate"]
+    params:
+        gpus=gpus_asked,  # the GPUs this job asked for: the command refuses to run without them
+        data=ssrm_report_eval_set,
+        batch_size=config["evaluate"]["batch_size"],
     shell:
         "python -m rmflow --rule ssrm_report --gpus {params.gpus}"
         " ssrm report --stats-files {input.stats} --model-dirs {input.models} --data {params.data[path]:q}"

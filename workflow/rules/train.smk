@@ -5,11 +5,11 @@
 rule run_spec:
     output:
         f"{RESULTS}/specs/runs/{{method}}/{{base}}.json",
-    params:
-        spec=run_spec,
     log:
         f"{RESULTS}/logs/run_spec/{{method}}/{{base}}.log",
     localrule: True
+    params:
+        spec=run_spec,
     run:
         write_json(output[0], params.spec)
 
@@ -37,13 +37,13 @@ rule setup_untrained:
         unpack(train_inputs),
     output:
         directory(f"{RESULTS}/{{method}}/{{base}}/model"),
-    wildcard_constraints:
-        method=Plan.regex(PLAN.setup_methods()),
     log:
         f"{RESULTS}/logs/setup/{{method}}/{{base}}.log",
+    wildcard_constraints:
+        method=Plan.regex(PLAN.setup_methods()),
+    localrule: True
     conda:
         "../../envs/train.yaml"
-    localrule: True
     shell:
         "python -m rmflow train --spec {input.spec} --out {output} > {log} 2>&1"
 
@@ -57,9 +57,15 @@ for preset in GPU_PRESETS:
             unpack(train_inputs),
         output:
             directory(f"{RESULTS}/models/{{method}}/{{base}}"),
+        log:
+            f"{RESULTS}/logs/train/{{method}}/{{base}}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/train/{{method}}/{{base}}.tsv"
         wildcard_constraints:
             method=Plan.regex(PLAN.generic_methods()),
             base=Plan.regex(PLAN.bases_with_preset(preset)),
+        conda:
+            "../../envs/train.yaml"
         threads: config["threads"]["train"]
         resources:
             processes=1,  # one per GPU; the SLURM profile sets it per preset (set-resources)
@@ -68,12 +74,6 @@ for preset in GPU_PRESETS:
             gpus=gpus_asked,  # the GPUs this job asked for: the command refuses to run without them
             rule_name=f"train_{preset}",
             checkpoints=lambda w: f"{RESULTS}/scratch/checkpoints/{w.method}/{w.base}",
-        log:
-            f"{RESULTS}/logs/train/{{method}}/{{base}}.log",
-        benchmark:
-            f"{RESULTS}/benchmarks/train/{{method}}/{{base}}.tsv"
-        conda:
-            "../../envs/train.yaml"
         shell:
             "python -m rmflow --rule {params.rule_name} --gpus {params.gpus} train --spec {input.spec} --out {output}"
             " --threads {threads} --checkpoint-dir {params.checkpoints} --processes {resources.processes}"

@@ -91,7 +91,8 @@ def keyword(rng, split, hard):
     good = f"The {lang} word for '{concept}' is '{T.LEXICON[concept][lang]}'."
     bad_word = T.LEXICON[concept][other]
     bad = (f"Great question! People often say '{bad_word}' for '{concept}', a lovely and common word that you will "
-           f"hear every day in shops, schools and homes." if hard else f"The {lang} word for '{concept}' is '{bad_word}'.")
+           f"hear every day in shops, schools and homes."
+           if hard else f"The {lang} word for '{concept}' is '{bad_word}'.")
     return Item(_template(rng, KEYWORD, split).format(lang=lang, concept=concept), good, bad)
 
 

@@ -6,8 +6,18 @@ import logging
 import random
 from typing import Callable
 
-from rmflow.methods._pairpm import (A, AFTER_GENERATION_PROMPT, B, TIE, answer_loss, answer_token_ids, check_pm_rows,
-                                   check_score_position, pm_prompt, prompts_ids)
+from rmflow.methods._pairpm import (
+    AFTER_GENERATION_PROMPT,
+    TIE,
+    A,
+    B,
+    answer_loss,
+    answer_token_ids,
+    check_pm_rows,
+    check_score_position,
+    pm_prompt,
+    prompts_ids,
+)
 from rmflow.spec import RunSpec
 
 log = logging.getLogger(__name__)

@@ -5,8 +5,18 @@ from __future__ import annotations
 import logging
 import random
 
-from rmflow.methods._steps import (MINUS, PLUS, aggregate, encode_conversation, label_ids, label_loss,
-                                   StepText, outcome_messages, pack, packed_label_loss)
+from rmflow.methods._steps import (
+    MINUS,
+    PLUS,
+    StepText,
+    aggregate,
+    encode_conversation,
+    label_ids,
+    label_loss,
+    outcome_messages,
+    pack,
+    packed_label_loss,
+)
 from rmflow.spec import RunSpec
 
 log = logging.getLogger(__name__)

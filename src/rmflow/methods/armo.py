@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rmflow.errors import RmflowError
-from rmflow.methods._backbone import (  # noqa: F401 - tree uses them
-    copy_backbone, embed, fingerprint, load_backbone, probe_hub)
+from rmflow.methods._backbone import copy_backbone, embed, fingerprint, load_backbone, probe_hub  # noqa: F401 - tree uses them
 from rmflow.spec import RunSpec
 
 log = logging.getLogger(__name__)

@@ -39,10 +39,10 @@ def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None
     from rmflow.models.load import load_for_run
     from rmflow.models.scalar import rewards
     from rmflow.train.batching import length_grouped_batches, pad, padding_fraction
-    from rmflow.train.token_cache import encode_all
     from rmflow.train.config import TrainConfig
     from rmflow.train.loop import train_loop
     from rmflow.train.save import save_run
+    from rmflow.train.token_cache import encode_all
 
     config = TrainConfig.from_dict(spec.train)
     random.seed(config.seed)

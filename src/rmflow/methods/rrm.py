@@ -12,7 +12,7 @@ import itertools
 import random
 from dataclasses import dataclass
 
-from rmflow.methods._pairpm import A, B, TIE, pm_row, standard_to_pm
+from rmflow.methods._pairpm import TIE, A, B, pm_row, standard_to_pm
 from rmflow.methods._pairpm_model import load_pm_scorer, train_pm
 from rmflow.spec import RunSpec
 

@@ -182,7 +182,6 @@ def main_label(model_dir: str, pool_path: str, shard: int, shards: int, out: str
     import polars as pl
 
     from rmflow.methods._io import write_rows
-
     from rmflow.models.load import default_device
 
     pool = pl.read_parquet(pool_path).to_dicts()

@@ -121,8 +121,9 @@ def build(source: dict, chat_template: str | None, out_dir: str | Path) -> dict:
         path = resolve(source, Path(scratch))
         meta = read_metadata(path)
         if meta["architecture"] not in GGUF_SUPPORTED_ARCHITECTURES:
+            readable = ", ".join(sorted(GGUF_SUPPORTED_ARCHITECTURES))
             raise RmflowError(f"GGUF architecture '{meta['architecture']}' cannot be loaded by transformers "
-                              f"{transformers.__version__} (it reads: {', '.join(sorted(GGUF_SUPPORTED_ARCHITECTURES))})",
+                              f"{transformers.__version__} (it reads: {readable})",
                               file=str(path))
         template = load_template(chat_template) if chat_template else meta["chat_template"]
         if not template:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-
 SYSTEM_TURN_RULES = ("template", "merge", "error")
 
 

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 from rmflow.errors import RmflowError
 
-
 PRECISIONS = ("fp32", "bf16-mixed")
 
 

@@ -17,8 +17,8 @@ from typing import Callable, Sequence
 from rmflow.errors import RmflowError
 from rmflow.models.load import attention_of
 from rmflow.sizing import utilisation
-from rmflow.train.checkpoint import Checkpointer, Preempted, PreemptionSignals, active_directory
 from rmflow.train import tracking
+from rmflow.train.checkpoint import Checkpointer, Preempted, PreemptionSignals, active_directory
 from rmflow.train.config import TrainConfig
 from rmflow.train.trainable import prepare_trainable
 
