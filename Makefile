@@ -5,7 +5,7 @@ VENV ?= .venv
 PYTHON ?= python3
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: run test test-fast rehearse lint mutate clean
+.PHONY: run test test-fast rehearse lint docs mutate clean
 
 run: $(VENV)/.installed
 	snakemake --profile profiles/local all
@@ -25,11 +25,17 @@ lint: $(VENV)/.installed
 	snakefmt --check Snakefile workflow/
 	snakemake --lint
 
+# the documentation site (mkdocs.yml; strict: a broken link or a page missing from the nav fails it)
+docs: $(VENV)/.installed
+	mkdocs build --strict --quiet
+
 # Mutation testing of the scoring core ([tool.mutmut] in pyproject.toml; README, Mutation testing). Not in CI: slow.
 mutate: $(VENV)/.installed
 	python -m pip install --quiet -e '.[mutate]'
 	rm -rf mutants
-	RMFLOW_SHARED_DATA=$(abspath ../shared/data) mutmut run --max-children 2
+	# mutmut runs the tests from mutants/: pin the real-row folder the test helper would find from here
+	RMFLOW_SHARED_DATA=$$(python -c 'import sys; sys.path[:0] = ["tests"]; import helpers; print(helpers.SHARED_DATA.resolve())') \
+		mutmut run --max-children 2
 	mutmut results --all true > mutants/results.txt; tail -n 40 mutants/results.txt
 
 # torch==2.13.0 first: it is the CPU wheel; rmflow's looser torch range is then already satisfied, so pip never

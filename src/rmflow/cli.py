@@ -311,8 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_prepare_data)
 
     p = sub.add_parser("make-samples", help="small local samples of the paper recipe's hub data sets, in their "
-                                            "layouts, from real rows in ../shared/data (config/paper-smoke.yaml)")
-    p.add_argument("--shared", default="../shared/data", help="the shared data folder")
+                                            "layouts, from a folder of real rows (tests/configs/paper-smoke.yaml)")
+    p.add_argument("--shared", required=True,
+                   help="the folder of real rows the samples are cut from (rmflow.data.samples names its files)")
     p.add_argument("--out-dir", required=True)
     p.add_argument("--sizes", default="", help="'pairs=32 step_rows=32 ...' (rmflow.data.samples.DEFAULTS)")
     p.set_defaults(func=cmd_make_samples)

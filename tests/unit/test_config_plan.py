@@ -191,8 +191,8 @@ def test_paper_recipe_reads_splits_the_hub_data_sets_have():
     assert not wrong, wrong
 
 
-def _readme_hyperparameters() -> dict[tuple[str, str], dict]:
-    text = (REPO / "README.md").read_text()
+def _documented_hyperparameters() -> dict[tuple[str, str], dict]:
+    text = (REPO / "docs/paper-recipe.md").read_text()
     table = text.split("<!-- paper-recipe-hyperparameters -->")[1].split("<!-- /paper-recipe-hyperparameters -->")[0]
     rows = {}
     for line in table.strip().splitlines()[2:]:
@@ -205,10 +205,10 @@ def _readme_hyperparameters() -> dict[tuple[str, str], dict]:
     return rows
 
 
-def test_every_paper_training_resolves_to_the_readme_hyperparameters():
-    """The paper recipe's resolved specs, pair by pair, are the README's table; none inherits the laptop default's
-    method blocks (8-epoch PRM/ORM, a fifth of an RRM epoch, 200-step SSRM rounds, lr 1e-3)."""
-    plan, readme = _paper_plan(), _readme_hyperparameters()
+def test_every_paper_training_resolves_to_the_documented_hyperparameters():
+    """The paper recipe's resolved specs, pair by pair, are docs/paper-recipe.md's table; none inherits the laptop
+    default's method blocks (8-epoch PRM/ORM, a fifth of an RRM epoch, 200-step SSRM rounds, lr 1e-3)."""
+    plan, readme = _paper_plan(), _documented_hyperparameters()
     profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())["set-resources"]
     trained = {(m, b) for m, b in plan.pairs if m not in ("armo", "tree", "judge")}
     assert set(readme) == trained

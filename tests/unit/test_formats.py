@@ -151,7 +151,7 @@ def test_every_sample_of_the_real_data_prepares_in_its_layout(tmp_path):
 
     from rmflow.data.samples import build
 
-    smoke = yaml.safe_load((__import__("helpers").REPO / "config/paper-smoke.yaml").read_text())
+    smoke = yaml.safe_load((__import__("helpers").REPO / "tests/configs/paper-smoke.yaml").read_text())
     paper = yaml.safe_load((__import__("helpers").REPO / "config/paper.yaml").read_text())
     files = build(SHARED_DATA, {"pairs": 8, "attribute_rows": 8, "step_rows": 8})
     for name, entry in smoke["datasets"].items():

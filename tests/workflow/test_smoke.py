@@ -1,7 +1,7 @@
-"""The paper recipe on real checkpoints (config/paper-smoke.yaml): the part of its DAG that CI runs.
+"""The paper recipe on real checkpoints (tests/configs/paper-smoke.yaml): the part of its DAG that CI runs.
 
 The whole smoke run is `snakemake --profile profiles/local all --configfile config/paper.yaml
-config/paper-smoke.yaml` (README, "Real checkpoints and real data"); it takes longer than CI's budget leaves, so CI
+tests/configs/paper-smoke.yaml` (docs/real-data.md); it takes longer than CI's budget leaves, so CI
 builds these targets of the very same DAG: both GGUF bases (SmolLM2-135M-Instruct, Gemma-3-270M), the samples, the
 pair-PM on Gemma (pair-PM SFT rows), BT + ArmoRM on SmolLM2 (multi-objective rows, RewardBench 2 layout), the PRM on
 SmolLM2 (Math-Shepherd conversations, best-of-N) and the decision tree on Gemma with its own probes (both HelpSteer2
@@ -42,7 +42,7 @@ def smoke_part(tmp_path_factory):
     overlay = work / "shared.yaml"
     overlay.write_text(f"samples:\n  shared: {json.dumps(str(SHARED_DATA))}\n")
     proc = snakemake(work, *TARGETS.values(), "--profile", str(REPO / "profiles/local"),
-                     configs=(DEFAULT, REPO / "config/paper.yaml", REPO / "config/paper-smoke.yaml", overlay),
+                     configs=(DEFAULT, REPO / "config/paper.yaml", REPO / "tests/configs/paper-smoke.yaml", overlay),
                      timeout=3600)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
     return work

@@ -39,7 +39,7 @@ rule samples:
     conda:
         "../../envs/data.yaml"
     params:
-        shared=config["samples"]["shared"],
+        shared=config["samples"].get("shared", ""),
         sizes=sample_sizes,
     shell:
         "python -m rmflow make-samples --shared {params.shared:q} --sizes {params.sizes:q}"

@@ -80,7 +80,7 @@ def _labels(values: object) -> list[bool]:
 
 
 def from_step_rows(row: dict) -> Converted:
-    """Step rows ``{prompt (or problem), steps: [str], labels: [1|0]}`` (``../shared/data/*_prm_*.jsonl``, the
+    """Step rows ``{prompt (or problem), steps: [str], labels: [1|0]}`` (the real ``*_prm_*.jsonl`` rows, the
     synthetic suite): the PRM chat, keeping prompt, steps and labels."""
     problem_field = "prompt" if "prompt" in row else "problem"
     require(row, problem_field, "steps", "labels")

@@ -1,7 +1,7 @@
-"""``rmflow make-samples``: small local stand-ins, built from real rows in ``../shared/data``, for every hub data set
+"""``rmflow make-samples``: small local stand-ins, built from a folder of real rows, for every hub data set
 of the paper recipe, each in the layout of the set it replaces (methods-detail.md §10).
 
-``config/paper-smoke.yaml`` points the recipe's data sets here, so the paper DAG runs on a laptop with the same
+``tests/configs/paper-smoke.yaml`` points the recipe's data sets here, so the paper DAG runs on a laptop with the same
 formats, converters and methods. The text is real (Auto-J and GSM8K preference pairs, ProcessBench and BIG-Bench
 Mistake step labels, ProcessBench attribute rows, RewardBench rows rebuilt from their sources); only the layout is
 reshaped. Where a layout needs a label the source does not have, the file's entry in ``SAMPLES`` says how it is
@@ -61,8 +61,8 @@ DEFAULTS = {"pairs": 32, "attribute_rows": 48, "step_rows": 32, "bestofn_problem
 
 def _read(path: Path) -> list[dict]:
     if not path.is_file():
-        raise RmflowError("shared data file is missing (make-samples reads ../shared/data; set --shared to its "
-                          "location)", file=str(path))
+        raise RmflowError("real-row file is missing (make-samples reads the folder given as --shared, the "
+                          "config's samples.shared)", file=str(path))
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
@@ -170,6 +170,9 @@ def _rewardbench2(problems: list[dict], count: int) -> list[dict]:
 
 def build(shared: str | Path, sizes: dict) -> dict[str, list[dict]]:
     """Every sample file's rows (``rewardbench/<subset>.jsonl`` for the v1 folder)."""
+    if not str(shared).strip():
+        raise RmflowError("no folder of real rows given (set samples.shared in the config, or --shared)",
+                          field="samples.shared")
     shared, cfg = Path(shared), {**DEFAULTS, **sizes}
     unknown = sorted(set(sizes) - set(DEFAULTS))
     if unknown:

@@ -27,6 +27,14 @@ log = logging.getLogger(__name__)
 # loss_fn(model, batch) -> (loss, stats); stats holds counts summed over the run: pairs, correct, tokens
 LossFn = Callable[[object, object], tuple[object, dict]]
 
+# `make test-fast` sets this: the fast tier promises no training, and a test that trains anyway must fail there
+# (and be marked slow) rather than quietly making the fast tier slow.
+NO_TRAINING_ENV = "RMFLOW_NO_TRAINING"
+
+
+class TrainingRefused(RuntimeError):
+    """Training was started where RMFLOW_NO_TRAINING forbids it (not an RmflowError: no test may expect it)."""
+
 
 def deepspeed_unavailable() -> str | None:
     """Why DeepSpeed cannot run in this process (None when it can). On a machine without CUDA it runs on its CPU
@@ -122,6 +130,9 @@ def _shard(batches: list, rank: int, world: int) -> list:
 def train_loop(model, epoch_batches: Callable[[int], Sequence], n_micro_per_epoch: int, loss_fn: LossFn,
                config: TrainConfig) -> dict:
     """Train ``model``; return the accelerator, the prepared model, run metrics and the per-step history."""
+    if os.environ.get(NO_TRAINING_ENV):
+        raise TrainingRefused(f"{NO_TRAINING_ENV} is set (make test-fast): a test that trains belongs in the slow tier "
+                              "(@pytest.mark.slow)")
     import torch
     from tqdm.auto import tqdm
     from transformers import get_scheduler
