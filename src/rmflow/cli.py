@@ -453,7 +453,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plots", help="figures (PNG + SVG) and per-run metrics from the gathered results")
     p.add_argument("--leaderboard", required=True, help="leaderboard.csv with its _lo/_hi columns")
     p.add_argument("--scores", nargs="+", required=True, help="the scores.json files it was gathered from")
-    p.add_argument("--models", default="results/models", help="root of <method>/<base>/train_log.jsonl")
+    p.add_argument("--models", nargs="*", default=[],
+                   help="METHOD/BASE=DIR for every planned model (its train_log.jsonl and metrics.json)")
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=cmd_plots)
 

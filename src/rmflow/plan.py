@@ -233,6 +233,11 @@ class Plan(BasesMixin):
             return self.module(method).final_model_dir(base, self.method_options(method, base), RESULTS)
         return f"{RESULTS}/models/{method}/{base}"
 
+    def model_dir_args(self) -> list[str]:
+        """``method/base=directory`` for every planned model, wherever its method keeps it (rmflow plots --models):
+        the figures and run_metrics.csv find ArmoRM's gate and SSRM's last round where the plan put them."""
+        return [f"{m}/{b}={self.model_dir(m, b)}" for m, b in self.pairs]
+
     def reads_data(self, method: str) -> bool:
         return getattr(self.module(method), "READS", "pairs") is not None
 

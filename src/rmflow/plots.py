@@ -15,6 +15,7 @@ import json
 import logging
 from pathlib import Path
 
+from rmflow.errors import RmflowError
 from rmflow.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -122,19 +123,31 @@ def length_bias(records: list[dict], out_png, out_svg) -> int:
     return len(methods)
 
 
-def train_loss(models_root: str | Path, out_png, out_svg) -> int:
-    """One panel per method, a curve per base model; returns the number of curves."""
+def parse_model_dirs(items: list[str]) -> dict[tuple[str, str], Path]:
+    """``METHOD/BASE=DIR`` items (the plan's model_dir_args) -> {(method, base): directory}."""
+    dirs = {}
+    for item in items:
+        key, sep, directory = item.partition("=")
+        method, slash, base = key.partition("/")
+        if not (sep and slash and method and base and directory):
+            raise RmflowError(f"--models takes METHOD/BASE=DIR items, not '{item}'", field="models")
+        dirs[(method, base)] = Path(directory)
+    return dirs
+
+
+def train_loss(model_dirs: dict[tuple[str, str], Path], out_png, out_svg) -> list[str]:
+    """One panel per method, a curve per base model; returns the curves drawn (``method/base``)."""
     plt = _pyplot()
-    logs = sorted(Path(models_root).glob("*/*/train_log.jsonl"))
-    by_method: dict[str, list[Path]] = {}
-    for path in logs:
-        by_method.setdefault(path.parent.parent.name, []).append(path)
+    by_method: dict[str, list[tuple[str, Path]]] = {}
+    for (method, base), directory in sorted(model_dirs.items()):
+        if (directory / "train_log.jsonl").is_file():  # the judge and the tree fit no loss curve
+            by_method.setdefault(method, []).append((base, directory / "train_log.jsonl"))
     methods = sorted(by_method)
     fig, cells = _panels(plt, len(methods), 3.2, 2.6)
     for ax, method in zip(cells, methods):
-        for path in by_method[method]:
+        for base, path in by_method[method]:
             history = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-            ax.plot([h["step"] for h in history], [h["loss"] for h in history], label=path.parent.name, lw=1)
+            ax.plot([h["step"] for h in history], [h["loss"] for h in history], label=base, lw=1)
         ax.set_title(method, fontsize=9)
         ax.set_xlabel("optimizer step", fontsize=8)
         ax.set_ylabel("training loss", fontsize=8)
@@ -144,10 +157,10 @@ def train_loss(models_root: str | Path, out_png, out_svg) -> int:
     fig.tight_layout()
     save(fig, out_png, out_svg)
     plt.close(fig)
-    return len(logs)
+    return [f"{method}/{base}" for method in methods for base, _ in by_method[method]]
 
 
-def run_metrics(records: list[dict], models_root: str | Path, out_csv) -> None:
+def run_metrics(records: list[dict], model_dirs: dict[tuple[str, str], Path], out_csv) -> None:
     """Training metrics beside each score (an external reward model has none: its training columns stay empty)."""
     import polars as pl
 
@@ -155,8 +168,9 @@ def run_metrics(records: list[dict], models_root: str | Path, out_csv) -> None:
 
     rows = []
     for r in records:
-        metrics_file = Path(models_root) / r["method"] / r["base"] / "metrics.json"
-        m = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
+        directory = model_dirs.get((r["method"], r["base"]))
+        metrics_file = directory / "metrics.json" if directory else None
+        m = json.loads(metrics_file.read_text()) if metrics_file and metrics_file.exists() else {}
         trained, scoring = m.get("utilisation") or {}, r.get("utilisation") or {}
         rows.append({"benchmark": r["benchmark"], "eval_set": r["eval_set"], "model": model_name(r),
                      "score": None if r["score"] is None else 100 * r["score"], "n_examples": r["n_examples"],
@@ -173,7 +187,7 @@ def run_metrics(records: list[dict], models_root: str | Path, out_csv) -> None:
         frame.write_csv(tmp)
 
 
-def main(board_csv: str, score_files: list[str], models_root: str, out_dir: str) -> None:
+def main(board_csv: str, score_files: list[str], models: list[str], out_dir: str) -> None:
     """Figures from the gathered leaderboard (its intervals) and the per-run files it was built from."""
     import polars as pl
 
@@ -184,6 +198,7 @@ def main(board_csv: str, score_files: list[str], models_root: str, out_dir: str)
     out = Path(out_dir)
     sections_ci(board, out / "sections_ci.png", out / "sections_ci.svg")
     panels = length_bias(records, out / "length_bias.png", out / "length_bias.svg")
-    curves = train_loss(models_root, out / "train_loss.png", out / "train_loss.svg")
-    run_metrics(records, models_root, out / "run_metrics.csv")
-    log.info("plots in %s: %d length-bias panels, %d loss curves", out, panels, curves)
+    model_dirs = parse_model_dirs(models)
+    curves = train_loss(model_dirs, out / "train_loss.png", out / "train_loss.svg")
+    run_metrics(records, model_dirs, out / "run_metrics.csv")
+    log.info("plots in %s: %d length-bias panels, %d loss curves (%s)", out, panels, len(curves), ", ".join(curves))

@@ -178,6 +178,11 @@ def test_paper_outputs_significance_plots_and_latex(finished_run):
     assert (results / "plots/bestofn.svg").exists()
     metrics = pl.read_csv(results / "plots/run_metrics.csv")
     assert metrics.height == board.height and metrics.filter(pl.col("model") == "tiny_llama/bt")["final_loss"][0] > 0
+    # ArmoRM's gate and SSRM's last round keep their own directories; the plan tells plots where they are
+    for model in ("tiny_llama/armo", "tiny_gemma/ssrm"):
+        assert metrics.filter(pl.col("model") == model)["final_loss"].drop_nulls().len() > 0, model
+    drawn = (results / "logs/plots.log").read_text()
+    assert "armo/tiny_llama" in drawn and "ssrm/tiny_gemma" in drawn and "bt/tiny_gemma" in drawn, drawn[-2000:]
     # how well each job used its hardware: BT's prompts ran once, and every scoring job counted its forwards
     bt = metrics.filter(pl.col("model") == "tiny_llama/bt").row(0, named=True)
     assert 0 < bt["train_mfu"] < 1.5 and bt["train_prompt_share_saved"] > 0 and 0 <= bt["train_padding"] < 0.5

@@ -93,9 +93,9 @@ rule plots:
     conda:
         "../../envs/table.yaml"
     params:
-        models=f"{RESULTS}/models",
+        models=PLAN.model_dir_args(),
     shell:
-        "python -m rmflow plots --leaderboard {input.board} --scores {input.scores} --models {params.models}"
+        "python -m rmflow plots --leaderboard {input.board} --scores {input.scores} --models {params.models:q}"
         " --out-dir $(dirname {output.sections}) > {log} 2>&1"
 
 
