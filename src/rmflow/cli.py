@@ -64,6 +64,12 @@ def cmd_prepare_data(a):
                  where, a.data_dir or None)
 
 
+def cmd_prepare_eval(a):
+    from rmflow.evaluate import eval_sets
+
+    eval_sets.prepare(a.data, a.benchmark, a.split, a.revision or None, a.out, a.report, name=a.name)
+
+
 def cmd_make_samples(a):
     from rmflow.data import samples
 
@@ -168,8 +174,8 @@ def cmd_evaluate(a):
         a.method = "external"
     elif not (a.model_dir and a.method):
         raise RmflowError("give --model-dir and --method (a model rmflow trained) or --external (any reward model)")
-    run.main(a.model_dir, a.method, a.data, a.sections, a.out_dir, a.eval_set, a.base, a.split, a.revision or None,
-             a.tie_rule, a.batch_size, external)
+    run.main(a.model_dir, a.method, a.data, a.benchmark, a.out_dir, a.eval_set, a.base, a.split, a.revision or None,
+             a.tie_rule, a.batch_size, external, sections=a.sections or None, prepared=a.prepared or None)
 
 
 def cmd_submit(a):
@@ -310,6 +316,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", required=True)
     p.set_defaults(func=cmd_prepare_data)
 
+    p = sub.add_parser("prepare-eval", help="load, convert and validate an eval set's rows once (before any GPU job)")
+    p.add_argument("--name", default=None, help="the eval set's name (written into the report)")
+    p.add_argument("--data", required=True, help="local file/folder or hub id (allenai/reward-bench)")
+    p.add_argument("--benchmark", required=True, help="rewardbench_v1 | rewardbench_v2")
+    p.add_argument("--split", default="filtered")
+    p.add_argument("--revision", default=None)
+    p.add_argument("--out", required=True, help="the rows, JSON lines")
+    p.add_argument("--report", required=True)
+    p.set_defaults(func=cmd_prepare_eval)
+
     p = sub.add_parser("make-samples", help="small local samples of the paper recipe's hub data sets, in their "
                                             "layouts, from a folder of real rows (tests/configs/paper-smoke.yaml)")
     p.add_argument("--shared", required=True,
@@ -413,8 +429,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="local file/folder or hub id (allenai/reward-bench)")
     p.add_argument("--split", default="filtered")
     p.add_argument("--revision", default=None)
-    p.add_argument("--sections", default="rewardbench_v1",
-                   help="scoring rules: rewardbench_v1 | rewardbench_v2 | synthetic_v1")
+    p.add_argument("--benchmark", default="rewardbench_v1", help="rewardbench_v1 | rewardbench_v2: rows and rules")
+    p.add_argument("--sections", default=None, help="a rewardbench_v1 set's section map: rewardbench_v1 (official, "
+                                                    "the default) | synthetic_v1")
+    p.add_argument("--prepared", default=None,
+                   help="rows rmflow prepare-eval validated (the workflow passes them); --data then names the source")
     p.add_argument("--tie-rule", default="official", choices=["official", "seed"])
     p.add_argument("--eval-set", required=True, help="name written into scores.json")
     p.add_argument("--base", required=True, help="base model name written into scores.json")

@@ -55,7 +55,7 @@ class Plan(BasesMixin):
             self._check_external(name)
         self.pairs: list[tuple[str, str]] = [(m, b) for m in self.methods for b in self.bases_of(m)]
         for name in self.eval_sets:
-            self._defined("eval_sets", name)
+            self._check_eval_set(name)
         for method, base in self.pairs:
             self.method_options(method, base)
             self._train_config(method, base)
@@ -74,6 +74,15 @@ class Plan(BasesMixin):
             self._fail(f"'{name}' is not defined (defined: {', '.join(sorted(entries)) or 'none'})",
                        f"{section}.{name}")
         return entries[name]
+
+    def _check_eval_set(self, name: str) -> None:
+        from rmflow.evaluate.eval_sets import check_choice
+
+        entry = self._defined("eval_sets", name)
+        try:
+            check_choice(entry.get("benchmark", "rewardbench_v1"), entry.get("sections"))
+        except RmflowError as exc:
+            self._fail(str(exc).removeprefix(f"field '{exc.field}': "), f"eval_sets.{name}.{exc.field}")
 
     def _check_method(self, name: str, key: str) -> None:
         if name not in methods.available():
@@ -330,7 +339,14 @@ class Plan(BasesMixin):
     def evaluations(self) -> list[tuple[str, str, str]]:
         """(eval set, method, base) to score: RewardBench 2 scores each completion alone, so only scalar models."""
         return [(e, m, b) for e, m, b in self._all_evaluations()
-                if self.config["eval_sets"][e]["sections"] != "rewardbench_v2" or self.kind_of(m, b) == "scalar"]
+                if self.benchmark_of(e) != "rewardbench_v2" or self.kind_of(m, b) == "scalar"]
+
+    def benchmark_of(self, eval_set: str) -> str:
+        return self.config["eval_sets"][eval_set].get("benchmark", "rewardbench_v1")
+
+    def prepared_eval(self, eval_set: str) -> str:
+        """The eval set's rows, validated once by the CPU rule prepare_eval before anything is trained."""
+        return f"{RESULTS}/data/eval/{eval_set}.jsonl"
 
     def skipped_evaluations(self) -> list[tuple[str, str]]:
         wanted = set(self.evaluations())

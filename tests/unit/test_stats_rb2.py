@@ -120,6 +120,7 @@ def _v2_row(i, subset, chosen, rejected, row_id=None):
             "chosen": chosen, "rejected": rejected}
 
 
+@pytest.mark.slow
 def test_evaluate_writes_rewardbench2_scores(tmp_path, trained_bt):
     rows = [_v2_row(i, s, [f"A careful answer number {i}."], ["no", "Nope.", f"wrong {i}"])
             for i, s in enumerate(rb2.V2_SUBSETS[:-1] * 2)]
@@ -127,7 +128,7 @@ def test_evaluate_writes_rewardbench2_scores(tmp_path, trained_bt):
              _v2_row(0, "Ties", ["Paris.", "It is Paris."], ["Lyon."], "tied:0")]
     data = write_jsonl(tmp_path / "rb2.jsonl", rows)
     out = tmp_path / "eval"
-    proc = run_cli("evaluate", "--model-dir", str(trained_bt), "--method", "bt", "--data", str(data), "--sections",
+    proc = run_cli("evaluate", "--model-dir", str(trained_bt), "--method", "bt", "--data", str(data), "--benchmark",
                    "rewardbench_v2", "--eval-set", "rb2", "--base", "tiny", "--out-dir", str(out))
     assert proc.returncode == 0, proc.stderr[-2000:]
     scores = json.loads((out / "scores.json").read_text())
@@ -137,9 +138,10 @@ def test_evaluate_writes_rewardbench2_scores(tmp_path, trained_bt):
     assert scores["score"] == pytest.approx(sum(values) / 6)
 
 
+@pytest.mark.slow
 def test_rewardbench2_rejects_pairwise_methods_and_bad_rows(tmp_path, trained_bt):
     bad = write_jsonl(tmp_path / "bad.jsonl", [_v2_row(0, "Math", "not a list", ["x"])])
-    proc = run_cli("evaluate", "--model-dir", str(trained_bt), "--method", "bt", "--data", str(bad), "--sections",
+    proc = run_cli("evaluate", "--model-dir", str(trained_bt), "--method", "bt", "--data", str(bad), "--benchmark",
                    "rewardbench_v2", "--eval-set", "rb2", "--base", "tiny", "--out-dir", str(tmp_path / "o"))
     assert proc.returncode == 2
     assert "bad.jsonl:1: field 'chosen': must be a non-empty list" in proc.stderr and not (tmp_path / "o").exists()

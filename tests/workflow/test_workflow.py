@@ -278,6 +278,27 @@ def test_bad_config_stops_before_any_job(tmp_path, case):
     assert not (work / "results").exists()
 
 
+@pytest.mark.slow
+def test_a_bad_eval_row_stops_the_run_in_a_cpu_rule_before_anything_trains(tmp_path):
+    """Eval rows are validated once, by prepare_eval, and prepare_data (which every training, probe and best-of-N
+    job waits on) waits for all of them: a broken row never costs a GPU job, let alone one per model."""
+    import json
+
+    good = {"id": "1", "subset": "alpacaeval-easy", "prompt": "Say hi.", "chosen": "Hi!", "rejected": "No."}
+    rows = tmp_path / "eval.jsonl"
+    rows.write_text(json.dumps(good) + "\n" + json.dumps({**good, "id": "2", "rejected": ""}) + "\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    bad = {"run": {"eval_sets": ["synthetic", "broken"]}, "eval_sets": {"broken": {"path": str(rows)}}}
+    proc = snakemake(work, "all", "--cores", "2", configs=(DEFAULT, QUICK, overlay(tmp_path, bad)), timeout=300)
+    assert proc.returncode != 0
+    log = (work / "results/logs/prepare_eval/broken.log").read_text()
+    assert f"{rows}:2" in log and "field 'rejected[1].content'" in log and "Traceback" not in log, log
+    assert "Error in rule prepare_eval" in proc.stderr
+    assert not (work / "results/data/prepared").exists() and not (work / "results/models").exists()
+    assert not (work / "results/data/eval/broken.jsonl").exists()  # nothing half-written
+
+
 def _dry_run_jobs(output: str) -> list[dict]:
     """Every job block a dry run prints: rule, wildcards and resources."""
     jobs = []

@@ -120,15 +120,24 @@ def train_inputs(wildcards):
     }
 
 
+def eval_set_inputs(wildcards):
+    return {"data": PLAN.local_inputs("eval_sets", wildcards.eval_set)}
+
+
 def eval_inputs(wildcards):
     return {
         "model": PLAN.model_dir(wildcards.method, wildcards.base),
-        "data": PLAN.local_inputs("eval_sets", wildcards.eval_set),
+        "rows": PLAN.prepared_eval(wildcards.eval_set),
     }
 
 
 def eval_params(wildcards):
-    return _shell_safe(config["eval_sets"][wildcards.eval_set])
+    entry = config["eval_sets"][wildcards.eval_set]
+    return {
+        **_shell_safe(entry),
+        "benchmark": PLAN.benchmark_of(wildcards.eval_set),
+        "sections": entry.get("sections") or "",
+    }
 
 
 # ---- SSRM rounds (workflow/rules/ssrm.smk) ----------------------------------------------------------------------

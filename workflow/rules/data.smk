@@ -46,9 +46,45 @@ rule samples:
         " --out-dir $(dirname {output.manifest}) > {log} 2>&1"
 
 
+rule prepare_eval:
+    input:
+        unpack(eval_set_inputs),
+    output:
+        rows=f"{RESULTS}/data/eval/{{eval_set}}.jsonl",
+        report=f"{RESULTS}/data/eval/{{eval_set}}.report.json",
+    log:
+        f"{RESULTS}/logs/prepare_eval/{{eval_set}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/prepare_eval/{{eval_set}}.tsv"
+    conda:
+        "../../envs/data.yaml"
+    params:
+        data=eval_params,
+    shell:
+        "python -m rmflow prepare-eval --name {wildcards.eval_set} --data {params.data[path]:q}"
+        " --benchmark {params.data[benchmark]} --split {params.data[split]:q} --revision={params.data[revision]:q}"
+        " --out {output.rows} --report {output.report} > {log} 2>&1"
+
+
+# Every eval set is validated before anything that leads to a GPU job starts: every training, probe and best-of-N
+# job reads a prepared data set, and prepare_data waits for this flag. ancient(): a changed eval set re-validates
+# itself but never makes the training data (and so every model) look out of date.
+rule eval_sets_checked:
+    input:
+        [f"{RESULTS}/data/eval/{name}.report.json" for name in PLAN.eval_sets],
+    output:
+        f"{RESULTS}/data/eval/checked.json",
+    log:
+        f"{RESULTS}/logs/eval_sets_checked.log",
+    localrule: True
+    run:
+        write_json(output[0], {"eval_sets": sorted(PLAN.eval_sets)})
+
+
 rule prepare_data:
     input:
         unpack(dataset_inputs),
+        eval_checked=ancient(f"{RESULTS}/data/eval/checked.json"),
     output:
         rows=f"{RESULTS}/data/prepared/{{dataset}}.parquet",
         report=f"{RESULTS}/data/prepared/{{dataset}}.report.json",

@@ -22,6 +22,7 @@ rule evaluate:
     shell:
         "python -m rmflow --rule evaluate --gpus {params.gpus}"
         " evaluate --model-dir {input.model} --method {wildcards.method} --data {params.data[path]:q}"
-        " --split {params.data[split]:q} --revision={params.data[revision]:q} --sections {params.data[sections]}"
+        " --split {params.data[split]:q} --revision={params.data[revision]:q} --benchmark {params.data[benchmark]}"
+        " --sections={params.data[sections]:q} --prepared {input.rows}"
         " --tie-rule {params.tie_rule} --batch-size {params.batch_size} --eval-set {wildcards.eval_set}"
         " --base {wildcards.base} --out-dir $(dirname {output.scores}) --threads {threads} > {log} 2>&1"

@@ -7,11 +7,8 @@ import logging
 import os
 from pathlib import Path
 
-from rmflow.data.convert import LayoutError, from_rewardbench
-from rmflow.data.layouts import from_rewardbench2
-from rmflow.data.loaders import read_rows
-from rmflow.data.schema import check_pair
 from rmflow.errors import RmflowError
+from rmflow.evaluate.eval_sets import check_choice, ids_digest, load, read_prepared
 from rmflow.evaluate.rewardbench import TIE_RULES, pairwise_credit, scalar_credit, score_report
 from rmflow.io import atomic_path, write_json
 from rmflow.sizing import utilisation
@@ -19,49 +16,7 @@ from rmflow.sizing import utilisation
 log = logging.getLogger(__name__)
 
 SCORES_SCHEMA = "rmflow.scores/2"  # /2: benchmark, example_ids_sha256, response lengths in examples.parquet
-RB_FIELDS = ("id", "subset", "prompt", "chosen", "rejected")
-V2_MAP = "rewardbench_v2"
-
-
-def _converted(converter, raw: dict, layout: str) -> dict:
-    try:
-        (row,), _ = converter(raw)
-    except LayoutError as exc:
-        seen = ", ".join(sorted(k for k in raw if not k.startswith("__")))
-        raise RmflowError(f"{exc} ({layout} rows need {', '.join(RB_FIELDS)}; columns seen: {seen})",
-                          file=raw.get("__file__"), row=raw.get("__row__"), field=exc.field) from exc
-    return row
-
-
-def load_eval_rows(source: str, split: str = "filtered", revision: str | None = None) -> list[dict]:
-    """RewardBench rows turned into standard pairs (with id and subset kept); any bad row is an error."""
-    pairs = []
-    for raw in read_rows(source, split=split, revision=revision):
-        for field in RB_FIELDS:
-            if field not in raw:
-                seen = ", ".join(sorted(k for k in raw if not k.startswith("__")))
-                raise RmflowError(f"is missing (RewardBench rows need {', '.join(RB_FIELDS)}; columns seen: {seen})",
-                                  file=raw.get("__file__"), row=raw.get("__row__"), field=field)
-        row = _converted(from_rewardbench, raw, "RewardBench")
-        problem = check_pair(row)
-        if problem:
-            raise RmflowError(problem.detail, file=raw.get("__file__"), row=raw.get("__row__"), field=problem.field)
-        pairs.append({"id": str(raw["id"]), "subset": str(raw["subset"]), "chosen": row["chosen"],
-                      "rejected": row["rejected"]})
-    return pairs
-
-
-def load_v2_rows(source: str, split: str = "test", revision: str | None = None) -> list[dict]:
-    """RewardBench 2 rows: a prompt string and lists of chosen and rejected completions."""
-    return [_converted(from_rewardbench2, raw, "RewardBench 2")
-            for raw in read_rows(source, split=split, revision=revision)]
-
-
-def ids_digest(ids: list[str]) -> str:
-    """Which rows were scored: the leaderboard refuses to compare runs whose digests differ."""
-    import hashlib
-
-    return hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()
+V2 = "rewardbench_v2"
 
 
 def _score_v2(scorer, rows: list[dict]) -> tuple[dict, dict]:
@@ -123,7 +78,8 @@ def _model_record(scorer) -> dict:
     return {"attention": attention_of(model), "dtype": str(next(model.parameters()).dtype).removeprefix("torch.")}
 
 
-def _hub_sources(model_dir: str | None, external, scorer, data: str, revision: str | None) -> dict:
+def _hub_sources(model_dir: str | None, external, scorer, data: str, revision: str | None,
+                 eval_record: dict | None = None) -> dict:
     """Where the scores come from on the hub: the scored model (a released one's commit), the hub inputs a
     trained model recorded at save time, and the eval set's commit."""
     from rmflow.hub import hub_record
@@ -140,14 +96,16 @@ def _hub_sources(model_dir: str | None, external, scorer, data: str, revision: s
     run = Path(model_dir or "", "rmflow_run.json")
     trained_from = json.loads(run.read_text(encoding="utf-8")).get("hub") if external is None and run.is_file() \
         else None
-    return {"model": model, "trained_from": trained_from or None, "eval_data": hub_record(data, revision, "dataset")}
+    eval_data = eval_record["hub"] if eval_record is not None else hub_record(data, revision, "dataset")
+    return {"model": model, "trained_from": trained_from or None, "eval_data": eval_data}
 
 
-def main(model_dir: str | None, method: str, data: str, sections: str, out_dir: str, eval_set: str, base: str,
+def main(model_dir: str | None, method: str, data: str, benchmark: str, out_dir: str, eval_set: str, base: str,
          split: str = "filtered", revision: str | None = None, tie_rule: str = "official",
-         batch_size: int = 16, external=None) -> dict:
+         batch_size: int = 16, external=None, sections: str | None = None, prepared: str | None = None) -> dict:
     """Score ``data`` with a trained model (``model_dir`` of ``method``) or, with ``external`` (an
-    ``rmflow.methods.external.Config``), any existing reward model; write examples.parquet and scores.json."""
+    ``rmflow.methods.external.Config``), any existing reward model; write examples.parquet and scores.json.
+    ``prepared``: the rows ``rmflow prepare-eval`` validated (the workflow's); ``data`` then only names the source."""
     import polars as pl
 
     from rmflow import methods
@@ -157,8 +115,12 @@ def main(model_dir: str | None, method: str, data: str, sections: str, out_dir: 
     if external is None and not os.path.isdir(model_dir or ""):
         raise RmflowError("model directory does not exist", file=model_dir)
     module = methods.get(method)
-    v2 = sections == V2_MAP
-    rows = load_v2_rows(data, split, revision) if v2 else load_eval_rows(data, split, revision)
+    sections, v2 = check_choice(benchmark, sections), benchmark == V2
+    eval_record = None
+    if prepared:
+        rows, eval_record = read_prepared(prepared, benchmark)
+    else:
+        rows = load(data, benchmark, split, revision)
     log.info("scoring %d rows from %s with %s", len(rows), data, model_dir)
     from rmflow.models.load import default_device
 
@@ -186,12 +148,12 @@ def main(model_dir: str | None, method: str, data: str, sections: str, out_dir: 
     out = Path(out_dir)
     with atomic_path(out / "examples.parquet") as tmp:
         examples.write_parquet(tmp)
-    scores = {"schema": SCORES_SCHEMA, "benchmark": V2_MAP if v2 else "rewardbench_v1", "eval_set": eval_set,
+    scores = {"schema": SCORES_SCHEMA, "benchmark": benchmark, "eval_set": eval_set,
               "method": method, "base": base, "model_dir": model_dir, "data": data, "kind": kind,
               "tie_rule": tie_rule, "n_examples": len(rows), "example_ids_sha256": ids_digest(ids["id"]), **report,
               "length_correlation": None if v2 else length_correlation(rows, scored),
               "method_stats": scorer.summary(scored) if hasattr(scorer, "summary") else {},
-              **_model_record(scorer), "hub": _hub_sources(model_dir, external, scorer, data, revision),
+              **_model_record(scorer), "hub": _hub_sources(model_dir, external, scorer, data, revision, eval_record),
               # tokens/s, model FLOPs, MFU and peak memory of the scoring forwards (none for an endpoint)
               "utilisation": utilisation.scoring_record(model, counts, default_device())}
     for subset, n in report["unscored_subsets"].items():

@@ -210,8 +210,8 @@ def main_report(stats_paths: list[str], model_dirs: list[str], eval_data: str, e
     """One row per iteration: rows kept, their pseudo-label accuracy, and the model's accuracy on an eval set."""
     import json
 
+    from rmflow.evaluate.eval_sets import load_eval_rows
     from rmflow.evaluate.rewardbench import pairwise_credit
-    from rmflow.evaluate.run import load_eval_rows
     from rmflow.io import write_json
     from rmflow.models.load import default_device
 

@@ -27,7 +27,7 @@ DEFAULT_SIZING = {
 }
 # rules that run inside the snakemake process (localrule: True), never submitted
 LOCAL_RULES = ("all", "run_spec", "setup_untrained", "leaderboard", "plots", "config_used", "bestofn_table",
-               "base_spec")
+               "base_spec", "eval_sets_checked")
 DEFAULT_EMBED_TOKENS = 8192  # padded tokens per embedding batch (methods._backbone.embed_ids)
 DEFAULT_SCORE_TOKENS = 8192  # padded tokens per scoring batch (models.scalar.ScalarScorer.max_batch_tokens)
 
@@ -176,6 +176,7 @@ def planned_jobs(plan) -> list[Job]:
     jobs = [Job(rule, {}) for rule, folder in (("synthetic_data", "synthetic"), ("samples", "samples"))
             if any(str(p).startswith(f"{RESULTS}/data/{folder}/") for p in read)]
     jobs += [Job(rule, {"built": name}) for name in plan.built_names() for rule in ("base_spec", "build_base")]
+    jobs += [Job("prepare_eval", {"eval_set": name}) for name in plan.eval_sets] + [Job("eval_sets_checked", {})]
     jobs += [Job("prepare_data", {"dataset": name}) for name in plan.datasets()]
     everything = plan.pairs + [(EXTERNAL, name) for name in plan.externals]
     jobs += [Job("run_spec", {"method": m, "base": b}, m, b) for m, b in everything]
@@ -192,7 +193,7 @@ def planned_jobs(plan) -> list[Job]:
             jobs += hook(plan, base, plan.method_options(method, base))
     for eval_set, method, base in plan.evaluations():
         data = data_facts(plan, "eval_sets", eval_set)
-        pairs = plan.config["eval_sets"][eval_set]["sections"] != "rewardbench_v2"
+        pairs = plan.benchmark_of(eval_set) != "rewardbench_v2"
         jobs.append(Job("evaluate", {"eval_set": eval_set, "method": method, "base": base}, method, base,
                         score_work(plan, method, base, data, scoring_length(plan, method, base), batch, pairs)))
     for name in plan.config.get("bestofn", {}).get("sets") or []:

@@ -1,0 +1,128 @@
+"""Eval sets prepared like data sets: ``rmflow prepare-eval`` loads, converts and validates every row once, on a CPU
+node, before anything is trained or scored (the workflow's ``prepare_eval`` rule); ``rmflow evaluate --prepared``
+reads what it wrote, so a bad row stops the run on a CPU node instead of failing one GPU job per model.
+
+An eval set's ``benchmark`` decides the rows and the rules: ``rewardbench_v1`` (prompt, chosen, rejected, one
+pair a row; sections from a section map) or ``rewardbench_v2`` (a prompt, a list of chosen and a list of rejected
+completions; RewardBench 2's best-of-4 and Ties rules). ``sections`` picks a ``rewardbench_v1`` set's section map.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+from rmflow.data.convert import LayoutError, from_rewardbench
+from rmflow.data.layouts import from_rewardbench2
+from rmflow.data.loaders import read_rows
+from rmflow.data.schema import check_pair
+from rmflow.errors import RmflowError
+from rmflow.io import atomic_path, write_json
+
+log = logging.getLogger(__name__)
+
+BENCHMARKS = ("rewardbench_v1", "rewardbench_v2")
+SECTION_MAPS = ("rewardbench_v1", "synthetic_v1")  # rewardbench_v1's: the official map, the synthetic suite's
+PREPARED_SCHEMA = "rmflow.eval_rows/1"
+RB_FIELDS = ("id", "subset", "prompt", "chosen", "rejected")
+
+
+def check_choice(benchmark: str, sections: str | None) -> str | None:
+    """The section map a set is scored with (None for rewardbench_v2); a wrong pairing is an error."""
+    if benchmark not in BENCHMARKS:
+        raise RmflowError(f"benchmark must be one of {', '.join(BENCHMARKS)}, not '{benchmark}'", field="benchmark")
+    if benchmark == "rewardbench_v2":
+        if sections:
+            raise RmflowError("sections picks a rewardbench_v1 section map; a rewardbench_v2 set has its own "
+                              "subsets (leave sections out)", field="sections")
+        return None
+    if (sections or "rewardbench_v1") not in SECTION_MAPS:
+        raise RmflowError(f"sections must be one of {', '.join(SECTION_MAPS)}, not '{sections}' (RewardBench 2 "
+                          "rows: benchmark: rewardbench_v2)", field="sections")
+    return sections or "rewardbench_v1"
+
+
+def _converted(converter, raw: dict, layout: str) -> dict:
+    try:
+        (row,), _ = converter(raw)
+    except LayoutError as exc:
+        seen = ", ".join(sorted(k for k in raw if not k.startswith("__")))
+        raise RmflowError(f"{exc} ({layout} rows need {', '.join(RB_FIELDS)}; columns seen: {seen})",
+                          file=raw.get("__file__"), row=raw.get("__row__"), field=exc.field) from exc
+    return row
+
+
+def load_eval_rows(source: str, split: str = "filtered", revision: str | None = None) -> list[dict]:
+    """RewardBench rows turned into standard pairs (with id and subset kept); any bad row is an error."""
+    pairs = []
+    for raw in read_rows(source, split=split, revision=revision):
+        for field in RB_FIELDS:
+            if field not in raw:
+                seen = ", ".join(sorted(k for k in raw if not k.startswith("__")))
+                raise RmflowError(f"is missing (RewardBench rows need {', '.join(RB_FIELDS)}; columns seen: {seen})",
+                                  file=raw.get("__file__"), row=raw.get("__row__"), field=field)
+        row = _converted(from_rewardbench, raw, "RewardBench")
+        problem = check_pair(row)
+        if problem:
+            raise RmflowError(problem.detail, file=raw.get("__file__"), row=raw.get("__row__"), field=problem.field)
+        pairs.append({"id": str(raw["id"]), "subset": str(raw["subset"]), "chosen": row["chosen"],
+                      "rejected": row["rejected"]})
+    return pairs
+
+
+def load_v2_rows(source: str, split: str = "test", revision: str | None = None) -> list[dict]:
+    """RewardBench 2 rows: a prompt string and lists of chosen and rejected completions."""
+    return [_converted(from_rewardbench2, raw, "RewardBench 2")
+            for raw in read_rows(source, split=split, revision=revision)]
+
+
+def load(source: str, benchmark: str, split: str, revision: str | None = None) -> list[dict]:
+    rows = (load_v2_rows if benchmark == "rewardbench_v2" else load_eval_rows)(source, split, revision)
+    if not rows:
+        raise RmflowError(f"has no rows in split '{split}'", file=source)
+    return rows
+
+
+def ids_digest(ids: list[str]) -> str:
+    """Which rows were scored: the leaderboard refuses to compare runs whose digests differ."""
+    return hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()
+
+
+def prepare(source: str, benchmark: str, split: str, revision: str | None, out: str, report_path: str,
+            name: str | None = None) -> dict:
+    """Validate every row of an eval set and write them (JSON lines) with a report; the report is written last."""
+    from rmflow.hub import hub_record
+
+    check_choice(benchmark, None)
+    rows = load(source, benchmark, split, revision)
+    report = {"schema": PREPARED_SCHEMA, "name": name, "benchmark": benchmark, "source": source, "split": split,
+              "revision": revision, "rows": len(rows), "subsets": dict(collections.Counter(r["subset"] for r in rows)),
+              "example_ids_sha256": ids_digest([r["id"] for r in rows]),
+              "hub": hub_record(source, revision, "dataset")}
+    with atomic_path(out) as tmp:
+        Path(tmp).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    write_json(report_path, report)
+    log.info("eval set %s: %d %s rows from %s, all valid", name or source, len(rows), benchmark, source)
+    return report
+
+
+def read_prepared(path: str, benchmark: str) -> tuple[list[dict], dict]:
+    """The rows ``prepare`` wrote and its report (beside them: ``<name>.report.json``)."""
+    rows_file = Path(path)
+    report_file = rows_file.with_name(rows_file.name.removesuffix(".jsonl") + ".report.json")
+    if not report_file.is_file():
+        raise RmflowError("has no report beside it (write eval rows with rmflow prepare-eval)", file=str(rows_file))
+    report = json.loads(report_file.read_text(encoding="utf-8"))
+    if report.get("schema") != PREPARED_SCHEMA:
+        raise RmflowError(f"is not {PREPARED_SCHEMA} (rerun rmflow prepare-eval)", file=str(report_file),
+                          field="schema")
+    if report["benchmark"] != benchmark:
+        raise RmflowError(f"holds {report['benchmark']} rows, not {benchmark}", file=str(report_file),
+                          field="benchmark")
+    rows = [json.loads(line) for line in rows_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if len(rows) != report["rows"]:
+        raise RmflowError(f"has {len(rows)} rows, its report {report['rows']} (a partial file)", file=str(rows_file))
+    return rows, report
