@@ -14,6 +14,11 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed
 	python -m pytest
 
+# The fast tier: no training, no workflow run, no SLURM, no GPU (a few minutes). RMFLOW_NO_TRAINING makes a test
+# that trains anyway fail here, so the tier cannot quietly grow slow; the slow tests still run in `make test`.
+test-fast: $(VENV)/.installed
+	RMFLOW_NO_TRAINING=1 python -m pytest -m "not slow and not slurm and not gpu"
+
 # The paper DAG under its real hub ids, offline, on the local SLURM cluster (README, Rehearsing the paper run).
 # Needs root and `scripts/local-slurm.sh install`; REHEARSE_EXECUTOR=local runs it without SLURM.
 rehearse: $(VENV)/.installed

@@ -110,6 +110,7 @@ def armo_run(tmp_path_factory, synthetic, trained_bt):
     return work
 
 
+@pytest.mark.slow
 def test_stage1_report_and_armo_outputs(armo_run):
     stage1 = json.loads((armo_run / "stage1/stage1.json").read_text())
     assert stage1["objectives"][4] == "verbosity" and set(stage1["per_objective"]) == set(stage1["objectives"])
@@ -128,6 +129,7 @@ def test_stage1_report_and_armo_outputs(armo_run):
     assert text.startswith("score ") and len(text.splitlines()) == 4
 
 
+@pytest.mark.slow
 def test_armo_reloads_with_plain_transformers_and_safetensors(armo_run):
     """The model card's recipe: backbone via transformers, head via safetensors, a few lines of torch."""
     from safetensors.torch import load_file
@@ -180,6 +182,7 @@ def _rules_class(rules: str, features: dict[str, float]) -> int:
     raise AssertionError("no leaf reached")
 
 
+@pytest.mark.slow
 def test_tree_reloads_from_json_without_rmflow(armo_run, synthetic):
     """tree.json's decisions agree with sklearn's own rendering of the fitted tree, on features computed with
     plain transformers and numpy (the backbone's last hidden state times the saved probe weights)."""
@@ -209,6 +212,7 @@ def test_tree_reloads_from_json_without_rmflow(armo_run, synthetic):
         assert (1 - p2 > 0.5) == bool(backward) or p2 == 0.5
 
 
+@pytest.mark.slow
 def test_stage2_needs_stage1_for_the_same_backbone(armo_run, tiny_base, tmp_path):
     args = (str(armo_run / "spec.json"),)
     with pytest.raises(RmflowError, match=r"stage1.json: stage-1 probes are absent"):
@@ -220,6 +224,7 @@ def test_stage2_needs_stage1_for_the_same_backbone(armo_run, tiny_base, tmp_path
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_in_process_train_runs_both_stages(tmp_path, monkeypatch, synthetic, trained_bt):
     """`rmflow train` outside the workflow: ArmoRM and the tree fit their stage-1 probes themselves."""
     from helpers import prepared
@@ -242,6 +247,7 @@ def test_in_process_train_runs_both_stages(tmp_path, monkeypatch, synthetic, tra
     assert not list(tmp_path.glob(".*tmp")) and not list(tmp_path.glob("tmp*"))
 
 
+@pytest.mark.slow
 def test_a_backbone_named_by_hub_id_or_cached_snapshot_is_copied(tmp_path, monkeypatch, trained_bt):
     """The paper's backbones are hub ids (sfairXC/FsfairX-LLaMA3-RM-v0.1): resolved through the hub cache,
     offline, to the commit they came from; a snapshot folder of symlinks copies as real files."""
@@ -265,6 +271,7 @@ def test_a_backbone_named_by_hub_id_or_cached_snapshot_is_copied(tmp_path, monke
         armo.copy_backbone("Skywork/absent", tmp_path)
 
 
+@pytest.mark.slow
 def test_gate_prompt_feature_at_the_user_turn_end_is_the_seeds_gating_token(trained_bt, synthetic):
     """armo-rm/stage-2_prepare.py reads the prompt feature inside the whole conversation at the end-of-turn token
     that closes the last user turn; rmflow's user_turn_end embeds the prompt up to that token (causal attention:
@@ -287,6 +294,7 @@ def test_gate_prompt_feature_at_the_user_turn_end_is_the_seeds_gating_token(trai
     assert not np.allclose(after_header, ours, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_armo_and_the_tree_record_their_hub_backbone_and_data(tmp_path, synthetic, trained_bt):
     """Found by the rehearsal: ArmoRM's and the tree's rmflow_run.json recorded no hub input at all, so their
     leaderboard rows could not cite the backbone commit or the data sets they were fitted on."""

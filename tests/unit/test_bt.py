@@ -73,6 +73,7 @@ def test_length_grouping_cuts_padding_and_keeps_every_pair():
     assert padding_fraction(as_seqs(grouped)) < 0.1 < padding_fraction(as_seqs(plain))
 
 
+@pytest.mark.slow
 def test_training_writes_metrics_and_hf_layout(trained_bt):
     names = {p.name for p in trained_bt.iterdir()}
     assert {"config.json", "model.safetensors", "tokenizer.json", "metrics.json", "rmflow_run.json",
@@ -86,6 +87,7 @@ def test_training_writes_metrics_and_hf_layout(trained_bt):
     assert len((trained_bt / "train_log.jsonl").read_text().splitlines()) == 3
 
 
+@pytest.mark.slow
 def test_saved_model_reloads_in_plain_transformers_with_same_scores(trained_bt):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 

@@ -50,6 +50,7 @@ def _losses(model_dir: Path) -> list[float]:
     return [json.loads(line)["loss"] for line in (model_dir / "train_log.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_signal_checkpoints_and_the_rerun_resumes_bit_identically(run_setup):
     work, spec_file = run_setup
     spec = spec_file("preempt", max_steps=60, checkpoint_every=25)
@@ -86,6 +87,7 @@ def test_signal_checkpoints_and_the_rerun_resumes_bit_identically(run_setup):
         assert ma[key] == mb[key], key
 
 
+@pytest.mark.slow
 def test_time_based_checkpoints_and_the_recorded_step_and_save_times(run_setup):
     """checkpoint_every_minutes saves on elapsed time whatever a step costs; metrics.json records the step time and
     every save's duration, which is what a kill grace and a checkpoint interval are sized from."""
@@ -122,6 +124,7 @@ def _train_in_process(spec_path: Path, out: Path, scratch: Path):
         bt.train(RunSpec.read(str(spec_path)), str(out))
 
 
+@pytest.mark.slow
 def test_truncated_checkpoint_is_never_used(run_setup, caplog):
     work, spec_file = run_setup
     spec = spec_file("corrupt", max_steps=20, checkpoint_every=5)
@@ -143,6 +146,7 @@ def test_truncated_checkpoint_is_never_used(run_setup, caplog):
     assert all(a[k].equal(b[k]) for k in a)
 
 
+@pytest.mark.slow
 def test_all_checkpoints_corrupt_starts_over_and_says_so(run_setup, caplog):
     work, spec_file = run_setup
     spec = spec_file("allbad", max_steps=6, checkpoint_every=3)
@@ -157,6 +161,7 @@ def test_all_checkpoints_corrupt_starts_over_and_says_so(run_setup, caplog):
     assert all(a[k].equal(b[k]) for k in a)
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_match_one_process_with_the_same_global_batch(run_setup):
     work, spec_file = run_setup
     # one padded forward per micro-batch in both (DDP runs never split it), so only the parallelism differs

@@ -33,6 +33,7 @@ def _margin_run(tmp_path, synthetic, tiny_base, margins):
     return json.loads((tmp_path / "model/metrics.json").read_text())["final_loss"]
 
 
+@pytest.mark.slow
 def test_margin_is_subtracted_inside_the_bt_loss(tmp_path, synthetic, tiny_base):
     # rewards of an untrained model are near 0: -log sigma(d - m) ~ m for a margin of 40, ln 2 for a margin of 0
     assert _margin_run(tmp_path / "big", synthetic, tiny_base, [40.0] * 16) == pytest.approx(40, abs=1.0)
@@ -84,6 +85,7 @@ def test_rank_plan_checks(change, message):
 
 
 # ---- ArmoRM: inputs that do not belong together ----------------------------------------------------------------
+@pytest.mark.slow
 def test_stage2_refuses_stage1_probes_of_other_objectives(tmp_path, synthetic, trained_bt):
     from helpers import prepared
     from rmflow.data.prepare import write_pairs
@@ -123,6 +125,7 @@ def test_attribute_ratings_out_of_range_are_named():
 
 
 # ---- the leaderboard without an examples file ------------------------------------------------------------------
+@pytest.mark.slow
 def test_leaderboard_refuses_a_missing_examples_file(tmp_path, trained_bt, synthetic):
     from helpers import write_jsonl
 
@@ -140,6 +143,7 @@ def test_leaderboard_refuses_a_missing_examples_file(tmp_path, trained_bt, synth
 
 
 # ---- a tokenizer with no pad token at all ----------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_tokenizer_without_any_pad_token_gets_one_and_padding_changes_no_score(tmp_path, trained_bt):
     from transformers import AutoTokenizer
 
@@ -172,6 +176,7 @@ def _steps_data(tmp_path, synthetic):
     return str(prepared(tmp_path / "steps.parquet", synthetic["steps"], "step_rows", where={"split": "train"}))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["prm", "orm"])
 def test_saved_step_models_reload_in_plain_transformers_with_the_same_scores(tmp_path, synthetic, tiny_base, method):
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -201,6 +206,7 @@ def test_saved_step_models_reload_in_plain_transformers_with_the_same_scores(tmp
     assert ours[0] == pytest.approx(min(probs) if method == "prm" else probs[-1], abs=1e-5)
 
 
+@pytest.mark.slow
 def test_saved_scalar_orm_reloads_in_plain_transformers_with_the_same_scores(tmp_path, synthetic, tiny_base):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -220,6 +226,7 @@ def test_saved_scalar_orm_reloads_in_plain_transformers_with_the_same_scores(tmp
     assert ours == pytest.approx(plain, abs=1e-5)
 
 
+@pytest.mark.slow
 def test_a_model_directory_with_unreadable_weights_is_refused_naming_the_file(tmp_path, trained_bt, synthetic):
     """A safetensors file cut short by a full disk, or a shard the index names but the folder lacks: refused before
     anything loads (plan time for a configured base, and at run time), with the file's name; never a traceback."""

@@ -238,6 +238,7 @@ def test_a_recipe_layer_replaces_the_laptop_recipe_sections_instead_of_merging(t
     assert merge_layers([laptop, smoke])["methods"] == {"prm": {"train": {"epochs": 8}}}  # no recipe: merged
 
 
+@pytest.mark.slow
 def test_the_workflow_writes_the_paper_specs_without_the_laptop_layer(tmp_path):
     """What the jobs read: the run_spec rule's JSON, written by Snakemake from the layered config."""
     import json

@@ -67,6 +67,7 @@ def no_deepspeed(tmp_path):
     return {**os.environ, "PYTHONPATH": f"{hide}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
 
 
+@pytest.mark.slow
 def test_deepspeed_that_cannot_run_stops_training(work, tiny_base, no_deepspeed):
     spec = _spec(work, tiny_base, "refused", max_steps=1, deepspeed=str(REPO / "config/deepspeed/zero3.json"))
     proc = subprocess.run([sys.executable, "-m", "rmflow.cli", "train", "--spec", str(spec), "--out",
@@ -78,6 +79,7 @@ def test_deepspeed_that_cannot_run_stops_training(work, tiny_base, no_deepspeed)
     assert not (work / "refused").exists()
 
 
+@pytest.mark.slow
 def test_fallback_trains_without_deepspeed_and_records_why(work, tiny_base, no_deepspeed):
     spec = _spec(work, tiny_base, "fallback", max_steps=1, deepspeed=str(REPO / "config/deepspeed/zero3.json"),
                  deepspeed_fallback=True)

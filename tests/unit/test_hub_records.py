@@ -8,11 +8,14 @@ import csv
 import json
 import os
 
+import pytest
+
 from helpers import hub_cache, run_cli
 
 BASE_ID = "rehearsal/tiny-llama-instruct"
 
 
+@pytest.mark.slow
 def test_the_hub_commit_of_a_base_is_recorded_from_training_to_the_leaderboard(tmp_path, tiny_base, synthetic):
     from rmflow.data.prepare import write_pairs
     from rmflow.spec import RunSpec
@@ -80,6 +83,7 @@ def test_a_run_continuing_a_trained_model_keeps_its_hub_base(tmp_path):
     assert hub_inputs(spec, {"initialised_from": str(tmp_path)}) == {}  # a local directory rmflow did not train
 
 
+@pytest.mark.slow
 def test_a_declared_released_model_records_its_hub_commit_in_its_run_and_its_scores(tmp_path, tiny_base, synthetic):
     """Found by the rehearsal: a released model's declaration (setup_untrained) and its scores.json recorded no hub
     model, so the leaderboard could not cite which weights a published row scored."""

@@ -81,6 +81,7 @@ def test_local_judge_uses_the_template(tmp_path, tiny_base):
     assert out["p_chosen"][0] == pytest.approx((out["p_order1"][0] + out["p_order2"][0]) / 2)
 
 
+@pytest.mark.slow
 def test_rank_picks_known_best_and_worst_and_writes_dpo_pairs(tmp_path, trained_bt):
     from rmflow.methods import bt
 

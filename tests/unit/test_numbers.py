@@ -57,12 +57,14 @@ def _scores(model, data, out):
     return json.loads((out / "scores.json").read_text()), pl.read_parquet(out / "examples.parquet")
 
 
+@pytest.mark.slow
 def test_credit_is_one_exactly_where_chosen_outscores_rejected(separable, tmp_path):
     _, examples = _scores(separable / "model", separable / "test.jsonl", tmp_path / "a")
     by_hand = [1.0 if c > r else 0.0 for c, r in zip(examples["score_chosen"], examples["score_rejected"])]
     assert examples["correct"].to_list() == by_hand
 
 
+@pytest.mark.slow
 def test_separable_pairs_score_far_above_chance_and_the_inverted_model_far_below(separable, tmp_path):
     good, _ = _scores(separable / "model", separable / "test.jsonl", tmp_path / "good")
     flipped, _ = _scores(separable / "inverted", separable / "test.jsonl", tmp_path / "flipped")
@@ -192,6 +194,7 @@ def test_odin_loss_includes_the_orthogonality_of_non_orthogonal_heads():
 
 
 # ---- 7. ArmoRM's gate: softmax(z / temperature) from the saved head, in numpy ------------------------------------
+@pytest.mark.slow
 def test_armo_gate_from_the_saved_head_uses_its_temperature(tmp_path, synthetic, trained_bt):
     from helpers import prepared
     from rmflow.data.prepare import read_pairs, write_pairs

@@ -45,6 +45,7 @@ def test_length_correlation_of_scalar_scores():
     assert length_correlation(rows, {"p_chosen": [0.5, 0.5]}) is None
 
 
+@pytest.mark.slow
 def test_odin_trains_and_reloads_in_plain_transformers(tmp_path, synthetic, tiny_base):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 

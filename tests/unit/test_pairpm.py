@@ -132,6 +132,7 @@ def test_knockout_finds_the_known_best_with_n_minus_1_comparisons(n):
     assert used_rr == n * (n - 1) // 2 and wins.index(max(wins)) == best
 
 
+@pytest.mark.slow
 def test_trained_pm_scores_both_orders_and_reloads(tmp_path, synthetic, tiny_base):
     import json
 
@@ -186,6 +187,7 @@ def test_trained_pm_scores_both_orders_and_reloads(tmp_path, synthetic, tiny_bas
     assert ranked["comparisons"] == 3 and ranked["forward_passes"] == 6
 
 
+@pytest.mark.slow
 def test_score_position_user_turn_end_reads_the_logits_where_the_seed_scorer_does(tmp_path, tiny_base, synthetic):
     """RLHFlow's scorer for its released pair-PM (useful_code/eval_reward_bench_pm.py), written out with plain
     transformers: the user turn rendered without the assistant header, the BOS text removed, tokenized without

@@ -136,6 +136,7 @@ print(json.dumps(out))
 '''
 
 
+@pytest.mark.slow
 def test_transformers_and_rmflow_load_every_stand_in_by_its_hub_id_offline(rehearsal_hub):
     import yaml
 

@@ -93,6 +93,7 @@ def test_custom_forward_gives_the_authors_score_and_keeps_the_objectives(gated_r
     assert details[0]["score"] == pytest.approx(theirs[0], abs=1e-6) and len(details[0]["rewards"]) == 3
 
 
+@pytest.mark.slow
 def test_custom_code_is_refused_without_trust_remote_code_on_that_model(gated_rm, synthetic, tmp_path):
     rows = tmp_path / "eval.jsonl"
     rows.write_text("".join(json.dumps(r) + "\n" for r in synthetic["test"][:4]))

@@ -156,6 +156,7 @@ def _train_bt(work, synthetic, tiny_base, name: str, **train) -> tuple[list[floa
     return losses, json.loads((work / name / "metrics.json").read_text())
 
 
+@pytest.mark.slow
 def test_bt_trains_the_same_losses_with_the_prompt_shared_and_says_what_it_saved(tmp_path, synthetic, tiny_base):
     shared_losses, shared = _train_bt(tmp_path, synthetic, tiny_base, "shared")
     separate_losses, separate = _train_bt(tmp_path, synthetic, tiny_base, "separate", share_prompt=False)

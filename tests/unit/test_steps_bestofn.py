@@ -79,6 +79,7 @@ def test_loss_is_on_label_tokens_only(tiny_base):
     assert loss.item() == pytest.approx(manual.item(), rel=1e-5) and stats["pairs"] == 4
 
 
+@pytest.mark.slow
 def test_one_pass_step_scores_equal_per_step_passes(tmp_path, synthetic, tiny_base):
 
     from helpers import prepared
@@ -137,6 +138,7 @@ def test_packing_gives_the_same_loss_as_unpacked(tiny_base):
     assert packed_stats["pairs"] == stats["pairs"] and packed_stats["correct"] == stats["correct"]
 
 
+@pytest.mark.slow
 def test_packed_prm_and_scalar_orm_train(tmp_path, synthetic, tiny_base):
     import json
 
@@ -162,6 +164,7 @@ def test_packed_prm_and_scalar_orm_train(tmp_path, synthetic, tiny_base):
     assert len(scored["score_chosen"]) == 1
 
 
+@pytest.mark.slow
 def test_training_data_filtered_to_nothing_stops_instead_of_spinning(tmp_path, synthetic, tiny_base):
     """Every step conversation is longer than max_length, so every one is skipped: an epoch with no batches used
     to loop forever."""

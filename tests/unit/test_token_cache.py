@@ -16,6 +16,7 @@ def cache(tmp_path, monkeypatch):
     return tmp_path / "tokens"
 
 
+@pytest.mark.slow
 def test_a_second_method_on_the_same_base_reads_the_cached_ids(tmp_path, cache, synthetic, tiny_base, caplog):
     from rmflow.data.prepare import write_pairs
     from rmflow.methods import bt, odin

@@ -23,6 +23,7 @@ def _spec(tmp_path, synthetic, tiny_base, **train):
     return tmp_path / "spec.json"
 
 
+@pytest.mark.slow
 def test_tensorboard_event_files_hold_the_logged_loss(tmp_path, synthetic, tiny_base):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -41,6 +42,7 @@ def test_tensorboard_event_files_hold_the_logged_loss(tmp_path, synthetic, tiny_
     assert all(e.value > 0 for e in curves.Scalars("train/tokens_per_s"))
 
 
+@pytest.mark.slow
 def test_no_tracker_writes_no_tracking_files(tmp_path, synthetic, tiny_base):
     spec = _spec(tmp_path, synthetic, tiny_base)
     proc = run_cli("train", "--spec", str(spec), "--out", str(tmp_path / "model"), "--tracking-dir",
@@ -49,6 +51,7 @@ def test_no_tracker_writes_no_tracking_files(tmp_path, synthetic, tiny_base):
     assert not (tmp_path / "tb").exists()
 
 
+@pytest.mark.slow
 def test_unknown_tracker_is_named(tmp_path, synthetic, tiny_base):
     spec = _spec(tmp_path, synthetic, tiny_base, report_to=["mlflow"])
     proc = run_cli("train", "--spec", str(spec), "--out", str(tmp_path / "model"))

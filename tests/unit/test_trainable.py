@@ -40,6 +40,7 @@ def _base_weights(base) -> dict:
     return load_file(str(base / "model.safetensors"))
 
 
+@pytest.mark.slow
 def test_top_layer_and_head_train_the_rest_stays_frozen(tmp_path, synthetic, two_layer_base):
     trained, metrics = _train(tmp_path, synthetic, two_layer_base, train_layers=1)
     before = _base_weights(two_layer_base)
@@ -51,6 +52,7 @@ def test_top_layer_and_head_train_the_rest_stays_frozen(tmp_path, synthetic, two
     assert metrics["trainable"]["parameters_trained"] < metrics["trainable"]["parameters_total"] / 2
 
 
+@pytest.mark.slow
 def test_lora_is_merged_into_a_plain_model_that_scores_like_rmflow(tmp_path, synthetic, two_layer_base):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -73,6 +75,7 @@ def test_lora_is_merged_into_a_plain_model_that_scores_like_rmflow(tmp_path, syn
     assert plain == pytest.approx(ours, abs=1e-5)
 
 
+@pytest.mark.slow
 def test_bad_trainable_options_are_named(tmp_path, synthetic, two_layer_base):
     with pytest.raises(RmflowError, match=r"train_layers must lie in 1..3"):
         _train(tmp_path, synthetic, two_layer_base, train_layers=7)

