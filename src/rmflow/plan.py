@@ -87,7 +87,7 @@ class Plan(BasesMixin):
     def _check_method(self, name: str, key: str) -> None:
         if name not in methods.available():
             self._fail(f"unknown method '{name}' (available: {', '.join(methods.available())})", key)
-        if getattr(self.module(name), "EXTERNAL", False):
+        if methods.hook(self.module(name), "EXTERNAL", False):
             self._fail(f"'{name}' is not a training method: declare existing models under reward_models and pick "
                        "them with run.reward_models", key)
         for base in self._listed_bases(name):
@@ -121,7 +121,7 @@ class Plan(BasesMixin):
 
     def _check_requires(self, method: str, base: str) -> None:
         """A method that reads another's outputs (ArmoRM: the BT model of the same base) needs that pair planned."""
-        needs = getattr(self.module(method), "requires", lambda config: [])(self.method_options(method, base))
+        needs = methods.hook(self.module(method), "requires", lambda config: [])(self.method_options(method, base))
         for other in needs:
             if other not in self.methods:
                 self._fail(f"method '{method}' reads the outputs of '{other}', which is not in run.methods",
@@ -205,9 +205,9 @@ class Plan(BasesMixin):
         """Every data set a (method, base) pair reads, with the kind it needs: its training set and the extra ones
         its options name (SSRM's pool, ArmoRM's attribute rows)."""
         module, options = self.module(method), self.method_options(method, base)
-        reads = getattr(module, "READS", "pairs")
+        reads = methods.hook(module, "READS", "pairs")
         out = {self.dataset_of(method, base): reads} if reads else {}
-        hook = getattr(module, "dataset_options", None)
+        hook = methods.hook(module, "dataset_options", None)
         for option, kind in (hook(options) if hook else {}).items():
             name = getattr(options, option)
             if name:
@@ -227,14 +227,14 @@ class Plan(BasesMixin):
 
     def has_own_workflow(self, method: str) -> bool:
         """Methods with their own rules (SSRM's rounds) are not trained by the generic train rule."""
-        return hasattr(self.module(method), "final_model_dir")
+        return methods.has_hook(self.module(method), "final_model_dir")
 
     def generic_methods(self) -> list[str]:
         return [m for m in self.methods if not self.has_own_workflow(m)]
 
     def setup_methods(self) -> list[str]:
         """Methods that train nothing (the judge, external models): a local job writes their directory."""
-        return [m for m in self.methods if getattr(self.module(m), "SETUP_ONLY", False)] + \
+        return [m for m in self.methods if methods.hook(self.module(m), "SETUP_ONLY", False)] + \
             ([EXTERNAL] if self.externals else [])
 
     def model_dir(self, method: str, base: str) -> str:
@@ -248,14 +248,14 @@ class Plan(BasesMixin):
         return [f"{m}/{b}={self.model_dir(m, b)}" for m, b in self.pairs]
 
     def reads_data(self, method: str) -> bool:
-        return getattr(self.module(method), "READS", "pairs") is not None
+        return methods.hook(self.module(method), "READS", "pairs") is not None
 
     def prepared(self, dataset: str) -> str:
         return f"{RESULTS}/data/prepared/{dataset}.parquet"
 
     def train_data(self, method: str, base: str) -> str:
         """The file the train step reads: a method's own transform of the prepared set, else the prepared set."""
-        if hasattr(self.module(method), "transform"):
+        if methods.has_hook(self.module(method), "transform"):
             return f"{RESULTS}/data/transformed/{method}/{base}.parquet"
         return self.prepared(self.dataset_of(method, base))
 
@@ -265,19 +265,19 @@ class Plan(BasesMixin):
         if method == EXTERNAL:
             model = self.external_config(base).model
             return [model] if model and model.startswith(f"{RESULTS}/") else []
-        hook = getattr(self.module(method), "extra_inputs", None)
+        hook = methods.hook(self.module(method), "extra_inputs", None)
         return hook(self.method_options(method, base), base, RESULTS) if hook else []
 
     # ---- frozen-backbone methods (ArmoRM, the decision tree): stage-1 probes -----------------------------------
     def stage1_owner(self, method: str, base: str) -> str:
         """Whose stage-1 probes a method reads on a base: its own, or another's (a tree without attribute data
         reads ArmoRM's)."""
-        hook = getattr(self.module(method), "stage1_owner", None)
+        hook = methods.hook(self.module(method), "stage1_owner")
         return hook(self.method_options(method, base)) if hook else method
 
     def probe_methods(self) -> list[str]:
         """Methods that fit their own stage-1 probes on at least one base (rule probe_fit)."""
-        return [m for m in self.methods if hasattr(self.module(m), "stage1_owner")
+        return [m for m in self.methods if methods.has_hook(self.module(m), "stage1_owner")
                 and any(self.stage1_owner(m, b) == m for b in self.bases_of(m))]
 
     def backbone_of(self, method: str, base: str) -> str:
@@ -299,7 +299,7 @@ class Plan(BasesMixin):
         return "|".join(re.escape(n) for n in names) if names else "(?!x)x"
 
     def targets(self) -> list[str]:
-        extra = [target for m, b in self.pairs if hasattr(self.module(m), "extra_targets")
+        extra = [target for m, b in self.pairs if methods.has_hook(self.module(m), "extra_targets")
                  for target in self.module(m).extra_targets(b, RESULTS)]
         if self.bestofn_files():
             extra += [f"{RESULTS}/bestofn.csv", f"{RESULTS}/bestofn.png"]

@@ -1,13 +1,8 @@
 """The method registry: one module per reward-model method, looked up by its config name.
 
-A method module exposes:
-- ``VERSION``: bumped whenever its results would change (written into every run spec, so Snakemake reruns);
-- ``KIND``: ``"scalar"`` (a reward per response) or ``"pairwise"`` (P(chosen) per pair), which picks the tie rule;
-- ``Config``: a frozen dataclass of the method's own options, with paper defaults;
-- ``train(spec, out_dir, log_path)``: train from a ``RunSpec`` and write a standard HF model directory;
-- ``load_scorer(model_dir)``: an object with ``score_pairs(rows) -> dict of arrays`` for evaluation.
-
-Nothing outside this package branches on a method's name. Importing this module loads no torch.
+A method module exposes everything in ``REQUIRED`` and may expose any hook in ``OPTIONAL``; the code outside this
+package reads an optional hook only through ``hook()``, which refuses a name that is not listed, so this file is
+the whole protocol. Importing this module loads no torch.
 """
 
 from __future__ import annotations
@@ -19,7 +14,42 @@ from types import ModuleType
 
 from rmflow.errors import RmflowError
 
-REQUIRED = ("VERSION", "KIND", "Config", "train", "load_scorer")
+REQUIRED = {
+    "VERSION": "int, bumped whenever its results would change (written into every run spec, so Snakemake reruns)",
+    "KIND": '"scalar" (a reward per response) or "pairwise" (P(chosen) per pair): picks tie rule and benchmarks',
+    "Config": "a frozen dataclass of the method's own options, with the paper's defaults",
+    "train": "train(spec, out_dir, data=None, init=None): train from a RunSpec, write a standard HF model directory",
+    "load_scorer": "load_scorer(model_dir, device, batch_size): an object with score_pairs(rows) -> dict of arrays",
+}
+OPTIONAL = {
+    # what the method reads
+    "READS": 'the kind of rows its training set holds ("pairs" by default; None: it reads no training set)',
+    "dataset_options": "dataset_options(config) -> {option: kind}: options that name further data sets to prepare",
+    "transform": "transform(rows, spec) -> rows: its own data step (rule transform_data) before training",
+    "extra_inputs": "extra_inputs(config, base, results) -> [path]: files its train step reads besides spec and data",
+    "requires": "requires(config) -> [method]: methods whose outputs it reads (the plan checks they are in the run)",
+    # how it is run
+    "SETUP_ONLY": "True: it trains nothing; a local job writes its model directory (the judge)",
+    "EXTERNAL": "True: scores reward models declared under reward_models; never a training method",
+    "final_model_dir": "final_model_dir(base, config, results) -> path: it has its own rules; its model lives there",
+    "extra_targets": "extra_targets(base, results) -> [path]: outputs of its own rules that `all` asks for",
+    "stage1_owner": "stage1_owner(config) -> method: whose stage-1 probes it reads (rule probe_fit)",
+    # what the cluster plan needs to know (rmflow plan)
+    "SIZING": "{sequences_per_row, head, logits_kept, rows_factor}: its training and scoring shape",
+    "sizing": "sizing(config) -> SIZING for one configuration",
+    "sizing_jobs": "sizing_jobs(plan, base, config) -> [Job]: the jobs its own rules schedule",
+}
+
+
+def hook(module: ModuleType, name: str, default=None):
+    """An optional hook of a method module, or ``default``; a name missing from OPTIONAL is a bug."""
+    if name not in OPTIONAL:
+        raise KeyError(f"'{name}' is not a method hook (rmflow.methods.OPTIONAL lists them)")
+    return getattr(module, name, default)
+
+
+def has_hook(module: ModuleType, name: str) -> bool:
+    return hook(module, name) is not None
 
 
 def available() -> list[str]:

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rmflow import methods
 from rmflow.plan import EXTERNAL, RESULTS
 from rmflow.sizing.shapes import facts
 from rmflow.train.config import TrainConfig
@@ -76,8 +77,8 @@ class Job:
 
 def sizing_of(plan, method: str, base: str) -> dict:
     module = plan.module(method)
-    hook = getattr(module, "sizing", None)
-    declared = hook(plan.method_options(method, base)) if hook else getattr(module, "SIZING", {})
+    hook = methods.hook(module, "sizing", None)
+    declared = hook(plan.method_options(method, base)) if hook else methods.hook(module, "SIZING", {})
     return {**DEFAULT_SIZING, **declared}
 
 
@@ -183,12 +184,12 @@ def planned_jobs(plan) -> list[Job]:
     jobs += [Job("setup_untrained", {"method": m, "base": b}, m, b) for m, b in everything
              if m in plan.setup_methods()]
     jobs += [Job("transform_data", {"method": m, "base": b}, m, b) for m, b in plan.pairs
-             if not plan.has_own_workflow(m) and hasattr(plan.module(m), "transform")]
+             if not plan.has_own_workflow(m) and methods.has_hook(plan.module(m), "transform")]
     for method, base in plan.pairs:
         if method in plan.generic_methods() and method not in plan.setup_methods():
             rule = f"train_{plan.base_entry(base).get('gpu_preset', 'cpu')}"
             jobs.append(Job(rule, {"method": method, "base": base}, method, base, train_work(plan, method, base)))
-        hook = getattr(plan.module(method), "sizing_jobs", None)
+        hook = methods.hook(plan.module(method), "sizing_jobs", None)
         if hook:
             jobs += hook(plan, base, plan.method_options(method, base))
     for eval_set, method, base in plan.evaluations():
