@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 TRAIN = ("rmflow", "rmflow_separate", "trl", "hf_pad_longest")
 # the multi-turn slice measures training only: its scoring would repeat `real`'s at five times the cost
 SCORE = {"tiny": ("rmflow", "pipeline16", "batch1"), "real": ("rmflow", "pipeline16"), "multiturn": ()}
-REAL = ("real", "multiturn")  # workloads on the real checkpoint and ../shared/data
+REAL = ("real", "multiturn")  # workloads on the real checkpoint and RMFLOW_SHARED_DATA
 
 
 def contender(task: str, who: str, work: Path, *extra: str) -> dict:

