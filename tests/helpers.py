@@ -49,12 +49,12 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
 
 
 def snakemake(workdir: Path, *args: str, configs=(DEFAULT, QUICK), timeout=900,
-              umask: int | None = None) -> subprocess.CompletedProcess:
+              umask: int | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
     """The real snakemake on the real Snakefile in ``workdir``; targets first (--configfile takes every following
-    word as a config file); ``umask`` for the run (the modes of what it writes follow it)."""
+    word as a config file); ``umask`` for the run (the modes of what it writes follow it); ``env`` on top of ours."""
     cmd = [*SNAKEMAKE, *args, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
            "--configfile", *map(str, configs)]
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **(env or {})}
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
                           preexec_fn=None if umask is None else (lambda: os.umask(umask)))
 

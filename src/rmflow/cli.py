@@ -218,35 +218,38 @@ def cmd_leaderboard(a):
         print(markdown)
 
 
-def cmd_armo(a):
-    from rmflow.methods import armo
+def cmd_stage(a):
+    import json
 
+    from rmflow import methods
+
+    module = methods.get(a.method, where="--method")
+    if not methods.has_hook(module, "run_stage"):
+        raise RmflowError(f"method '{a.method}' has no stages (it trains in one step: rmflow train)", field="stage")
+    try:
+        inputs = json.loads(a.inputs)
+    except json.JSONDecodeError as exc:
+        raise RmflowError(f"--inputs is not a JSON object ({exc})", field="inputs") from exc
     _threads(a.threads)
-    if a.step == "stage1":
-        armo.main_stage1(a.spec, a.backbone, a.attributes, a.out)
-    else:
-        armo.main_stage2(a.spec, a.backbone, a.stage1, a.data, a.out)
-
-
-def cmd_tree(a):
-    from rmflow.methods import tree
-
-    _threads(a.threads)
-    tree.main_fit(a.spec, a.backbone, a.stage1, a.data, a.out)
+    methods.hook(module, "run_stage")(a.stage, a.spec, inputs, a.out)
 
 
 def cmd_explain(a):
     import json
 
-    from rmflow.methods import armo
+    from rmflow import methods
 
+    module = methods.get(a.method, where="--method")
+    explain = methods.hook(module, "explain")
+    if explain is None:
+        raise RmflowError(f"method '{a.method}' has no explanation of its scores", field="method")
     try:
         conversation = json.loads(open(a.conversation, encoding="utf-8").read())
     except (OSError, json.JSONDecodeError) as exc:
         raise RmflowError(f"unreadable conversation JSON ({exc})", file=a.conversation) from exc
     if isinstance(conversation, dict):
         conversation = conversation.get("messages", conversation.get("chosen"))
-    print(armo.explain(a.model_dir, conversation, a.top_k))
+    print(explain(a.model_dir, conversation, a.top_k))
 
 
 def cmd_bestofn(a):
@@ -477,28 +480,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=cmd_plots)
 
-    p = sub.add_parser("armo", help="ArmoRM stage 1 (ridge probes) or stage 2 (verbosity debiasing + gate)")
-    p.add_argument("step", choices=["stage1", "stage2"])
+    p = sub.add_parser("stage", help="one stage of a method of several (its STAGES: ArmoRM probe, gate; the tree "
+                                     "probe, fit)")
+    p.add_argument("--method", required=True)
+    p.add_argument("--stage", required=True)
     p.add_argument("--spec", required=True)
-    p.add_argument("--backbone", required=True, help="the frozen RM directory or hub id")
-    p.add_argument("--attributes", help="stage1: multi-attribute rows (messages + ratings)")
-    p.add_argument("--stage1", help="stage2: the stage-1 output directory")
-    p.add_argument("--data", help="stage2: prepared preference pairs")
+    p.add_argument("--inputs", required=True, help='JSON {name: path or hub id}: what the stage reads '
+                                                   '(the method\'s stage_inputs; e.g. {"backbone": ..., "data": ...})')
     p.add_argument("--out", required=True)
     p.add_argument("--threads", type=int, default=None)
-    p.set_defaults(func=cmd_armo)
+    p.set_defaults(func=cmd_stage)
 
-    p = sub.add_parser("tree", help="fit the decision-tree RM on ArmoRM stage-1 probes")
-    p.add_argument("step", choices=["fit"])
-    p.add_argument("--spec", required=True)
-    p.add_argument("--backbone", required=True)
-    p.add_argument("--stage1", required=True)
-    p.add_argument("--data", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--threads", type=int, default=None)
-    p.set_defaults(func=cmd_tree)
-
-    p = sub.add_parser("explain", help="an ArmoRM's score and its top-K objectives for one conversation")
+    p = sub.add_parser("explain", help="why a model scores one conversation as it does (ArmoRM: its top-K "
+                                       "objectives)")
+    p.add_argument("--method", required=True, help="the method that trained the model (one with an explain hook)")
     p.add_argument("--model-dir", required=True)
     p.add_argument("--conversation", required=True, help="JSON: a message list or {messages: [...]}")
     p.add_argument("--top-k", type=int, default=3)

@@ -65,16 +65,26 @@ def hub_refs(config: dict) -> list[HubRef]:
         bases = (entry or {}).get("bases")
         blocks = [("", entry or {})] + [(f".bases.{b}", v or {}) for b, v in bases.items()] \
             if isinstance(bases, dict) else [("", entry or {})]
+        named = _hub_model_options(method)
         for suffix, block in blocks:
             options = block.get("options") or {}
-            add("model", options.get("backbone"), options.get("backbone_revision"),
-                f"methods.{method}{suffix}.options.backbone")
-            if method == "judge":  # a judge model of its own (not use_base, not an endpoint)
-                add("model", options.get("model"), options.get("revision"), f"methods.judge{suffix}.options.model")
+            for option, revision in named:
+                add("model", options.get(option), options.get(revision), f"methods.{method}{suffix}.options.{option}")
     unique = {}
     for ref in refs:  # one check per (repository, revision, split, data_dir); the first key names it
         unique.setdefault((ref.kind, ref.repo_id, ref.revision, ref.split, ref.data_dir), ref)
     return list(unique.values())
+
+
+def _hub_model_options(method: str) -> tuple:
+    """The options of a method that name a hub model (a frozen backbone; the judge's own model)."""
+    from rmflow import methods
+
+    try:
+        module = methods.get(method)
+    except RmflowError:  # an unknown method: the plan names it; nothing of it to check on the hub
+        return ()
+    return methods.hook(module, "HUB_MODELS", (("backbone", "backbone_revision"),))
 
 
 def _splits_in(folder: str, data_dir: str | None) -> list[str]:

@@ -47,6 +47,12 @@ class Plan(BasesMixin):
         self.bases: list[str] = run["base_models"]
         self.eval_sets: list[str] = run["eval_sets"]
         self.externals: list[str] = run.get("reward_models", [])
+        for name, entry in (config.get("methods") or {}).items():
+            if entry.get("module"):  # a method outside rmflow (methods.<name>.module)
+                try:
+                    methods.register(name, entry["module"])
+                except RmflowError as exc:
+                    self._fail(str(exc).removeprefix(f"field '{exc.field}': "), exc.field)
         for i, name in enumerate(self.methods):
             self._check_method(name, f"run.methods[{i}]")
         for name in self.bases:
@@ -230,7 +236,53 @@ class Plan(BasesMixin):
         return methods.has_hook(self.module(method), "final_model_dir")
 
     def generic_methods(self) -> list[str]:
-        return [m for m in self.methods if not self.has_own_workflow(m)]
+        """Methods the generic train_<preset> rule trains: one step, no rules of their own."""
+        return [m for m in self.methods if not self.has_own_workflow(m) and not self.staged(m)
+                and m not in self.setup_methods()]
+
+    # ---- methods of several stages (ArmoRM: probe, gate; the tree: probe, fit), run by the rules stage_<name> ---
+    def stages_of(self, method: str, base: str) -> tuple[str, ...]:
+        module = self.module(method)
+        hook = methods.hook(module, "stages")
+        return tuple(hook(self.method_options(method, base)) if hook else methods.hook(module, "STAGES", ()))
+
+    def staged(self, method: str) -> bool:
+        return any(self.stages_of(method, b) for b in self.bases_of(method))
+
+    def stage_names(self) -> list[str]:
+        """Every stage name of the run, each one rule; a name is the last stage of every method that has it (its
+        rule writes the model) or of none (its rule writes results/stages/...)."""
+        names, last = {}, {}
+        for m, b in self.pairs:
+            stages = self.stages_of(m, b)
+            for i, name in enumerate(stages):
+                names.setdefault(name, None)
+                final = i == len(stages) - 1
+                if last.setdefault(name, final) != final:
+                    self._fail(f"stage '{name}' is the last stage of one method and not of another: give them "
+                               "different names (a stage's rule writes either the model or a stage folder)",
+                               f"methods.{m}")
+        self._stage_final = last
+        return list(names)
+
+    def stage_is_final(self, name: str) -> bool:
+        if not hasattr(self, "_stage_final"):
+            self.stage_names()
+        return self._stage_final[name]
+
+    def methods_with_stage(self, name: str) -> list[str]:
+        return [m for m in self.methods if any(name in self.stages_of(m, b) for b in self.bases_of(m))]
+
+    def stage_dir(self, method: str, base: str, stage: str) -> str:
+        """Where a stage writes: the model directory for the last stage, else results/stages/<method>/<base>/<stage>."""
+        if self.stage_is_final(stage):
+            return self.model_dir(method, base)
+        return f"{RESULTS}/stages/{method}/{base}/{stage}"
+
+    def stage_inputs(self, method: str, base: str, stage: str) -> dict[str, str]:
+        """What one stage reads ({name: path or hub id}), from the method's own hook."""
+        hook = methods.hook(self.module(method), "stage_inputs")
+        return hook(self, method, base, self.method_options(method, base), stage)
 
     def setup_methods(self) -> list[str]:
         """Methods that train nothing (the judge, external models): a local job writes their directory."""
@@ -268,18 +320,7 @@ class Plan(BasesMixin):
         hook = methods.hook(self.module(method), "extra_inputs", None)
         return hook(self.method_options(method, base), base, RESULTS) if hook else []
 
-    # ---- frozen-backbone methods (ArmoRM, the decision tree): stage-1 probes -----------------------------------
-    def stage1_owner(self, method: str, base: str) -> str:
-        """Whose stage-1 probes a method reads on a base: its own, or another's (a tree without attribute data
-        reads ArmoRM's)."""
-        hook = methods.hook(self.module(method), "stage1_owner")
-        return hook(self.method_options(method, base)) if hook else method
-
-    def probe_methods(self) -> list[str]:
-        """Methods that fit their own stage-1 probes on at least one base (rule probe_fit)."""
-        return [m for m in self.methods if methods.has_hook(self.module(m), "stage1_owner")
-                and any(self.stage1_owner(m, b) == m for b in self.bases_of(m))]
-
+    # ---- frozen-backbone methods (ArmoRM, the decision tree) --------------------------------------------------
     def backbone_of(self, method: str, base: str) -> str:
         """The frozen backbone RM: the option ``backbone`` (a directory or hub id), else the run's model of
         ``backbone_method`` on the same base."""

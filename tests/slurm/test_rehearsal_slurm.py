@@ -34,7 +34,7 @@ def test_the_paper_dag_runs_on_slurm_against_the_rehearsal_hub(slurm_cluster, te
     assert len(submitted) >= 80  # trainings, evaluations, SSRM shards, best-of-N: all through sbatch
     done = set(re.findall(r"Finished jobid: \d+ \(Rule: (\w+)\)", out))
     assert {"train_a100_80g", "train_a40_48g", "ssrm_split", "ssrm_train", "ssrm_label", "ssrm_select",
-            "probe_fit", "armo_stage2", "tree_fit", "bestofn", "evaluate", "transform_data", "prepare_data",
+            "stage_probe", "stage_gate", "stage_fit", "bestofn", "evaluate", "transform_data", "prepare_data",
             "setup_untrained", "leaderboard"} <= done, done
 
     plan = Plan(load_config(DEFAULT, PAPER, REHEARSAL, schema_path=REPO / "workflow/schemas/config.schema.yaml"))

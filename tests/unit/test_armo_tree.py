@@ -317,14 +317,13 @@ def test_armo_and_the_tree_record_their_hub_backbone_and_data(tmp_path, syntheti
             train={"max_length": 96}, options=options).to_json())
     os.environ["HF_HUB_CACHE"] = str(tmp_path / "hub")
     try:
-        steps = [("armo", "stage1", "--spec", tmp_path / "armo.json", "--attributes", attributes,
-                  "--out", tmp_path / "stage1"),
-                 ("armo", "stage2", "--spec", tmp_path / "armo.json", "--stage1", tmp_path / "stage1",
-                  "--data", tmp_path / "pairs.parquet", "--out", tmp_path / "armo"),
-                 ("tree", "fit", "--spec", tmp_path / "tree.json", "--stage1", tmp_path / "stage1",
-                  "--data", tmp_path / "pairs.parquet", "--out", tmp_path / "tree")]
-        for step in steps:
-            proc = run_cli(*map(str, step), "--backbone", backbone)
+        pairs, probe = str(tmp_path / "pairs.parquet"), str(tmp_path / "stage1")
+        steps = [("armo", "probe", {"attributes": str(attributes)}, probe),
+                 ("armo", "gate", {"probe": probe, "data": pairs}, tmp_path / "armo"),
+                 ("tree", "fit", {"probe": probe, "data": pairs}, tmp_path / "tree")]
+        for method, stage, inputs, out in steps:
+            proc = run_cli("stage", "--method", method, "--stage", stage, "--spec", str(tmp_path / f"{method}.json"),
+                           "--inputs", json.dumps({**inputs, "backbone": backbone}), "--out", str(out))
             assert proc.returncode == 0, proc.stderr[-3000:]
     finally:
         del os.environ["HF_HUB_CACHE"]

@@ -142,16 +142,16 @@ def _profile(tmp_path, **rule_changes) -> Path:
 
 def test_time_maxtime_and_gpu_type_refusals(tmp_path, monkeypatch, roomy_disk):
     monkeypatch.chdir(tmp_path)
-    _, error = _plan(tmp_path, profile=_profile(tmp_path, armo_stage2={"runtime": 60}))
-    assert "armo_stage2[method=armo, base=llama3_8b_instruct]: needs ~" in error
+    _, error = _plan(tmp_path, profile=_profile(tmp_path, stage_gate={"runtime": 60}))
+    assert "stage_gate[method=armo, base=llama3_8b_instruct]: needs ~" in error
     assert re.search(r"h, over its runtime of 1 h: runtime: \d+ \(minutes, 20 % spare\)", error)
     _, error = _plan(tmp_path, profile=_profile(tmp_path, evaluate={"runtime": 7 * 1440}))
     assert "runtime 168 h is over partition 'gpu-a100' MaxTime 72 h" in error
     _, error = _plan(tmp_path, profile=_profile(tmp_path, bestofn={"gres": "gpu:h100:1"}))
     assert "GPU type 'h100' (gres 'gpu:h100:1') is not in partition 'gpu-a100' (it has: a100)" in error
     # a partition the cluster lacks is the onstart check's refusal, here too
-    _, error = _plan(tmp_path, profile=_profile(tmp_path, tree_fit={"slurm_partition": "gpu-h100"}))
-    assert "rule tree_fit: slurm_partition 'gpu-h100' does not exist on this cluster" in error
+    _, error = _plan(tmp_path, profile=_profile(tmp_path, stage_fit={"slurm_partition": "gpu-h100"}))
+    assert "rule stage_fit: slurm_partition 'gpu-h100' does not exist on this cluster" in error
 
 
 def test_disk_refusals_name_what_needs_the_space(tmp_path, monkeypatch):

@@ -72,7 +72,7 @@ def test_outputs_follow_the_runs_umask(finished_run):
     for path in (results / "leaderboard.csv", results / "eval/synthetic/bt/tiny_llama/scores.json",
                  results / "eval/synthetic/bt/tiny_llama/examples.parquet", *[p for p in model.iterdir()]):
         assert mode(path) == 0o664, (path, oct(mode(path)))
-    assert mode(model) == 0o775 and mode(results / "armo/tiny_llama/model") == 0o775
+    assert mode(model) == 0o775 and mode(results / "models/armo/tiny_llama") == 0o775
 
 
 @pytest.mark.slow
@@ -99,17 +99,17 @@ def test_pairwise_methods_in_the_workflow(finished_run):
 @pytest.mark.slow
 def test_armo_tree_and_odin_in_the_workflow(finished_run):
     results = finished_run / "results"
-    stage1 = json.loads((results / "armo/tiny_llama/stage1/stage1.json").read_text())
+    stage1 = json.loads((results / "stages/armo/tiny_llama/probe/stage1.json").read_text())
     assert stage1["backbone"] == "results/models/bt/tiny_llama"
-    assert (results / "armo/tiny_llama/model/armo_head.safetensors").exists()
-    assert (results / "tree/tiny_gemma/model/tree_rules.txt").read_text().strip()
+    assert (results / "models/armo/tiny_llama/armo_head.safetensors").exists()
+    assert (results / "models/tree/tiny_gemma/tree_rules.txt").read_text().strip()
     odin = json.loads((results / "eval/synthetic/odin/tiny_llama/scores.json").read_text())
     assert odin["kind"] == "scalar" and odin["length_correlation"] is not None
     conversation = finished_run / "conversation.json"
     conversation.write_text(json.dumps([{"role": "user", "content": "Say hi."},
                                         {"role": "assistant", "content": "Hi!"}]))
-    proc = subprocess.run([sys.executable, "-m", "rmflow.cli", "explain", "--model-dir",
-                           str(results / "armo/tiny_llama/model"), "--conversation", str(conversation),
+    proc = subprocess.run([sys.executable, "-m", "rmflow.cli", "explain", "--method", "armo", "--model-dir",
+                           str(results / "models/armo/tiny_llama"), "--conversation", str(conversation),
                            "--top-k", "3"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("score ") and len(proc.stdout.strip().splitlines()) == 5
@@ -299,6 +299,33 @@ def test_a_bad_eval_row_stops_the_run_in_a_cpu_rule_before_anything_trains(tmp_p
     assert not (work / "results/data/eval/broken.jsonl").exists()  # nothing half-written
 
 
+@pytest.mark.slow
+def test_a_two_stage_method_from_outside_rmflow_runs_through_the_generic_rules(tmp_path):
+    """tests/toy_two_stage.py is registered by one config entry (methods.toy.module) and named in run.methods: the
+    generic stage rules run its two stages, evaluate scores it, the leaderboard lists it; no rule or CLI knows it."""
+    import json
+    import os
+
+    work = tmp_path / "work"
+    work.mkdir()
+    layer = {"run": {"methods": ["toy"], "base_models": ["tiny_llama"], "eval_sets": ["synthetic"],
+                     "reward_models": []},
+             "methods": {"toy": {"module": "toy_two_stage"}}, "rank": {"data": None}, "bestofn": {"sets": []}}
+    path = os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")])
+    proc = snakemake(work, "all", "--cores", "2", configs=(DEFAULT, QUICK, overlay(tmp_path, layer)), timeout=600,
+                     env={"PYTHONPATH": path})
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    results = work / "results"
+    for rule in ("stage_count", "stage_weigh"):
+        assert f"rule {rule}:" in proc.stdout + proc.stderr
+    counts = json.loads((results / "stages/toy/tiny_llama/count/counts.json").read_text())
+    assert counts["pairs"] > 0 and (results / "models/toy/tiny_llama/weights.json").is_file()
+    scores = json.loads((results / "eval/synthetic/toy/tiny_llama/scores.json").read_text())
+    assert scores["method"] == "toy" and scores["kind"] == "scalar" and 0 <= scores["score"] <= 1
+    assert "tiny_llama/toy" in (results / "leaderboard.md").read_text()
+    assert not (results / "models/bt").exists()  # nothing else was trained
+
+
 def _dry_run_jobs(output: str) -> list[dict]:
     """Every job block a dry run prints: rule, wildcards and resources."""
     jobs = []
@@ -327,7 +354,7 @@ def test_paper_config_dry_runs_on_slurm_profile_with_resources(tmp_path):
     assert jobs and all("slurm_partition=" in job["resources"] for job in jobs if job["rule"] != "all")
     # a training job for every planned (method, base) pair and for no other: the seed's pairs only
     trained = {(job["wildcards"].get("method", job["rule"].split("_")[0]), job["wildcards"]["base"])
-               for job in jobs if job["rule"].startswith(("train_", "ssrm_train", "armo_stage2", "tree_fit",
+               for job in jobs if job["rule"].startswith(("train_", "ssrm_train", "stage_gate", "stage_fit",
                                                           "setup_untrained"))}
     plan = Plan(load_config(DEFAULT, REPO / "config/paper.yaml",
                             schema_path=REPO / "workflow/schemas/config.schema.yaml"))

@@ -1,4 +1,5 @@
 # Config validation, the run plan, wildcard constraints and the input functions the rules share.
+import json
 import shlex
 import sys
 from pathlib import Path
@@ -198,32 +199,30 @@ def ssrm_report_eval_set(wildcards):
     return _shell_safe(config["eval_sets"][PLAN.eval_sets[0]])
 
 
-# ---- stage-1 probes, ArmoRM's gate and the decision tree (workflow/rules/armo.smk) ------------------------------
-def probe_backbone(wildcards):
-    return PLAN.backbone_of(wildcards.method, wildcards.base)
+# ---- methods of several stages (workflow/rules/stages.smk) -----------------------------------------------------
+def _local(value):
+    # a path this run writes or that exists is a file input; anything else (a hub id) is only an argument
+    return value.startswith(f"{RESULTS}/") or Path(value).exists()
 
 
-def probe_backbone_input(wildcards):
-    path = probe_backbone(wildcards)
-    return [path] if path.startswith(f"{RESULTS}/") or Path(path).exists() else []
+def stage_files(stage):
+    def files(wildcards):
+        return [v for v in PLAN.stage_inputs(wildcards.method, wildcards.base, stage).values() if _local(v)]
+
+    return files
 
 
-def probe_attributes(wildcards):
-    return PLAN.prepared(PLAN.method_options(wildcards.method, wildcards.base).attributes)
+def stage_arguments(stage):
+    def arguments(wildcards):
+        return json.dumps(PLAN.stage_inputs(wildcards.method, wildcards.base, stage), sort_keys=True)
+
+    return arguments
 
 
-def stage1_of(wildcards):
-    """The stage-1 probes a gate or tree reads: its own, or (a tree without attribute data) ArmoRM's."""
-    return f"{RESULTS}/{PLAN.stage1_owner(wildcards.method, wildcards.base)}/{wildcards.base}/stage1/stage1.json"
-
-
-def stage1_backbone(wildcards):
-    return PLAN.backbone_of(PLAN.stage1_owner(wildcards.method, wildcards.base), wildcards.base)
-
-
-def stage1_backbone_input(wildcards):
-    path = stage1_backbone(wildcards)
-    return [path] if path.startswith(f"{RESULTS}/") or Path(path).exists() else []
+def stage_output(stage):
+    if PLAN.stage_is_final(stage):
+        return f"{RESULTS}/models/{{method}}/{{base}}"
+    return f"{RESULTS}/stages/{{method}}/{{base}}/" + stage
 
 
 # ---- best-of-N (workflow/rules/bestofn.smk) ---------------------------------------------------------------------

@@ -36,7 +36,7 @@ rule setup_untrained:
     input:
         unpack(train_inputs),
     output:
-        directory(f"{RESULTS}/{{method}}/{{base}}/model"),
+        directory(f"{RESULTS}/models/{{method}}/{{base}}"),
     log:
         f"{RESULTS}/logs/setup/{{method}}/{{base}}.log",
     wildcard_constraints:

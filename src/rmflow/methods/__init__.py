@@ -3,12 +3,16 @@
 A method module exposes everything in ``REQUIRED`` and may expose any hook in ``OPTIONAL``; the code outside this
 package reads an optional hook only through ``hook()``, which refuses a name that is not listed, so this file is
 the whole protocol. Importing this module loads no torch.
+
+A method outside rmflow is registered from the config (``methods.<name>.module: package.module``): ``register``
+puts it in ``RMFLOW_METHOD_MODULES``, so every job the workflow starts finds it the same way.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import os
 import pkgutil
 from types import ModuleType
 
@@ -28,12 +32,19 @@ OPTIONAL = {
     "transform": "transform(rows, spec) -> rows: its own data step (rule transform_data) before training",
     "extra_inputs": "extra_inputs(config, base, results) -> [path]: files its train step reads besides spec and data",
     "requires": "requires(config) -> [method]: methods whose outputs it reads (the plan checks they are in the run)",
+    "HUB_MODELS": "((option, revision option), ...): options naming a hub model that rmflow hub-check looks up "
+                  "(default: backbone, backbone_revision)",
     # how it is run
     "SETUP_ONLY": "True: it trains nothing; a local job writes its model directory (the judge)",
     "EXTERNAL": "True: scores reward models declared under reward_models; never a training method",
-    "final_model_dir": "final_model_dir(base, config, results) -> path: it has its own rules; its model lives there",
+    "final_model_dir": "final_model_dir(base, config, results) -> path: it has its own rules (SSRM's rounds, the one "
+                       "method-owned rule file); its model lives there",
     "extra_targets": "extra_targets(base, results) -> [path]: outputs of its own rules that `all` asks for",
-    "stage1_owner": "stage1_owner(config) -> method: whose stage-1 probes it reads (rule probe_fit)",
+    "STAGES": "names of its steps, run by the generic rules stage_<name> in order; the last writes the model",
+    "stages": "stages(config) -> STAGES for one configuration (the tree fits its own probe only with its own data)",
+    "stage_inputs": "stage_inputs(plan, method, base, config, stage) -> {name: path or hub id}: what a stage reads",
+    "run_stage": "run_stage(stage, spec_path, inputs, out_dir): run one stage (rmflow stage)",
+    "explain": "explain(model_dir, conversation, top_k) -> text: why a model scores a conversation (rmflow explain)",
     # what the cluster plan needs to know (rmflow plan)
     "SIZING": "{sequences_per_row, head, logits_kept, rows_factor}: its training and scoring shape",
     "sizing": "sizing(config) -> SIZING for one configuration",
@@ -52,14 +63,39 @@ def has_hook(module: ModuleType, name: str) -> bool:
     return hook(module, name) is not None
 
 
+MODULES_ENV = "RMFLOW_METHOD_MODULES"  # name=package.module,... : methods registered from outside rmflow
+
+
+def _registered() -> dict[str, str]:
+    items = [item.partition("=") for item in os.environ.get(MODULES_ENV, "").split(",") if item]
+    return {name: module for name, _, module in items}
+
+
+def register(name: str, module: str, where: str = "methods") -> None:
+    """A method module outside rmflow under ``name`` (for this process and every process it starts)."""
+    if name in _builtin() and f"{__name__}.{name}" != module:
+        raise RmflowError(f"'{name}' is a built-in method; give the outside module another name",
+                          field=f"{where}.{name}.module")
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        raise RmflowError(f"cannot import method module '{module}' ({exc})", field=f"{where}.{name}.module") from exc
+    modules = {**_registered(), name: module}
+    os.environ[MODULES_ENV] = ",".join(f"{k}={v}" for k, v in sorted(modules.items()))
+
+
+def _builtin() -> list[str]:
+    return [m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")]
+
+
 def available() -> list[str]:
-    return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+    return sorted(set(_builtin()) | set(_registered()))
 
 
 def get(name: str, where: str = "methods") -> ModuleType:
     if name not in available():
         raise RmflowError(f"unknown method '{name}' (available: {', '.join(available())})", field=where)
-    module = importlib.import_module(f"{__name__}.{name}")
+    module = importlib.import_module(_registered().get(name) or f"{__name__}.{name}")
     missing = [attr for attr in REQUIRED if not hasattr(module, attr)]
     if missing:  # a bug in the method module, not a user mistake
         raise TypeError(f"method module {name} lacks {missing}")

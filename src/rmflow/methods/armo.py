@@ -1,8 +1,8 @@
 """ArmoRM (methods.md §5): multi-objective linear probes on a frozen RM backbone + a prompt-conditioned gate.
 
-Stage 1 (``rmflow armo stage1``, CPU): embed multi-attribute rows with the frozen backbone (last hidden state at
-the last token), fit one ridge regression per objective (α picked on a validation split, missing labels ignored).
-Stage 2 (``rmflow armo stage2``): embed preference pairs, find verbosity penalties on the reference set and fold them
+Stage ``probe`` (rule stage_probe): embed multi-attribute rows with the frozen backbone (last hidden state at the
+last token), fit one ridge regression per objective (α picked on a validation split, missing labels ignored).
+Stage ``gate`` (rule stage_gate): embed preference pairs, find verbosity penalties on the reference set and fold them
 into the transform T, then train only the gate with the BT loss on score = β Σ_j g_j(x) (T r)_j.
 The saved model is the backbone in HF layout plus ``armo_head.safetensors`` and ``armo_config.json``: no pickle.
 """
@@ -60,8 +60,22 @@ class Config:
             raise ValueError(f"verbosity_objective '{self.verbosity_objective}' is not among the objectives")
 
 
-def final_model_dir(base: str, config: Config, results: str = "results") -> str:
-    return f"{results}/armo/{base}/model"
+STAGES = ("probe", "gate")
+
+
+def stage_inputs(plan, method: str, base: str, config: Config, stage: str) -> dict[str, str]:
+    """probe: the backbone and the attribute rows; gate: the backbone, the probes and the preference pairs."""
+    backbone = plan.backbone_of(method, base)
+    if stage == "probe":
+        return {"backbone": backbone, "attributes": plan.prepared(config.attributes)}
+    return {"backbone": backbone, "probe": plan.stage_dir(method, base, "probe"), "data": plan.train_data(method, base)}
+
+
+def run_stage(stage: str, spec_path: str, inputs: dict[str, str], out_dir: str) -> None:
+    if stage == "probe":
+        main_stage1(spec_path, inputs["backbone"], inputs["attributes"], out_dir)
+    else:
+        main_stage2(spec_path, inputs["backbone"], inputs["probe"], inputs["data"], out_dir)
 
 
 def requires(config: Config) -> list[str]:
@@ -74,16 +88,12 @@ def dataset_options(config: Config) -> dict[str, str]:
     return {"attributes": "attributes"}
 
 
-def stage1_owner(config: Config) -> str:
-    return "armo"
-
-
 def sizing_jobs(plan, base: str, config: Config) -> list:
     """rmflow plan: stage 1 embeds each attribute row, stage 2 each pair's two answers and its prompt."""
     from rmflow.sizing.jobs import embed_job
 
-    return [embed_job(plan, "probe_fit", "armo", base, config.attributes, 1),
-            embed_job(plan, "armo_stage2", "armo", base, plan.dataset_of("armo", base), 3)]
+    return [embed_job(plan, "stage_probe", "armo", base, config.attributes, 1),
+            embed_job(plan, "stage_gate", "armo", base, plan.dataset_of("armo", base), 3)]
 
 
 # ---- stage 1 ----------------------------------------------------------------------------------------------------
@@ -166,7 +176,8 @@ def read_stage1(stage1_dir: str, backbone: str):
 
     meta_path = Path(stage1_dir) / "stage1.json"
     if not meta_path.exists():
-        raise RmflowError("stage-1 probes are absent: run stage 1 (rule probe_fit) first", file=str(meta_path))
+        raise RmflowError("stage-1 probes are absent: run the probe stage (rule stage_probe) first",
+                          file=str(meta_path))
     meta = json.loads(meta_path.read_text())
     if meta["backbone_fingerprint"] != fingerprint(backbone):
         raise RmflowError(f"stage 1 was fitted on backbone '{meta['backbone']}', not on '{backbone}'; rerun stage 1 "
@@ -324,7 +335,7 @@ class ArmoScorer:
 
 
 def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None = None) -> None:
-    """Both stages in one process (outside the workflow, which runs them as two rules); needs ``backbone``."""
+    """Both stages in one process (outside the workflow, which runs them as two jobs); needs ``backbone``."""
     import tempfile
 
     config = Config(**spec.options)

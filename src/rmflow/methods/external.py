@@ -11,7 +11,7 @@ evaluate --external`` for a one-off score. Four kinds of scorer (a trained judge
   B] …", answer A or B, both orders averaged);
 - ``judge_endpoint``: an OpenAI-compatible server asked with a judge template (P(A) from the top logprobs).
 ``trust_remote_code`` stays off unless a declaration turns it on. Nothing is trained: a local job writes the
-declaration (``external.json``) into ``results/external/<name>/model``, which ``evaluate`` reads.
+declaration (``external.json``) into ``results/models/external/<name>``, which ``evaluate`` reads.
 """
 
 from __future__ import annotations
@@ -77,10 +77,6 @@ def sizing(config: Config) -> dict:
     """rmflow plan: a classifier scores each answer; a pair-preference model reads the pair, in both orders."""
     return {"head": "classifier", "score": "each_answer"} if kind_of(config) == "scalar" else \
         {"head": "lm", "score": "both_orders", "logit_positions": 1}
-
-
-def final_model_dir(name: str, config: Config, results: str = "results") -> str:
-    return f"{results}/external/{name}/model"
 
 
 def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None = None) -> None:

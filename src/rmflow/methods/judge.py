@@ -50,11 +50,9 @@ class Config:
             raise ValueError(f"the judge template lacks {', '.join(missing)}")
 
 
+# rmflow hub-check looks up a judge model of its own (not use_base, not an endpoint) before anything is submitted
+HUB_MODELS = (("model", "revision"),)
 SETUP_ONLY = True  # nothing is trained: a local job writes the judge directory (no GPU preset is held for it)
-
-
-def final_model_dir(base: str, config: Config, results: str = "results") -> str:
-    return f"{results}/judge/{base}/model"
 
 
 def _external(config: Config) -> bool:

@@ -49,10 +49,6 @@ class Config:
     prescaled: bool = False  # own probes: labels already in [0, 1]
 
 
-def final_model_dir(base: str, config: Config, results: str = "results") -> str:
-    return f"{results}/tree/{base}/model"
-
-
 def fit_tree(x, y, config: Config, feature_names: list[str]) -> tuple[dict, str, dict]:
     """Fit trees of depth 1..max_depth, keep the best on validation; return (tree JSON, rule text, report)."""
     import numpy as np
@@ -184,17 +180,34 @@ def dataset_options(config: Config) -> dict[str, str]:
     return {"attributes": "attributes"}
 
 
-def stage1_owner(config: Config) -> str:
-    """Whose stage-1 probes the tree reads: its own with attribute data of its own, else ArmoRM's."""
-    return "tree" if config.attributes else "armo"
+def stages(config: Config) -> tuple[str, ...]:
+    """Its own probe stage only with attribute data of its own; otherwise it reads ArmoRM's (``requires``)."""
+    return ("probe", "fit") if config.attributes else ("fit",)
+
+
+def stage_inputs(plan, method: str, base: str, config: Config, stage: str) -> dict[str, str]:
+    owner = method if config.attributes else "armo"  # ArmoRM's probes of the same base (``requires``)
+    if stage == "probe":
+        return {"backbone": plan.backbone_of(method, base), "attributes": plan.prepared(config.attributes)}
+    return {"backbone": plan.backbone_of(owner, base), "probe": plan.stage_dir(owner, base, "probe"),
+            "data": plan.train_data(method, base)}
+
+
+def run_stage(stage: str, spec_path: str, inputs: dict[str, str], out_dir: str) -> None:
+    from rmflow.methods import armo
+
+    if stage == "probe":  # the same ridge probes as ArmoRM's, on the tree's own attribute rows and objectives
+        armo.main_stage1(spec_path, inputs["backbone"], inputs["attributes"], out_dir)
+    else:
+        main_fit(spec_path, inputs["backbone"], inputs["probe"], inputs["data"], out_dir)
 
 
 def sizing_jobs(plan, base: str, config: Config) -> list:
     """rmflow plan: its own stage 1 (with attribute data of its own), then each preference pair's two answers."""
     from rmflow.sizing.jobs import embed_job
 
-    own = [embed_job(plan, "probe_fit", "tree", base, config.attributes, 1)] if config.attributes else []
-    return own + [embed_job(plan, "tree_fit", "tree", base, plan.dataset_of("tree", base), 2)]
+    own = [embed_job(plan, "stage_probe", "tree", base, config.attributes, 1)] if config.attributes else []
+    return own + [embed_job(plan, "stage_fit", "tree", base, plan.dataset_of("tree", base), 2)]
 
 
 def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None = None) -> None:

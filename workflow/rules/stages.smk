@@ -1,0 +1,32 @@
+# Methods of several stages (a method's STAGES: ArmoRM probe -> gate, the tree [probe ->] fit): one rule per stage
+# name, the same for every method that has it. A stage reads what its method's stage_inputs hook names (files
+# become inputs, hub ids only arguments); the last stage writes the model, the others results/stages/.
+
+
+for stage in PLAN.stage_names():
+
+    rule:
+        name:
+            f"stage_{stage}"
+        input:
+            spec=f"{RESULTS}/specs/runs/{{method}}/{{base}}.json",
+            files=stage_files(stage),
+        output:
+            directory(stage_output(stage)),
+        log:
+            f"{RESULTS}/logs/stage_{stage}/{{method}}/{{base}}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/stage_{stage}/{{method}}/{{base}}.tsv"
+        wildcard_constraints:
+            method=Plan.regex(PLAN.methods_with_stage(stage)),
+        conda:
+            "../../envs/train.yaml"
+        threads: config["threads"]["train"]
+        params:
+            gpus=gpus_asked,  # the GPUs this job asked for: the command refuses to run without them
+            inputs=stage_arguments(stage),
+            stage=stage,
+        shell:
+            "python -m rmflow --rule stage_{params.stage} --gpus {params.gpus} stage --method {wildcards.method}"
+            " --stage {params.stage} --spec {input.spec} --inputs {params.inputs:q} --out {output}"
+            " --threads {threads} > {log} 2>&1"
