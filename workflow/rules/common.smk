@@ -141,7 +141,7 @@ def eval_params(wildcards):
     }
 
 
-# ---- SSRM rounds (workflow/rules/ssrm.smk) ----------------------------------------------------------------------
+# ---- SSRM rounds (workflow/rules/ssrm.smk: the one method with rules of its own) -------------------------------
 def _ssrm(wildcards):
     return PLAN.method_options("ssrm", wildcards.base)
 
@@ -222,7 +222,7 @@ def stage_arguments(stage):
 def stage_output(stage):
     if PLAN.stage_is_final(stage):
         return f"{RESULTS}/models/{{method}}/{{base}}"
-    return f"{RESULTS}/stages/{{method}}/{{base}}/" + stage
+    return f"{RESULTS}/stages/{{method}}/{{base}}/{stage}"
 
 
 # ---- best-of-N (workflow/rules/bestofn.smk) ---------------------------------------------------------------------
