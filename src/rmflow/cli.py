@@ -10,277 +10,8 @@ import argparse
 import logging
 import sys
 
+from rmflow import commands
 from rmflow.errors import RmflowError
-
-
-def _threads(n: int | None) -> None:
-    if n:
-        import torch
-
-        torch.set_num_threads(n)
-
-
-def cmd_make_synthetic(a):
-    from rmflow.data import synth
-
-    synth.main(a.seed, a.n_train, a.n_test, a.out_dir)
-
-
-def cmd_rehearsal_hub(a):
-    from rmflow.rehearsal import writer
-
-    writer.main(a.out, a.config, a.seed)
-
-
-def cmd_rehearsal_profile(a):
-    from rmflow.rehearsal import profile
-
-    profile.main(a.source, a.out, a.partition, a.jobs)
-
-
-def cmd_hub_check(a):
-    from rmflow import hub_check
-
-    hub_check.main(a.configfile)
-
-
-def cmd_plan(a):
-    from rmflow.sizing import main as sizing
-
-    sizing.main(a.configfile, a.profile, a.json, a.sinfo or None, a.directory)
-
-
-def cmd_prepare_data(a):
-    from rmflow.data import prepare
-
-    where = {}
-    for item in (a.where or "").split():
-        column, sep, value = item.partition("=")
-        if not sep or not column:
-            raise RmflowError(f"--where takes COLUMN=VALUE items, not '{item}'", field="where")
-        where[column] = value
-    source = a.source[0] if len(a.source) == 1 else a.source
-    prepare.main(source, a.out, a.report, a.format, a.split, a.revision or None, a.on_invalid, a.name or None,
-                 where, a.data_dir or None)
-
-
-def cmd_prepare_eval(a):
-    from rmflow.evaluate import eval_sets
-
-    eval_sets.prepare(a.data, a.benchmark, a.split, a.revision or None, a.out, a.report, name=a.name)
-
-
-def cmd_make_samples(a):
-    from rmflow.data import samples
-
-    sizes = {}
-    for item in (a.sizes or "").split():
-        key, sep, value = item.partition("=")
-        if not sep or not value.lstrip("-").isdigit():
-            raise RmflowError(f"--sizes takes NAME=INTEGER items, not '{item}'", field="sizes")
-        sizes[key] = int(value)
-    samples.main(a.shared, a.out_dir, sizes)
-
-
-def cmd_formats(a):
-    from rmflow.data.formats import FORMATS
-
-    for name, spec in FORMATS.items():
-        print(f"{name:<24}{spec.kind:<14}{spec.layout}")
-
-
-def cmd_build_base(a):
-    from rmflow.models import build
-
-    _threads(a.threads)
-    build.main(a.spec, a.corpus or None, a.out)
-
-
-def cmd_train(a):
-    from rmflow import methods
-    from rmflow.spec import RunSpec
-    from rmflow.train import launch
-    from rmflow.train.checkpoint import checkpoint_directory
-    from rmflow.train.tracking import tracking_run
-
-    spec = RunSpec.read(a.spec)
-    module = methods.get(spec.method, where=f"{a.spec}: method")
-    if a.processes * a.machines > 1 and not launch.inside_launcher():
-        threads = max(1, (a.threads or 0) // a.processes) if a.threads else None
-        args = _train_args(a, threads)
-        sys.exit(launch.relaunch(args, a.processes, a.machines))
-    _threads(a.threads)
-    overrides = {k: v for k, v in (("data", a.data), ("init", a.init)) if v}
-    tracking_dir = a.tracking_dir or f"results/tracking/{spec.method}/{spec.base}"
-    with checkpoint_directory(a.checkpoint_dir), tracking_run(f"{spec.method}/{spec.base}", tracking_dir):
-        module.train(spec, a.out, **overrides)
-    if a.checkpoint_dir:  # the model is saved: the checkpoints have done their job
-        import shutil
-
-        shutil.rmtree(a.checkpoint_dir, ignore_errors=True)
-
-
-def _train_args(a, threads: int | None) -> list[str]:
-    """``rmflow train`` arguments for each launched worker (everything but the launch options)."""
-    args = ["--spec", a.spec, "--out", a.out]
-    for flag, value in (("--data", a.data), ("--init", a.init), ("--checkpoint-dir", a.checkpoint_dir),
-                        ("--tracking-dir", a.tracking_dir), ("--threads", threads)):
-        if value:
-            args += [flag, str(value)]
-    return args
-
-
-def cmd_transform(a):
-    from rmflow import methods
-    from rmflow.data.prepare import read_pairs
-    from rmflow.io import write_json
-    from rmflow.methods._io import write_rows
-    from rmflow.spec import RunSpec
-
-    spec = RunSpec.read(a.spec)
-    rows, counts = methods.get(spec.method).transform(read_pairs(a.data),
-                                                      methods.method_config(spec.method, spec.options))
-    write_rows(rows, a.out)
-    write_json(a.report, {"method": spec.method, "source": a.data, **counts})
-
-
-def cmd_ssrm(a):
-    from rmflow.methods import ssrm
-
-    _threads(a.threads)
-    if a.step == "split":
-        ssrm.main_split(a.spec, a.data, a.pool or None, a.out_labeled, a.out_pool, a.report)
-    elif a.step == "label":
-        ssrm.main_label(a.model_dir, a.pool, a.shard, a.shards, a.out, a.batch_size)
-    elif a.step == "select":
-        ssrm.main_select(a.spec, a.shard_files, a.labeled, a.iteration, a.out_train, a.stats)
-    else:
-        ssrm.main_report(a.stats_files, a.model_dirs, a.data, a.split, a.out, a.batch_size)
-
-
-def cmd_evaluate(a):
-    from rmflow.evaluate import run
-
-    _threads(a.threads)
-    external = None
-    if a.external or a.endpoint:
-        from rmflow import methods
-
-        values = {"model": a.external, "scorer": a.scorer, "logit": a.logit, "revision": a.model_revision,
-                  "score_position": a.score_position,
-                  "trust_remote_code": a.trust_remote_code, "endpoint": a.endpoint, "max_length": a.max_length}
-        external = methods.method_config("external", {k: v for k, v in values.items() if v is not None},
-                                         where="evaluate --external")
-        a.method = "external"
-    elif not (a.model_dir and a.method):
-        raise RmflowError("give --model-dir and --method (a model rmflow trained) or --external (any reward model)")
-    run.main(a.model_dir, a.method, a.data, a.benchmark, a.out_dir, a.eval_set, a.base, a.split, a.revision or None,
-             a.tie_rule, a.batch_size, external, sections=a.sections or None, prepared=a.prepared or None)
-
-
-def cmd_submit(a):
-    import json
-
-    from rmflow import submit
-
-    report = submit.main(a.profile, a.rule, a.job, a.folder, wait=not a.no_wait)
-    for row in report:
-        print(json.dumps(row))
-    failed = [row for row in report if row["state"] == "FAILED"]
-    if failed:
-        raise RmflowError(f"{len(failed)} of {len(report)} job(s) failed; first: SLURM job {failed[0]['job_id']}, "
-                          f"{failed[0]['error']} (log: {failed[0]['log']})")
-
-
-def cmd_plots(a):
-    from rmflow import plots
-
-    plots.main(a.leaderboard, a.scores, a.models, a.out_dir)
-
-
-def cmd_leaderboard(a):
-    from rmflow import leaderboard
-
-    files = a.scores or leaderboard.find_scores(a.root)
-    options = leaderboard.Options(n_boot=a.bootstrap, seed=a.seed, level=a.level, ci_style=a.ci_style)
-    markdown = leaderboard.main(files, a.csv, a.md, a.subsets, a.tex, a.significance, options)
-    if a.sources:
-        from rmflow.provenance import write_sources
-
-        write_sources(files, a.sources)
-    if a.published:
-        from rmflow import published
-
-        if not (a.published_csv and a.published_md):
-            raise RmflowError("--published needs --published-csv and --published-md", field="published")
-        published.main(a.csv, files, a.published, a.published_csv, a.published_md)
-    if a.print:
-        print(markdown)
-
-
-def cmd_stage(a):
-    import json
-
-    from rmflow import methods
-
-    module = methods.get(a.method, where="--method")
-    if not methods.has_hook(module, "run_stage"):
-        raise RmflowError(f"method '{a.method}' has no stages (it trains in one step: rmflow train)", field="stage")
-    try:
-        inputs = json.loads(a.inputs)
-    except json.JSONDecodeError as exc:
-        raise RmflowError(f"--inputs is not a JSON object ({exc})", field="inputs") from exc
-    _threads(a.threads)
-    methods.hook(module, "run_stage")(a.stage, a.spec, inputs, a.out)
-
-
-def cmd_explain(a):
-    import json
-
-    from rmflow import methods
-
-    module = methods.get(a.method, where="--method")
-    explain = methods.hook(module, "explain")
-    if explain is None:
-        raise RmflowError(f"method '{a.method}' has no explanation of its scores", field="method")
-    try:
-        conversation = json.loads(open(a.conversation, encoding="utf-8").read())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise RmflowError(f"unreadable conversation JSON ({exc})", file=a.conversation) from exc
-    if isinstance(conversation, dict):
-        conversation = conversation.get("messages", conversation.get("chosen"))
-    print(explain(a.model_dir, conversation, a.top_k))
-
-
-def cmd_bestofn(a):
-    from rmflow.evaluate import bestofn
-
-    _threads(a.threads)
-    if a.step == "run":
-        import json
-
-        try:
-            step_text = json.loads(a.step_text or "{}")
-        except json.JSONDecodeError as exc:
-            raise RmflowError(f"--step-text is not JSON ({exc})", field="steps") from exc
-        bestofn.main(a.method, a.base, a.model_dir, a.data, a.ns, a.subsets, a.seed, a.out, a.steps_data or None,
-                     a.batch_size, a.set or None, step_text or None, a.resume_file or None)
-    else:
-        bestofn.table(a.files, a.csv, a.png, a.svg)
-
-
-def cmd_rank(a):
-    from rmflow import rank
-
-    _threads(a.threads)
-    rank.main(a.method, a.model_dir, a.data, a.out_dir, a.mode, a.top_k, a.batch_size)
-
-
-def cmd_methods(a):
-    from rmflow import methods
-
-    for name in methods.available():
-        print(name)
 
 
 def _compute_args(p: argparse.ArgumentParser) -> None:
@@ -302,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-train", type=int, default=160, help="train pairs per subset")
     p.add_argument("--n-test", type=int, default=40, help="test rows per subset")
     p.add_argument("--out-dir", required=True)
-    p.set_defaults(func=cmd_make_synthetic)
+    p.set_defaults(func=commands.cmd_make_synthetic)
 
     p = sub.add_parser("prepare-data", help="load, convert and validate rows of any format into canonical parquet")
     p.add_argument("--source", required=True, nargs="+",
@@ -317,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--on-invalid", default="error", choices=["error", "skip"])
     p.add_argument("--out", required=True)
     p.add_argument("--report", required=True)
-    p.set_defaults(func=cmd_prepare_data)
+    p.set_defaults(func=commands.cmd_prepare_data)
 
     p = sub.add_parser("prepare-eval", help="load, convert and validate an eval set's rows once (before any GPU job)")
     p.add_argument("--name", default=None, help="the eval set's name (written into the report)")
@@ -327,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--revision", default=None)
     p.add_argument("--out", required=True, help="the rows, JSON lines")
     p.add_argument("--report", required=True)
-    p.set_defaults(func=cmd_prepare_eval)
+    p.set_defaults(func=commands.cmd_prepare_eval)
 
     p = sub.add_parser("make-samples", help="small local samples of the paper recipe's hub data sets, in their "
                                             "layouts, from a folder of real rows (tests/configs/paper-smoke.yaml)")
@@ -335,24 +66,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the folder of real rows the samples are cut from (rmflow.data.samples names its files)")
     p.add_argument("--out-dir", required=True)
     p.add_argument("--sizes", default="", help="'pairs=32 step_rows=32 ...' (rmflow.data.samples.DEFAULTS)")
-    p.set_defaults(func=cmd_make_samples)
+    p.set_defaults(func=commands.cmd_make_samples)
 
     p = sub.add_parser("rehearsal-hub", help="a Hugging Face cache of layout-true stand-ins for every hub id the "
                        "configs name (HF_HOME=OUT HF_HUB_OFFLINE=1 loads them by id)")
     p.add_argument("--out", required=True)
     p.add_argument("--config", nargs="+", default=["config/config.yaml", "config/paper.yaml"])
     p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=cmd_rehearsal_hub)
+    p.set_defaults(func=commands.cmd_rehearsal_hub)
     p = sub.add_parser("rehearsal-profile", help="the SLURM profile, CPU-sized and without GPUs, for a rehearsal")
     p.add_argument("--source", default="profiles/slurm")
     p.add_argument("--out", required=True)
     p.add_argument("--partition", default="debug")
     p.add_argument("--jobs", type=int, default=4)
-    p.set_defaults(func=cmd_rehearsal_profile)
+    p.set_defaults(func=commands.cmd_rehearsal_profile)
     p = sub.add_parser("hub-check", help="every hub reference of the configs loadable where the jobs run (exists, "
                        "licence accepted, revision, split, data_dir; offline: cached)")
     p.add_argument("--configfile", nargs="+", required=True, help="the config layers, in Snakemake's order")
-    p.set_defaults(func=cmd_hub_check)
+    p.set_defaults(func=commands.cmd_hub_check)
     p = sub.add_parser("plan", help="every job's estimated GPU memory, time and disk against its request and the "
                        "cluster; refuses what cannot finish (the SLURM run's onstart runs the same check)")
     p.add_argument("--configfile", nargs="*", default=[], help="config layers after config/config.yaml")
@@ -360,16 +91,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", default=None, help="write one object per job here")
     p.add_argument("--sinfo", default="sinfo", help="the cluster's sinfo ('' to compare with the profile only)")
     p.add_argument("--directory", default=".", help="the workflow's directory (holds config/ and workflow/)")
-    p.set_defaults(func=cmd_plan)
+    p.set_defaults(func=commands.cmd_plan)
     p = sub.add_parser("formats", help="list the data formats prepare-data reads and the kind of rows each gives")
-    p.set_defaults(func=cmd_formats)
+    p.set_defaults(func=commands.cmd_formats)
 
     p = sub.add_parser("build-base", help="build a base model directory: a tiny model, or one converted from GGUF")
     p.add_argument("--spec", required=True, help="JSON {tiny: {...}} or {gguf: {file | package}, chat_template}")
     p.add_argument("--corpus", default=None, help="tiny: prepared pairs whose texts train the tokenizer")
     p.add_argument("--out", required=True)
     p.add_argument("--threads", type=int, default=None)
-    p.set_defaults(func=cmd_build_base)
+    p.set_defaults(func=commands.cmd_build_base)
 
     p = sub.add_parser("train", help="train one method on one base model from a run spec")
     p.add_argument("--spec", required=True, help="run spec JSON (results/runs/<method>/<base>.json)")
@@ -383,14 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train.report_to: TensorBoard/W&B files here (default results/tracking/<method>/<base>)")
     p.add_argument("--processes", type=int, default=1, help="processes per machine (one per GPU) via accelerate")
     p.add_argument("--machines", type=int, default=1, help="machines (SLURM nodes), one launcher on each")
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=commands.cmd_train)
 
     p = sub.add_parser("transform", help="a method's own data preparation (e.g. pair-PM rows, RRM augmentation)")
     p.add_argument("--spec", required=True)
     p.add_argument("--data", required=True, help="prepared standard-row parquet")
     p.add_argument("--out", required=True)
     p.add_argument("--report", required=True, help="JSON with the row counts")
-    p.set_defaults(func=cmd_transform)
+    p.set_defaults(func=commands.cmd_transform)
 
     p = sub.add_parser("ssrm", help="one SSRM step: split | label | select | report")
     p.add_argument("step", choices=["split", "label", "select", "report"])
@@ -413,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-dirs", nargs="+")
     p.add_argument("--out")
     _compute_args(p)
-    p.set_defaults(func=cmd_ssrm)
+    p.set_defaults(func=commands.cmd_ssrm)
 
     p = sub.add_parser("evaluate", help="score a RewardBench-format set and write examples.parquet + scores.json")
     p.add_argument("--model-dir", default=None, help="a model rmflow trained (with --method)")
@@ -442,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base", required=True, help="base model name written into scores.json")
     p.add_argument("--out-dir", required=True)
     _compute_args(p)
-    p.set_defaults(func=cmd_evaluate)
+    p.set_defaults(func=commands.cmd_evaluate)
 
     p = sub.add_parser("submit", help="submit rmflow train/evaluate jobs (a sweep: several --job) with submitit")
     p.add_argument("--profile", default="profiles/slurm", help="SLURM profile whose resources the jobs get")
@@ -451,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one rmflow command line, e.g. 'train --spec s.json --out m'; repeat for a sweep")
     p.add_argument("--folder", default="results/scratch/submitit", help="submitit's logs and pickles")
     p.add_argument("--no-wait", action="store_true", help="print the job ids and return")
-    p.set_defaults(func=cmd_submit)
+    p.set_defaults(func=commands.cmd_submit)
 
     p = sub.add_parser("leaderboard", help="gather scores.json files into the leaderboard tables")
     p.add_argument("--root", default="results/eval", help="gather every <eval set>/<method>/<base>/scores.json")
@@ -470,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--level", type=float, default=0.95)
     p.add_argument("--ci-style", default="pm", choices=["pm", "brackets"])
     p.add_argument("--print", action="store_true", help="also print the Markdown table")
-    p.set_defaults(func=cmd_leaderboard)
+    p.set_defaults(func=commands.cmd_leaderboard)
 
     p = sub.add_parser("plots", help="figures (PNG + SVG) and per-run metrics from the gathered results")
     p.add_argument("--leaderboard", required=True, help="leaderboard.csv with its _lo/_hi columns")
@@ -478,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", nargs="*", default=[],
                    help="METHOD/BASE=DIR for every planned model (its train_log.jsonl and metrics.json)")
     p.add_argument("--out-dir", required=True)
-    p.set_defaults(func=cmd_plots)
+    p.set_defaults(func=commands.cmd_plots)
 
     p = sub.add_parser("stage", help="one stage of a method of several (its STAGES: ArmoRM probe, gate; the tree "
                                      "probe, fit)")
@@ -489,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                    '(the method\'s stage_inputs; e.g. {"backbone": ..., "data": ...})')
     p.add_argument("--out", required=True)
     p.add_argument("--threads", type=int, default=None)
-    p.set_defaults(func=cmd_stage)
+    p.set_defaults(func=commands.cmd_stage)
 
     p = sub.add_parser("explain", help="why a model scores one conversation as it does (ArmoRM: its top-K "
                                        "objectives)")
@@ -497,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-dir", required=True)
     p.add_argument("--conversation", required=True, help="JSON: a message list or {messages: [...]}")
     p.add_argument("--top-k", type=int, default=3)
-    p.set_defaults(func=cmd_explain)
+    p.set_defaults(func=commands.cmd_explain)
 
     p = sub.add_parser("bestofn", help="best-of-N accuracy of a scalar RM (run) or the gathered table (table)")
     p.add_argument("step", choices=["run", "table"])
@@ -519,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--png")
     p.add_argument("--svg", default=None)
     _compute_args(p)
-    p.set_defaults(func=cmd_bestofn)
+    p.set_defaults(func=commands.cmd_bestofn)
 
     p = sub.add_parser("rank", help="rank n responses per prompt: scores, DPO pairs, top-k for rejection sampling")
     p.add_argument("--method", required=True)
@@ -530,10 +261,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=2)
     p.add_argument("--out-dir", required=True)
     _compute_args(p)
-    p.set_defaults(func=cmd_rank)
+    p.set_defaults(func=commands.cmd_rank)
 
     p = sub.add_parser("methods", help="list the registered reward-model methods")
-    p.set_defaults(func=cmd_methods)
+    p.set_defaults(func=commands.cmd_methods)
     return parser
 
 
