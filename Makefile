@@ -11,10 +11,8 @@ run: $(VENV)/.installed
 	snakemake --profile profiles/local all
 	@cat results/leaderboard.md
 
-# Two workers: the suite waits on subprocesses, SLURM polls and snakemake much of the time, so two keep both cores
-# busy (tests/conftest.py keeps what shares a cluster, a workflow run or fixed ports on one worker).
 test: $(VENV)/.installed
-	python -m pytest -n 2 --dist loadgroup
+	python -m pytest
 
 # The fast tier: no training, no workflow run, no SLURM, no GPU (a few minutes). RMFLOW_NO_TRAINING makes a test
 # that trains anyway fail here, so the tier cannot quietly grow slow; the slow tests still run in `make test`.

@@ -15,31 +15,12 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-# `make test` runs two pytest-xdist workers (--dist loadgroup). Tests that share one expensive thing run on one
-# worker, so it is built once and never twice at the same time: the quick workflow run, the one local SLURM cluster,
-# and the tests that launch several training processes (their launchers and gloo groups use fixed ports).
-XDIST_GROUPS = {"workflow_run": ("finished_run",), "slurm": ("slurm_cluster", "test_profile")}
-PROCESS_LAUNCHING = ("test_distributed.py", "test_deepspeed.py", "test_checkpoint.py")
-
-
-def _xdist_group(item) -> str | None:
-    fixtures = set(getattr(item, "fixturenames", ()))
-    for group, needs in XDIST_GROUPS.items():
-        if fixtures & set(needs) or f"tests/{group}/" in item.nodeid:
-            return group
-    return "processes" if item.path.name in PROCESS_LAUNCHING else None
-
-
 def pytest_collection_modifyitems(config, items):
-    """A ``shared_data`` test skips, saying why, where the real rows are absent (a user's clone has none); the
-    xdist groups above."""
+    """A ``shared_data`` test skips, saying why, where the real rows are absent (a user's clone has none)."""
     skip = pytest.mark.skip(reason=f"{SHARED_DATA} is absent (set RMFLOW_SHARED_DATA to the real-row folder)")
     for item in items:
         if "shared_data" in item.keywords and not SHARED_DATA.is_dir():
             item.add_marker(skip)
-        group = _xdist_group(item)
-        if group:
-            item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")
