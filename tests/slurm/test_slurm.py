@@ -35,7 +35,7 @@ def test_workflow_on_slurm_matches_the_local_executor(slurm_cluster, test_profil
     done = re.findall(r"Finished jobid: \d+ \(Rule: (\w+)\)", out)
     local_rules = set(re.findall(r"^localrule (\w+):", out, re.M))
     assert local_rules <= {"all", "run_spec", "base_spec", "bestofn_table", "leaderboard", "plots",
-                           "config_used"}, local_rules
+                           "config_used", "eval_sets_checked"}, local_rules
     assert len(submitted) == len([r for r in done if r not in local_rules]) >= 15
     assert all(Path(log.rstrip(").")).exists() for _, log in submitted)
     assert "train_cpu" in out and "evaluate" in out
