@@ -39,11 +39,12 @@ class StagesMixin:
         return [m for m in self.methods if any(name in self.stages_of(m, b) for b in self.bases_of(m))]
 
     def stage_dir(self, method: str, base: str, stage: str) -> str:
-        """Where a stage writes: the model directory for the last stage, else results/stages/<method>/<base>/<stage>."""
+        """Where a stage writes: the model directory for the last stage, else results/stages/<method>/<base>/<stage>.
+        Also the rules' output pattern (method "{method}", base "{base}"), so the path is written once."""
         from rmflow.plan import RESULTS  # plan.py imports this module
 
         if self.stage_is_final(stage):
-            return self.model_dir(method, base)
+            return f"{RESULTS}/models/{method}/{base}"  # a staged method has no final_model_dir of its own
         return f"{RESULTS}/stages/{method}/{base}/{stage}"
 
     def stage_inputs(self, method: str, base: str, stage: str) -> dict[str, str]:

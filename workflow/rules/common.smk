@@ -220,9 +220,7 @@ def stage_arguments(stage):
 
 
 def stage_output(stage):
-    if PLAN.stage_is_final(stage):
-        return f"{RESULTS}/models/{{method}}/{{base}}"
-    return f"{RESULTS}/stages/{{method}}/{{base}}/{stage}"
+    return PLAN.stage_dir("{method}", "{base}", stage)
 
 
 # ---- best-of-N (workflow/rules/bestofn.smk) ---------------------------------------------------------------------
