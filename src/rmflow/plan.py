@@ -19,12 +19,12 @@ from rmflow.data.formats import FORMATS
 from rmflow.data.loaders import looks_local
 from rmflow.errors import RmflowError
 from rmflow.plan_bases import BasesMixin
+from rmflow.plan_released import RELEASED, ReleasedMixin
 from rmflow.plan_stages import StagesMixin
 from rmflow.spec import RunSpec
 from rmflow.train.config import TrainConfig
 
 GPU_PRESETS = ("cpu", "a100_80g", "a40_48g")
-EXTERNAL = "external"  # the registry module that scores reward models declared under reward_models
 RESULTS = "results"
 KIND_NAMES = {"pairs": "preference pairs", "steps": "step-labelled conversations", "attributes": "attribute ratings",
               "candidates": "best-of-N candidate sets", "rewardbench2": "RewardBench 2 rows"}
@@ -39,7 +39,7 @@ def use_workflow_source(src) -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join([str(src), *rest])
 
 
-class Plan(BasesMixin, StagesMixin):
+class Plan(BasesMixin, StagesMixin, ReleasedMixin):
     def __init__(self, config: dict, sources: list[str] | None = None):
         self.config = config
         self.where = ", ".join(str(s) for s in sources) if sources else "config"
@@ -59,7 +59,7 @@ class Plan(BasesMixin, StagesMixin):
         for name in self.bases:
             self._check_base(name)
         for name in self.externals:
-            self._check_external(name)
+            self._check_released(name)
         self.pairs: list[tuple[str, str]] = [(m, b) for m in self.methods for b in self.bases_of(m)]
         for name in self.eval_sets:
             self._check_eval_set(name)
@@ -101,21 +101,6 @@ class Plan(BasesMixin, StagesMixin):
             if base not in self.bases:
                 self._fail(f"method '{name}' lists base '{base}', which is not in run.base_models "
                            f"({', '.join(self.bases)})", f"methods.{name}.bases")
-
-    def _check_external(self, name: str) -> None:
-        self._defined("reward_models", name)
-        if name in self.bases:
-            self._fail(f"reward model '{name}' has the name of a base model of this run; rename one",
-                       f"reward_models.{name}")
-        self.external_config(name)
-
-    def external_config(self, name: str):
-        """The declaration of an external reward model (``reward_models.<name>``), checked like method options."""
-        try:
-            return methods.method_config(EXTERNAL, self.config["reward_models"][name], where="reward_models")
-        except RmflowError as exc:
-            raise RmflowError(str(exc).replace("reward_models.external.options", f"reward_models.{name}"),
-                              file=self.where) from exc
 
     def _check_data(self, method: str, base: str) -> None:
         for name, kind in self.datasets_of(method, base).items():
@@ -182,8 +167,8 @@ class Plan(BasesMixin, StagesMixin):
         return (listed.get(base) or {}) if isinstance(listed, dict) else {}
 
     def method_options(self, method: str, base: str | None = None):
-        if method == EXTERNAL:  # an external model's options are its declaration
-            return self.external_config(base)
+        if self.is_released(method):  # a released model's options are its declaration
+            return self.released_config(base)
         options = {**self.method_entry(method).get("options", {}),
                    **(self.pair_entry(method, base).get("options", {}) if base else {})}
         where = f"methods.{method}" + (f".bases.{base}" if base and self.pair_entry(method, base) else "")
@@ -244,7 +229,7 @@ class Plan(BasesMixin, StagesMixin):
     def setup_methods(self) -> list[str]:
         """Methods that train nothing (the judge, external models): a local job writes their directory."""
         return [m for m in self.methods if methods.hook(self.module(m), "SETUP_ONLY", False)] + \
-            ([EXTERNAL] if self.externals else [])
+            ([RELEASED] if self.externals else [])
 
     def model_dir(self, method: str, base: str) -> str:
         if self.has_own_workflow(method):
@@ -271,9 +256,8 @@ class Plan(BasesMixin, StagesMixin):
     def extra_train_inputs(self, method: str, base: str) -> list[str]:
         """Files a method's train step reads besides its spec and data (the judge's model; an external model that
         this run itself produces)."""
-        if method == EXTERNAL:
-            model = self.external_config(base).model
-            return [model] if model and model.startswith(f"{RESULTS}/") else []
+        if self.is_released(method):
+            return self.released_inputs(base)
         hook = methods.hook(self.module(method), "extra_inputs", None)
         return hook(self.method_options(method, base), base, RESULTS) if hook else []
 
@@ -288,8 +272,11 @@ class Plan(BasesMixin, StagesMixin):
         return [m for m in self.methods if self.module(m).KIND == "scalar"]
 
     def local_inputs(self, section: str, name: str) -> list[str]:
+        """The entry's paths that are files of this machine: an input Snakemake must have (or make) first. A path
+        under results/ is one even before it exists (a folder another rule writes, e.g. the samples' RewardBench)."""
         path = self.config[section][name]["path"]
-        return [p for p in (path if isinstance(path, list) else [path]) if looks_local(p)]
+        return [p for p in (path if isinstance(path, list) else [path])
+                if looks_local(p) or p.startswith(f"{RESULTS}/")]
 
     @staticmethod
     def regex(names: list[str]) -> str:
@@ -325,14 +312,14 @@ class Plan(BasesMixin, StagesMixin):
         return [f"{RESULTS}/bestofn/{s}/{m}/{b}.json" for s in sets for m, b in self.bestofn_pairs()]
 
     def kind_of(self, method: str, base: str) -> str:
-        """scalar or pairwise; an external model's declared scorer decides its kind."""
-        if method == EXTERNAL:
-            return self.module(EXTERNAL).kind_of(self.external_config(base))
+        """scalar or pairwise; a released model's declared scorer decides its kind."""
+        if self.is_released(method):
+            return self.module(method).kind_of(self.released_config(base))
         return self.module(method).KIND
 
     def _all_evaluations(self) -> list[tuple[str, str, str]]:
         return [(e, m, b) for e in self.eval_sets
-                for m, b in self.pairs + [(EXTERNAL, name) for name in self.externals]]
+                for m, b in self.scored_models()]
 
     def evaluations(self) -> list[tuple[str, str, str]]:
         """(eval set, method, base) to score: RewardBench 2 scores each completion alone, so only scalar models."""
@@ -348,7 +335,7 @@ class Plan(BasesMixin, StagesMixin):
 
     def skipped_evaluations(self) -> list[tuple[str, str]]:
         wanted = set(self.evaluations())
-        skipped = [(e, m if m != EXTERNAL else f"{b} (external)") for e, m, b in self._all_evaluations()
+        skipped = [(e, f"{b} (external)" if self.is_released(m) else m) for e, m, b in self._all_evaluations()
                    if (e, m, b) not in wanted]
         return list(dict.fromkeys(skipped))
 
@@ -357,13 +344,8 @@ class Plan(BasesMixin, StagesMixin):
 
     # ---- specs written to disk ----------------------------------------------------------------------------
     def run_spec(self, method: str, base: str) -> dict:
-        if method == EXTERNAL:
-            options = self.external_config(base)
-            return dataclasses.asdict(RunSpec(method=EXTERNAL, base=base, base_model=options.model or "",
-                                              train_data="", options=dataclasses.asdict(options),
-                                              method_version=methods.get(EXTERNAL).VERSION,
-                                              revision=options.revision, trust_remote_code=options.trust_remote_code,
-                                              system_turn=options.system_turn))
+        if self.is_released(method):
+            return self.released_spec(base)
         entry = self.base_entry(base)
         spec = RunSpec(
             method=method,

@@ -269,3 +269,15 @@ def test_shipped_deepspeed_configs_resolve_from_any_working_directory(tmp_path, 
     (tmp_path / "config/deepspeed").mkdir(parents=True)
     (tmp_path / "config/deepspeed/zero3.json").write_text("{}")  # the user's own copy of the path
     assert resolve_shipped_files(copy.deepcopy(config), REPO)["train"]["deepspeed"] == "config/deepspeed/zero3.json"
+
+
+def test_an_input_another_rule_writes_under_results_is_local_before_it_exists(tmp_path, monkeypatch):
+    """Found by CI: the smoke layer's RewardBench is a folder the samples rule writes. Spelled without a suffix and
+    absent at DAG time, it read as a hub id, so prepare_eval ran before samples and stopped."""
+    monkeypatch.chdir(tmp_path)
+    layers = (REPO / "config/config.yaml", REPO / "config/paper.yaml", REPO / "tests/configs/paper-smoke.yaml")
+    plan = Plan(load_config(*layers, schema_path=SCHEMA))
+    assert plan.local_inputs("eval_sets", "rewardbench") == ["results/data/samples/rewardbench"]
+    assert plan.local_inputs("eval_sets", "rewardbench2") == ["results/data/samples/rewardbench2.jsonl"]
+    assert Plan(load_config(REPO / "config/config.yaml", REPO / "config/paper.yaml",
+                            schema_path=SCHEMA)).local_inputs("eval_sets", "rewardbench") == []
