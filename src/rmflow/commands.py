@@ -163,9 +163,9 @@ def cmd_evaluate(a):
         values = {"model": a.external, "scorer": a.scorer, "logit": a.logit, "revision": a.model_revision,
                   "score_position": a.score_position,
                   "trust_remote_code": a.trust_remote_code, "endpoint": a.endpoint, "max_length": a.max_length}
-        external = methods.method_config("external", {k: v for k, v in values.items() if v is not None},
+        external = methods.method_config(methods.RELEASED, {k: v for k, v in values.items() if v is not None},
                                          where="evaluate --external")
-        a.method = "external"
+        a.method = methods.RELEASED
     elif not (a.model_dir and a.method):
         raise RmflowError("give --model-dir and --method (a model rmflow trained) or --external (any reward model)")
     run.main(a.model_dir, a.method, a.data, a.benchmark, a.out_dir, a.eval_set, a.base, a.split, a.revision or None,

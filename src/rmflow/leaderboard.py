@@ -119,7 +119,7 @@ def score_function(record: dict):
 
 def model_name(record: dict) -> str:
     """base/method for a trained model; an external reward model by its declared name, marked as such."""
-    if record["method"] == "external":
+    if record.get("released"):
         return f"{record['base']} (external)"
     return f"{record['base']}/{record['method']}"
 
@@ -206,7 +206,8 @@ def main(files: list[str | Path], out_csv: str, out_md: str, out_subsets: str, o
     markdown = tables_render.to_markdown(board, options.ci_style)
     write_text(out_md, markdown)
     if out_tex:
-        write_text(out_tex, tables_render.to_latex(board, options.ci_style, options.level))
+        released = {model_name(r) for r in records if r.get("released")}
+        write_text(out_tex, tables_render.to_latex(board, options.ci_style, options.level, released))
     log.info("leaderboard of %d runs written to %s (bootstrap B=%d, seed %d)", len(records), out_csv,
              options.n_boot, options.seed)
     return markdown

@@ -49,7 +49,7 @@ def model_ids(score_files: list[str | Path]) -> dict[str, str]:
     ids = {}
     for path in score_files:
         record = json.loads(Path(path).read_text(encoding="utf-8"))
-        if record.get("method") != "external" or not record.get("model_dir"):
+        if not record.get("released") or not record.get("model_dir"):
             continue
         hub_model = (record.get("hub") or {}).get("model") or {}
         declaration = Path(record["model_dir"], "external.json")

@@ -7,6 +7,8 @@ interval itself may be asymmetric, the CSV has both ends) or ``83.4 [81.2, 85.5]
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 KEY_COLUMNS = ["Benchmark", "Eval Set", "Model"]
 LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
@@ -58,8 +60,9 @@ def _best(board, column: str) -> set[tuple[str, str, str]]:
     return best
 
 
-def to_latex(board, ci_style: str = "pm", level: float = 0.95) -> str:
-    """A booktabs table (needs ``\\usepackage{booktabs}``); one block per benchmark and eval set."""
+def to_latex(board, ci_style: str = "pm", level: float = 0.95, released: Collection[str] = ()) -> str:
+    """A booktabs table (needs ``\\usepackage{booktabs}``); one block per benchmark and eval set. ``released``:
+    the Model names of released reward models (marked; their published numbers are elsewhere)."""
     columns = value_columns(board)
     best = {c: _best(board, c) for c in columns}
     spec = "ll" + "r" * len(columns)
@@ -67,13 +70,12 @@ def to_latex(board, ci_style: str = "pm", level: float = 0.95) -> str:
     ci = "$\\pm$ half the" if ci_style == "pm" else "brackets:"
     released_note = (r" $^\dagger$: a released reward model scored here as its authors score it (its published "
                      r"numbers beside ours: leaderboard\_published.md)."
-                     if "Method" in board.columns and (board["Method"] == "external").any() else "")
+                     if set(released) & set(board["Model"]) else "")
     lines = [r"\begin{table}[t]", r"\centering", r"\small", f"\\begin{{tabular}}{{{spec}}}", r"\toprule", header]
     for (benchmark, eval_set), group in board.group_by(["Benchmark", "Eval Set"], maintain_order=True):
         lines += [r"\midrule", f"\\multicolumn{{{len(columns) + 2}}}{{l}}{{\\textit{{{escape(benchmark)}}}}} \\\\"]
         for row in group.iter_rows(named=True):
-            released = row.get("Method") == "external"  # a released model: its published numbers are elsewhere
-            cells = [escape(eval_set), escape(row["Model"]) + ("$^\\dagger$" if released else "")]
+            cells = [escape(eval_set), escape(row["Model"]) + ("$^\\dagger$" if row["Model"] in released else "")]
             for c in columns:
                 # "--": an en dash in any LaTeX setup, with or without a UTF-8 input encoding
                 text = escape(cell(row, c, ci_style, pm="PLUSMINUS")).replace("PLUSMINUS", "$\\pm$").replace("–", "--")

@@ -26,6 +26,7 @@ def write_scores(root, eval_set, method, base, subsets, credits, sections="synth
     report = score_report(subsets, credits, sections)
     path.write_text(json.dumps({"schema": SCORES_SCHEMA, "benchmark": "rewardbench_v1", "eval_set": eval_set,
                                 "method": method, "base": base, "n_examples": len(subsets),
+                                "released": method == "external",  # what evaluate writes for a released model
                                 "example_ids_sha256": ids_digest(ids), **report}))
     pl.DataFrame({"id": ids, "subset": subsets, "correct": [float(c) for c in credits]}).write_parquet(
         path.with_name("examples.parquet"))
@@ -121,11 +122,11 @@ def test_latex_marks_released_models_and_says_why(tmp_path):
     write_scores(tmp_path, "synthetic", "bt", "a_b", SUBSETS * 5, [1, 0, 1, 0] * 5)
     write_scores(tmp_path, "synthetic", "external", "armo_rm", SUBSETS * 5, [1, 1, 0, 1] * 5)
     board, _, _ = leaderboard.tables(leaderboard.read_scores(leaderboard.find_scores(tmp_path)), FAST)
-    tex = tables_render.to_latex(board)
+    tex = tables_render.to_latex(board, released={"armo_rm (external)"})
     marked = [row for row in _latex_body_rows(tex) if r"$^\dagger$" in row]
     assert len(marked) == 1 and "armo" in marked[0]
     assert r"$^\dagger$: a released reward model" in tex
-    plain = tables_render.to_latex(board.filter(pl.col("Method") != "external"))
+    plain = tables_render.to_latex(board)
     assert r"\dagger" not in plain
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from rmflow.config import load_config
 from rmflow.errors import RmflowError
-from rmflow.plan import EXTERNAL, Plan
+from rmflow.plan import Plan
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
@@ -42,7 +42,7 @@ def non_size_changes(before: dict, after: dict) -> list[str]:
 
 def specs(config: dict) -> dict:
     plan = Plan(config, [str(p) for p in LAYERS])
-    pairs = [(m, b) for m in plan.methods for b in plan.bases_of(m)] + [(EXTERNAL, b) for b in plan.externals]
+    pairs = [(m, b) for m in plan.methods for b in plan.bases_of(m)] + plan.released_models()
     return {"targets": plan.score_files(), "bestofn": plan.bestofn_files(),
             **{f"{m}/{b}": plan.run_spec(m, b) for m, b in pairs}}
 

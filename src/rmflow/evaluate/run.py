@@ -150,6 +150,8 @@ def main(model_dir: str | None, method: str, data: str, benchmark: str, out_dir:
         examples.write_parquet(tmp)
     scores = {"schema": SCORES_SCHEMA, "benchmark": benchmark, "eval_set": eval_set,
               "method": method, "base": base, "model_dir": model_dir, "data": data, "kind": kind,
+              # a released reward model scored as its authors score it, not one this run trained
+              "released": bool(methods.hook(module, "EXTERNAL", False)),
               "tie_rule": tie_rule, "n_examples": len(rows), "example_ids_sha256": ids_digest(ids["id"]), **report,
               "length_correlation": None if v2 else length_correlation(rows, scored),
               "method_stats": scorer.summary(scored) if hasattr(scorer, "summary") else {},

@@ -18,6 +18,10 @@ from types import ModuleType
 
 from rmflow.errors import RmflowError
 
+# the module that scores released reward models (run.reward_models: things to score, not trained); its EXTERNAL
+# flag is set, and the plan, the leaderboard and the CLI reach it by this name only
+RELEASED = "external"
+
 REQUIRED = {
     "VERSION": "int, bumped whenever its results would change (written into every run spec, so Snakemake reruns)",
     "KIND": '"scalar" (a reward per response) or "pairwise" (P(chosen) per pair): picks tie rule and benchmarks',

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rmflow import methods
-from rmflow.plan import EXTERNAL, RESULTS
+from rmflow.plan import RESULTS
 from rmflow.sizing.shapes import facts
 from rmflow.train.config import TrainConfig
 
@@ -108,7 +108,7 @@ def data_facts(plan, section: str, name: str) -> Data:
 def _model_of(plan, method: str, base: str) -> tuple[str, str | None]:
     """The model a job of (method, base) loads: an external model's own, a frozen backbone, or the base."""
     options = plan.method_options(method, base)
-    if method == EXTERNAL:
+    if plan.is_released(method):
         return options.model, options.revision
     if getattr(options, "backbone", None):
         return options.backbone, getattr(options, "backbone_revision", None)
@@ -159,7 +159,7 @@ def embed_work(plan, method: str, base: str, data: Data, texts_per_row: float) -
 
 def scoring_length(plan, method: str, base: str) -> int:
     """The length a model scores at: its training max_length (an external model: the scorer's default)."""
-    if method == EXTERNAL:
+    if plan.is_released(method):
         return plan.method_options(method, base).max_length
     return plan.train_config(method, base).max_length
 
@@ -179,7 +179,7 @@ def planned_jobs(plan) -> list[Job]:
     jobs += [Job(rule, {"built": name}) for name in plan.built_names() for rule in ("base_spec", "build_base")]
     jobs += [Job("prepare_eval", {"eval_set": name}) for name in plan.eval_sets] + [Job("eval_sets_checked", {})]
     jobs += [Job("prepare_data", {"dataset": name}) for name in plan.datasets()]
-    everything = plan.pairs + [(EXTERNAL, name) for name in plan.externals]
+    everything = plan.scored_models()
     jobs += [Job("run_spec", {"method": m, "base": b}, m, b) for m, b in everything]
     jobs += [Job("setup_untrained", {"method": m, "base": b}, m, b) for m, b in everything
              if m in plan.setup_methods()]
