@@ -11,8 +11,9 @@ run: $(VENV)/.installed
 	snakemake --profile profiles/local all
 	@cat results/leaderboard.md
 
+# two pytest processes at once, so both cores stay busy (scripts/test.sh; TEST_LANES=1 runs one)
 test: $(VENV)/.installed
-	python -m pytest
+	scripts/test.sh $(PYTEST_ARGS)
 
 # The fast tier: no training, no workflow run, no SLURM, no GPU (a few minutes). RMFLOW_NO_TRAINING makes a test
 # that trains anyway fail here, so the tier cannot quietly grow slow; the slow tests still run in `make test`.
