@@ -141,7 +141,7 @@ class Plan(BasesMixin, StagesMixin, ReleasedMixin):
         rank = self.config.get("rank", {})
         if not rank.get("data"):
             return
-        if rank.get("method", "bt") not in self.methods:
+        if rank["method"] not in self.methods:  # the schema fills its default
             self._fail(f"ranks with method '{rank['method']}', which is not in run.methods", "rank.method")
         if rank.get("base") and rank["base"] not in self.bases:
             self._fail(f"ranks with base '{rank['base']}', which is not in run.base_models", "rank.base")

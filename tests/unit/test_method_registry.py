@@ -29,3 +29,24 @@ def test_every_method_has_the_required_names(name):
     assert all(hasattr(module, attr) for attr in methods.REQUIRED)
     # external's scorer decides per declared model (classifier: scalar, the others: pairwise)
     assert module.KIND in (("declared",) if methods.hook(module, "EXTERNAL", False) else ("scalar", "pairwise"))
+
+
+def _name_branches(text: str) -> list[str]:
+    names = "|".join(re.escape(n) for n in methods.available())
+    quoted = rf"[\"']({names})[\"']"
+    branch = re.compile(rf"(?:==|!=|\bis\b|\bin\b)\s*\(?{quoted}|{quoted}\s*(?:==|!=)|"
+                        rf"\.get\(\s*[\"']method[\"']\s*,\s*{quoted}|method_options\(\s*{quoted}")
+    return [m.group(0) for m in branch.finditer(text)]
+
+
+def test_no_code_outside_the_methods_and_the_ssrm_rule_files_branches_on_a_method_name():
+    """The method contract: a new method is one module plus one config entry. The plan, the rules, the CLI and the
+    leaderboard reach a method through its hooks (the released-model scorer through methods.RELEASED), never by
+    comparing a name; SSRM's rule files (workflow/rules/ssrm*.smk) are the one documented exception."""
+    sources = [p for p in (REPO / "src/rmflow").rglob("*.py") if "methods" not in p.relative_to(REPO / "src").parts]
+    sources += [p for p in (REPO / "workflow").rglob("*.smk") if not p.name.startswith("ssrm")]
+    sources += [REPO / "Snakefile"]
+    found = {str(p.relative_to(REPO)): hits for p in sources if (hits := _name_branches(p.read_text()))}
+    assert not found, found
+    assert _name_branches('if method == "ssrm":') and _name_branches("PLAN.method_options('ssrm', base)")
+    assert not _name_branches('names = ["tree", "stone"]')

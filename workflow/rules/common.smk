@@ -141,64 +141,6 @@ def eval_params(wildcards):
     }
 
 
-# ---- SSRM rounds (workflow/rules/ssrm.smk: the one method with rules of its own) -------------------------------
-def _ssrm(wildcards):
-    return PLAN.method_options("ssrm", wildcards.base)
-
-
-def ssrm_labeled_source(wildcards):
-    return PLAN.prepared(PLAN.dataset_of("ssrm", wildcards.base))
-
-
-def ssrm_pool_source(wildcards):
-    pool = _ssrm(wildcards).unlabeled_dataset
-    return PLAN.prepared(pool) if pool else ""
-
-
-def ssrm_pool_input(wildcards):
-    return [path for path in [ssrm_pool_source(wildcards)] if path]
-
-
-def ssrm_shards(wildcards):
-    return _ssrm(wildcards).shards
-
-
-def ssrm_init(wildcards):
-    """Round 0 starts from the base model (a hub id is no input file); round k from model k - 1."""
-    k, base = int(wildcards.k), wildcards.base
-    return PLAN.base_model_ref(base) if k == 0 else f"{RESULTS}/ssrm/{base}/iter{k - 1}/model"
-
-
-def ssrm_train_inputs(wildcards):
-    k, base = int(wildcards.k), wildcards.base
-    if k == 0:
-        start, data = base_inputs(wildcards), f"{RESULTS}/ssrm/{base}/labeled.parquet"
-    else:
-        start, data = [ssrm_init(wildcards)], f"{RESULTS}/ssrm/{base}/iter{k - 1}/train.parquet"
-    return {"spec": f"{RESULTS}/specs/runs/ssrm/{base}.json", "data": data, "start": start}
-
-
-def ssrm_label_shards(wildcards):
-    return [
-        f"{RESULTS}/ssrm/{wildcards.base}/iter{wildcards.k}/labels/shard{s}.parquet"
-        for s in range(_ssrm(wildcards).shards)
-    ]
-
-
-def ssrm_report_inputs(wildcards):
-    rounds = range(_ssrm(wildcards).iterations + 1)
-    base = f"{RESULTS}/ssrm/{wildcards.base}"
-    return {
-        "stats": [f"{base}/iter{k}/select.json" for k in rounds[:-1]],
-        "models": [f"{base}/iter{k}/model" for k in rounds],
-        "eval": PLAN.local_inputs("eval_sets", PLAN.eval_sets[0]),
-    }
-
-
-def ssrm_report_eval_set(wildcards):
-    return _shell_safe(config["eval_sets"][PLAN.eval_sets[0]])
-
-
 # ---- methods of several stages (workflow/rules/stages.smk) -----------------------------------------------------
 def _local(value):
     # a path this run writes or that exists is a file input; anything else (a hub id) is only an argument
@@ -273,6 +215,18 @@ def _literal_resources(rule):
     return {k: v.strip("'\"") if isinstance(v, str) else v for k, v in raw.items() if isinstance(v, (str, int))}
 
 
+# Rules of a method's own rule file whose jobs train, and the method they train (ssrm.smk adds ssrm_train); the
+# generic train_<preset> jobs carry theirs in the method wildcard.
+OWN_TRAINING_RULES = {}
+
+
+def training_method(job):
+    """The method a job trains, or None for a job that trains nothing (the cluster checks before submission)."""
+    if job.rule.name in OWN_TRAINING_RULES:
+        return OWN_TRAINING_RULES[job.rule.name]
+    return job.wildcards.get("method") if job.rule.name.startswith("train_") else None
+
+
 onstart:
     plugin = workflow.executor_plugin
     if plugin is not None and plugin.cli_prefix == "slurm" and not workflow.dryrun:
@@ -282,9 +236,9 @@ onstart:
         jobs = [job for job in workflow.dag.needrun_jobs() if not workflow.is_local(job.rule)]
         planned = {job.rule for job in jobs}
         trainings = []
-        for job in jobs:  # train_<preset> jobs carry the method; ssrm_train's rounds are SSRM's
-            if job.rule.name.startswith("train_") or job.rule.name == "ssrm_train":
-                method = job.wildcards.get("method", "ssrm")
+        for job in jobs:
+            method = training_method(job)
+            if method:
                 train = PLAN.train_config(method, job.wildcards.base)
                 trainings.append(
                     (

@@ -2,6 +2,9 @@
 # x iterations. Every step is its own job, so a crashed round reruns alone.
 
 
+include: "ssrm_inputs.smk"
+
+
 rule ssrm_split:
     input:
         spec=f"{RESULTS}/specs/runs/ssrm/{{base}}.json",
