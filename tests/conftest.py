@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import SHARED_DATA  # helpers.py holds what tests import; the fixtures are here
+from helpers import SHARED_DATA, spec_for  # helpers.py holds what tests import; the fixtures are here, spec_for
 
 # Nothing in the suite may reach a hub; a test that tries must fail fast instead of hanging.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -47,13 +47,10 @@ def trained_bt(tmp_path_factory, synthetic, tiny_base) -> Path:
     """A BT model trained for a few steps through the real ``train`` entry point."""
     from rmflow.data.prepare import write_pairs
     from rmflow.methods import bt
-    from rmflow.spec import RunSpec
 
     work = tmp_path_factory.mktemp("bt")
     write_pairs(synthetic["train"], work / "train.parquet")
-    spec = RunSpec(method="bt", base="tiny", base_model=str(tiny_base), train_data=str(work / "train.parquet"),
-                   train={"lr": 3e-3, "max_steps": 6, "per_device_batch": 8, "grad_accum": 1, "max_length": 128,
-                          "log_every": 2})
+    spec = spec_for("bt", tiny_base, work / "train.parquet", max_steps=6, log_every=2)
     bt.train(spec, str(work / "model"))
     return work / "model"
 

@@ -39,6 +39,33 @@ class LookupScorer:
         return [self.table[c[-1]["content"]] for c in conversations]
 
 
+# the tiny test models' training: a few steps at a high rate (a spec_for keyword changes one)
+TEST_TRAIN = {"lr": 3e-3, "max_steps": 4, "per_device_batch": 8, "grad_accum": 1, "max_length": 128, "log_every": 1}
+
+
+def spec_for(method: str, base_model="unused", train_data="unused", *, options: dict | None = None,
+             train: dict | None = None, base: str = "tiny", test_defaults: bool = True, **values):
+    """A RunSpec as the plan writes one, for a test: ``values`` are RunSpec fields (revision, attn_implementation,
+    ...) or training options, on top of ``TEST_TRAIN`` (unless ``test_defaults=False``: the schema's defaults) and
+    under ``train`` (a test's own dict of options, applied last). The training options and the method's options are
+    parsed now (TrainConfig, the method's Config), so a misspelt key fails the test that wrote it instead of being
+    carried to a train() that may never read it."""
+    import dataclasses
+
+    from rmflow import methods
+    from rmflow.spec import RunSpec
+    from rmflow.train.config import TrainConfig
+
+    fields = {f.name for f in dataclasses.fields(RunSpec)} - {"method", "base", "base_model", "train_data", "options"}
+    spec_values = {k: v for k, v in values.items() if k in fields}
+    train = {**(TEST_TRAIN if test_defaults else {}), **{k: v for k, v in values.items() if k not in fields},
+             **(train or {})}
+    TrainConfig.from_dict(train, where="spec_for")
+    methods.method_config(method, options or {}, where="spec_for")
+    return RunSpec(method=method, base=base, base_model=str(base_model), train_data=str(train_data), train=train,
+                   options=dict(options or {}), **spec_values)
+
+
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run ``rmflow`` exactly as a rule does (PYTHONPATH=<repo>/src), in a subprocess; returns the completed process.
     The source is this test tree's own, so a copy of the tree (mutmut's mutants/) tests its own code."""

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import spec_for
 from rmflow.errors import RmflowError
 from rmflow.methods import _armo_math as am
 from rmflow.methods import armo, tree
-from rmflow.spec import RunSpec
 
 
 def test_ridge_recovers_a_planted_linear_map_ignoring_missing_labels():
@@ -96,14 +96,14 @@ def armo_run(tmp_path_factory, synthetic, trained_bt):
     work = tmp_path_factory.mktemp("armo")
     attributes = prepared(work / "attributes.parquet", synthetic["attributes"], "multi_objective")
     write_pairs(synthetic["train"], work / "pairs.parquet")
-    spec = RunSpec(method="armo", base="tiny", base_model="unused", train_data=str(work / "pairs.parquet"),
-                   train={"max_length": 128}, options={"gate_steps": 60, "gate_hidden": 16, "gate_batch": 64})
+    spec = spec_for("armo", "unused", work / "pairs.parquet", max_length=128,
+                    options={"gate_steps": 60, "gate_hidden": 16, "gate_batch": 64}, test_defaults=False)
     (work / "spec.json").write_text(spec.to_json())
     armo.main_stage1(str(work / "spec.json"), str(trained_bt), str(attributes), str(work / "stage1"))
     armo.main_stage2(str(work / "spec.json"), str(trained_bt), str(work / "stage1"), str(work / "pairs.parquet"),
                      str(work / "model"))
-    tree_spec = RunSpec(method="tree", base="tiny", base_model="unused", train_data=str(work / "pairs.parquet"),
-                        train={"max_length": 128}, options={"max_depth": 3})
+    tree_spec = spec_for("tree", "unused", work / "pairs.parquet", max_length=128, options={"max_depth": 3},
+                         test_defaults=False)
     (work / "tree.json").write_text(tree_spec.to_json())
     tree.main_fit(str(work / "tree.json"), str(trained_bt), str(work / "stage1"), str(work / "pairs.parquet"),
                   str(work / "tree"))
@@ -234,15 +234,13 @@ def test_in_process_train_runs_both_stages(tmp_path, monkeypatch, synthetic, tra
     Path("results/data/prepared").mkdir(parents=True)
     prepared(Path("results/data/prepared/synthetic_attributes.parquet"), synthetic["attributes"], "multi_objective")
     write_pairs(synthetic["train"], tmp_path / "pairs.parquet")
-    common = dict(base="tiny", base_model="unused", train_data=str(tmp_path / "pairs.parquet"),
-                  train={"max_length": 128})
+    common = dict(train_data=tmp_path / "pairs.parquet", max_length=128, test_defaults=False)
     with pytest.raises(RmflowError, match="ArmoRM needs a frozen backbone"):
-        armo.train(RunSpec(method="armo", **common), str(tmp_path / "armo"))
-    armo.train(RunSpec(method="armo", options={"gate_steps": 20, "backbone": str(trained_bt)}, **common),
+        armo.train(spec_for("armo", **common), str(tmp_path / "armo"))
+    armo.train(spec_for("armo", options={"gate_steps": 20, "backbone": str(trained_bt)}, **common),
                str(tmp_path / "armo"))
     assert (tmp_path / "armo/armo_head.safetensors").exists()
-    tree.train(RunSpec(method="tree", options={"max_depth": 2}, **common), str(tmp_path / "tree"),
-               init=str(trained_bt))
+    tree.train(spec_for("tree", options={"max_depth": 2}, **common), str(tmp_path / "tree"), init=str(trained_bt))
     assert json.loads((tmp_path / "tree/metrics.json").read_text())["depth"] <= 2
     assert not list(tmp_path.glob(".*tmp")) and not list(tmp_path.glob("tmp*"))
 
@@ -312,9 +310,8 @@ def test_armo_and_the_tree_record_their_hub_backbone_and_data(tmp_path, syntheti
     for name, record in records.items():  # prepare-data's reports name the hub data set each file came from
         (tmp_path / f"{name}.report.json").write_text(json.dumps({"source": record["id"], "hub": [record]}))
     for method, options in (("armo", {"gate_steps": 10, "gate_hidden": 8, "gate_batch": 16}), ("tree", {})):
-        (tmp_path / f"{method}.json").write_text(RunSpec(
-            method=method, base="tiny", base_model="unused", train_data=str(tmp_path / "pairs.parquet"),
-            train={"max_length": 96}, options=options).to_json())
+        (tmp_path / f"{method}.json").write_text(spec_for(method, "unused", tmp_path / "pairs.parquet", max_length=96,
+                                                          options=options, test_defaults=False).to_json())
     os.environ["HF_HUB_CACHE"] = str(tmp_path / "hub")
     try:
         pairs, probe = str(tmp_path / "pairs.parquet"), str(tmp_path / "stage1")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import spec_for
 from rmflow.data.prepare import write_pairs
 from rmflow.spec import RunSpec
 from rmflow.train.checkpoint import PREEMPTED_EXIT, checkpoint_directory, verify
@@ -26,8 +27,7 @@ def run_setup(tmp_path_factory, synthetic, tiny_base):
     write_pairs(synthetic["train"], work / "train.parquet")
 
     def spec_file(name: str, **train) -> Path:
-        spec = RunSpec(method="bt", base="tiny", base_model=str(tiny_base), train_data=str(work / "train.parquet"),
-                       train={**TRAIN, **train})
+        spec = spec_for("bt", tiny_base, work / "train.parquet", train={**TRAIN, **train}, test_defaults=False)
         path = work / f"{name}.json"
         path.write_text(spec.to_json())
         return path

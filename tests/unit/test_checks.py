@@ -12,9 +12,8 @@ import pytest
 import torch
 import yaml
 
-from helpers import DEFAULT, REPO, run_cli
+from helpers import DEFAULT, REPO, run_cli, spec_for
 from rmflow.errors import RmflowError
-from rmflow.spec import RunSpec
 
 SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
 
@@ -26,9 +25,8 @@ def _margin_run(tmp_path, synthetic, tiny_base, margins):
 
     rows = [{**r, "margin": m} for r, m in zip(synthetic["train"][:16], margins)]
     write_pairs(rows, tmp_path / "train.parquet")
-    spec = RunSpec(method="bt", base="tiny", base_model=str(tiny_base), train_data=str(tmp_path / "train.parquet"),
-                   train={"lr": 1e-9, "max_steps": 1, "per_device_batch": 16, "grad_accum": 1, "max_length": 64,
-                          "margin_field": "margin", "log_every": 1})
+    spec = spec_for("bt", tiny_base, tmp_path / "train.parquet", lr=1e-9, max_steps=1, per_device_batch=16,
+                    max_length=64, margin_field="margin")
     bt.train(spec, str(tmp_path / "model"))
     return json.loads((tmp_path / "model/metrics.json").read_text())["final_loss"]
 
@@ -93,12 +91,10 @@ def test_stage2_refuses_stage1_probes_of_other_objectives(tmp_path, synthetic, t
 
     attributes = prepared(tmp_path / "a.parquet", synthetic["attributes"], "multi_objective")
     write_pairs(synthetic["train"][:16], tmp_path / "pairs.parquet")
-    spec = RunSpec(method="armo", base="tiny", base_model="unused", train_data="unused", train={"max_length": 64},
-                   options={"gate_steps": 5})
+    spec = spec_for("armo", max_length=64, options={"gate_steps": 5}, test_defaults=False)
     (tmp_path / "spec.json").write_text(spec.to_json())
     armo.main_stage1(str(tmp_path / "spec.json"), str(trained_bt), str(attributes), str(tmp_path / "stage1"))
-    other = RunSpec(method="armo", base="tiny", base_model="unused", train_data="unused", train={"max_length": 64},
-                    options={"objectives": ["helpfulness", "verbosity"]})
+    other = spec_for("armo", max_length=64, options={"objectives": ["helpfulness", "verbosity"]}, test_defaults=False)
     (tmp_path / "other.json").write_text(other.to_json())
     with pytest.raises(RmflowError, match=r"stage1.json: field 'objectives': stage 1 has objectives \['helpfulness', "
                                           r"'correctness', .*\], the config \['helpfulness', 'verbosity'\]"):
@@ -184,9 +180,8 @@ def test_saved_step_models_reload_in_plain_transformers_with_the_same_scores(tmp
     from rmflow import methods
 
     module = methods.get(method)
-    spec = RunSpec(method=method, base="tiny", base_model=str(tiny_base), train_data=_steps_data(tmp_path, synthetic),
-                   train={"lr": 3e-3, "max_steps": 2, "per_device_batch": 4, "grad_accum": 1, "max_length": 256},
-                   options={"aggregation": "min" if method == "prm" else "last"})
+    spec = spec_for(method, tiny_base, _steps_data(tmp_path, synthetic), max_steps=2, per_device_batch=4,
+                    max_length=256, options={"aggregation": "min" if method == "prm" else "last"})
     module.train(spec, str(tmp_path / "model"))
     problem, steps = "Ann has 3 marbles.", ["Step 1: 3 + 4 = 7.", "The answer is 7."]
     ours = module.load_scorer(str(tmp_path / "model")).score_conversations(
@@ -212,9 +207,8 @@ def test_saved_scalar_orm_reloads_in_plain_transformers_with_the_same_scores(tmp
 
     from rmflow.methods import orm_scalar
 
-    spec = RunSpec(method="orm_scalar", base="tiny", base_model=str(tiny_base),
-                   train_data=_steps_data(tmp_path, synthetic),
-                   train={"lr": 3e-3, "max_steps": 2, "per_device_batch": 4, "grad_accum": 1, "max_length": 256})
+    spec = spec_for("orm_scalar", tiny_base, _steps_data(tmp_path, synthetic), max_steps=2, per_device_batch=4,
+                    max_length=256)
     orm_scalar.train(spec, str(tmp_path / "model"))
     conv = [{"role": "user", "content": "Ann has 3 marbles."}, {"role": "assistant", "content": "3 + 4 = 7."}]
     ours = orm_scalar.load_scorer(str(tmp_path / "model")).score_conversations([conv], progress=False)[0]

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from helpers import REPO
+from helpers import REPO, spec_for
 from rmflow.cluster import deepspeed_problems
 
 HAVE_DEEPSPEED = importlib.util.find_spec("deepspeed") is not None
@@ -37,10 +37,8 @@ def work(tmp_path_factory, synthetic):
 
 
 def _spec(work, tiny_base, name, **train):
-    from rmflow.spec import RunSpec
 
-    spec = RunSpec(method="bt", base="tiny", base_model=str(tiny_base), train_data=str(work / "train.parquet"),
-                   train={**TRAIN, **train})
+    spec = spec_for("bt", tiny_base, work / "train.parquet", train={**TRAIN, **train}, test_defaults=False)
     (work / f"{name}.json").write_text(spec.to_json())
     return work / f"{name}.json"
 

@@ -8,7 +8,7 @@ import shutil
 import polars as pl
 import pytest
 
-from helpers import run_cli, write_jsonl
+from helpers import run_cli, spec_for, write_jsonl
 from rmflow.errors import RmflowError
 
 
@@ -22,12 +22,10 @@ def eval_file(tmp_path_factory, synthetic):
 def odin_model(tmp_path_factory, synthetic, tiny_base):
     from rmflow.data.prepare import write_pairs
     from rmflow.methods import odin
-    from rmflow.spec import RunSpec
 
     work = tmp_path_factory.mktemp("odin")
     write_pairs(synthetic["train"], work / "train.parquet")
-    spec = RunSpec(method="odin", base="tiny", base_model=str(tiny_base), train_data=str(work / "train.parquet"),
-                   train={"lr": 3e-3, "max_steps": 3, "per_device_batch": 8, "grad_accum": 1, "max_length": 128})
+    spec = spec_for("odin", tiny_base, work / "train.parquet", max_steps=3)
     odin.train(spec, str(work / "model"))
     return work / "model"
 

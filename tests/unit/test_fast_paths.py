@@ -9,6 +9,7 @@ import random
 import pytest
 import torch
 
+from helpers import spec_for
 from rmflow.train.batching import pad, padded_tokens, padding_chunks
 
 
@@ -75,14 +76,11 @@ def test_token_budget_scoring_equals_one_text_at_a_time(trained_bt):
 def test_bt_training_with_and_without_split_forwards(tmp_path, synthetic, tiny_base):
     from rmflow.data.prepare import write_pairs
     from rmflow.methods import bt
-    from rmflow.spec import RunSpec
 
     write_pairs(synthetic["train"], tmp_path / "train.parquet")
     losses, metrics = {}, {}
     for split in (0.1, 1.0):
-        spec = RunSpec(method="bt", base="tiny", base_model=str(tiny_base), train_data=str(tmp_path / "train.parquet"),
-                       train={"lr": 3e-3, "max_steps": 8, "per_device_batch": 8, "grad_accum": 1, "max_length": 128,
-                              "log_every": 1, "split_padding": split})
+        spec = spec_for("bt", tiny_base, tmp_path / "train.parquet", max_steps=8, split_padding=split)
         out = tmp_path / f"m{split}"
         bt.train(spec, str(out))
         losses[split] = [json.loads(line)["loss"] for line in (out / "train_log.jsonl").read_text().splitlines()]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import pair, run_cli
+from helpers import pair, run_cli, spec_for
 
 LOW_LR = {"lr": 1e-6, "max_steps": 3, "per_device_batch": 4, "grad_accum": 1, "max_length": 96, "log_every": 1,
           "warmup_steps": 0, "lr_schedule": "constant", "seed": 3, "checkpoint_every": 0}
@@ -37,12 +37,11 @@ def bf16_and_fp32_bases(tmp_path_factory, tiny_base) -> tuple[Path, Path]:
 
 def _train_bt(tmp: Path, base: Path, name: str, synthetic, **train) -> Path:
     from rmflow.data.prepare import write_pairs
-    from rmflow.spec import RunSpec
 
     write_pairs(synthetic["train"][:12], tmp / "pairs.parquet")
     spec = tmp / f"{name}.json"
-    spec.write_text(RunSpec(method="bt", base="tiny", base_model=str(base), train_data=str(tmp / "pairs.parquet"),
-                            train={**LOW_LR, **train}).to_json())
+    spec.write_text(spec_for("bt", base, tmp / "pairs.parquet", train={**LOW_LR, **train},
+                             test_defaults=False).to_json())
     proc = run_cli("train", "--spec", str(spec), "--out", str(tmp / name), "--threads", "2")
     assert proc.returncode == 0, proc.stderr[-3000:]
     return tmp / name
@@ -179,14 +178,13 @@ def test_attention_is_chosen_per_base_and_recorded(tmp_path, tiny_base, tiny_gem
     from rmflow.errors import RmflowError
     from rmflow.methods import bt
     from rmflow.models.load import load_model, load_tokenizer
-    from rmflow.spec import RunSpec
 
     write_pairs(synthetic["train"][:8], tmp_path / "pairs.parquet")
     train = {"lr": 1e-3, "max_steps": 1, "per_device_batch": 4, "grad_accum": 1, "max_length": 64}
     recorded = {}
     for name, asked in (("default", None), ("eager", "eager"), ("flash", "flash_attention_2")):
-        spec = RunSpec(method="bt", base="tiny", base_model=str(tiny_base), train_data=str(tmp_path / "pairs.parquet"),
-                       train=train, attn_implementation=asked)
+        spec = spec_for("bt", tiny_base, tmp_path / "pairs.parquet", train=train, attn_implementation=asked,
+                        test_defaults=False)
         bt.train(spec, str(tmp_path / name))
         recorded[name] = json.loads((tmp_path / name / "metrics.json").read_text())["attention"]
     assert recorded["default"] == "sdpa" and recorded["eager"] == "eager"

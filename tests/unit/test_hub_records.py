@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from helpers import hub_cache, run_cli
+from helpers import hub_cache, run_cli, spec_for
 
 BASE_ID = "rehearsal/tiny-llama-instruct"
 
@@ -18,7 +18,6 @@ BASE_ID = "rehearsal/tiny-llama-instruct"
 @pytest.mark.slow
 def test_the_hub_commit_of_a_base_is_recorded_from_training_to_the_leaderboard(tmp_path, tiny_base, synthetic):
     from rmflow.data.prepare import write_pairs
-    from rmflow.spec import RunSpec
 
     commit = hub_cache(tmp_path / "hub", BASE_ID, tiny_base)
     write_pairs(synthetic["train"][:16], tmp_path / "pairs.parquet")
@@ -26,8 +25,8 @@ def test_the_hub_commit_of_a_base_is_recorded_from_training_to_the_leaderboard(t
     (tmp_path / "pairs.report.json").write_text(json.dumps(
         {"source": "org/prefs", "hub": [{"id": "org/prefs", "revision": "main", "commit": data_commit}]}))
     spec = tmp_path / "spec.json"
-    spec.write_text(RunSpec(method="bt", base="tiny", base_model=BASE_ID, train_data=str(tmp_path / "pairs.parquet"),
-                            train={"max_steps": 1, "per_device_batch": 4, "grad_accum": 1, "max_length": 64}).to_json())
+    spec.write_text(spec_for("bt", BASE_ID, tmp_path / "pairs.parquet", max_steps=1, per_device_batch=4, grad_accum=1,
+                             max_length=64, test_defaults=False).to_json())
     os.environ["HF_HUB_CACHE"] = str(tmp_path / "hub")  # run_cli's subprocesses inherit it (offline: conftest)
     try:
         proc = run_cli("train", "--spec", str(spec), "--out", str(tmp_path / "model"))
@@ -71,14 +70,13 @@ def test_resolved_commit_reads_a_full_hash_the_cache_or_nothing(tmp_path, monkey
 
 def test_a_run_continuing_a_trained_model_keeps_its_hub_base(tmp_path):
     """SSRM's round k starts from round k - 1's directory: the base commit round 0 recorded carries over."""
-    from rmflow.spec import RunSpec
     from rmflow.train.save import hub_inputs
 
     previous = tmp_path / "iter0"
     previous.mkdir()
     base = {"id": BASE_ID, "revision": "main", "commit": "b" * 40}
     (previous / "rmflow_run.json").write_text(json.dumps({"hub": {"base": base}}))
-    spec = RunSpec(method="ssrm", base="tiny", base_model=BASE_ID, train_data=str(tmp_path / "absent.parquet"))
+    spec = spec_for("ssrm", BASE_ID, tmp_path / "absent.parquet", test_defaults=False)
     assert hub_inputs(spec, {"initialised_from": str(previous)}) == {"base": base}
     assert hub_inputs(spec, {"initialised_from": str(tmp_path)}) == {}  # a local directory rmflow did not train
 
@@ -87,14 +85,12 @@ def test_a_run_continuing_a_trained_model_keeps_its_hub_base(tmp_path):
 def test_a_declared_released_model_records_its_hub_commit_in_its_run_and_its_scores(tmp_path, tiny_base, synthetic):
     """Found by the rehearsal: a released model's declaration (setup_untrained) and its scores.json recorded no hub
     model, so the leaderboard could not cite which weights a published row scored."""
-    from rmflow.spec import RunSpec
 
     repo = "rehearsal/tiny-released-rm"
     commit = hub_cache(tmp_path / "hub", repo, tiny_base)
     options = {"model": repo, "scorer": "classifier"}
     spec = tmp_path / "spec.json"
-    spec.write_text(RunSpec(method="external", base="released", base_model=repo, train_data="",
-                            options=options).to_json())
+    spec.write_text(spec_for("external", repo, "", base="released", options=options, test_defaults=False).to_json())
     eval_rows = tmp_path / "eval.jsonl"
     eval_rows.write_text("".join(json.dumps(r) + "\n" for r in synthetic["test"][:6]))
     os.environ["HF_HUB_CACHE"] = str(tmp_path / "hub")

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from helpers import pair, run_cli, write_jsonl
+from helpers import pair, run_cli, spec_for, write_jsonl
 from rmflow.errors import RmflowError
 from rmflow.methods import judge, method_config
 
@@ -54,10 +54,8 @@ def stub_server():
 
 
 def test_endpoint_judge_reads_both_orders(tmp_path, stub_server):
-    from rmflow.spec import RunSpec
 
-    spec = RunSpec(method="judge", base="b", base_model="unused", train_data="unused",
-                   options={"endpoint": stub_server})
+    spec = spec_for("judge", base="b", options={"endpoint": stub_server}, test_defaults=False)
     judge.train(spec, str(tmp_path / "judge"))
     scorer = judge.load_scorer(str(tmp_path / "judge"))
     out = scorer.score_pairs([pair(good="good", bad="bad")])
@@ -68,11 +66,9 @@ def test_endpoint_judge_reads_both_orders(tmp_path, stub_server):
 
 
 def test_local_judge_uses_the_template(tmp_path, tiny_base):
-    from rmflow.spec import RunSpec
 
     template = "Question: {question}\nFirst: {answer_a}\nSecond: {answer_b}\nWhich is better, A or B?"
-    spec = RunSpec(method="judge", base="b", base_model="unused", train_data="unused",
-                   options={"model": str(tiny_base), "template": template})
+    spec = spec_for("judge", base="b", options={"model": str(tiny_base), "template": template}, test_defaults=False)
     judge.train(spec, str(tmp_path / "judge"))
     scorer = judge.load_scorer(str(tmp_path / "judge"))
     assert scorer.render([{"role": "user", "content": "Q?"}], "x", "y") == \

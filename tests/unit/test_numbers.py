@@ -16,8 +16,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from helpers import LookupScorer, run_cli, write_jsonl
-from rmflow.spec import RunSpec
+from helpers import LookupScorer, run_cli, spec_for, write_jsonl
 
 
 # ---- 1. evaluate's credits follow the scores: a separable model beats chance, its inverted copy does not ----------
@@ -36,8 +35,7 @@ def separable(tmp_path_factory, synthetic, tiny_base):
                  "rejected": [{"role": "user", "content": p}, {"role": "assistant", "content": bad}]} for p in ps]
 
     write_pairs(rows(prompts[:96]), work / "train.parquet")
-    spec = RunSpec(method="bt", base="tiny", base_model=str(tiny_base), train_data=str(work / "train.parquet"),
-                   train={"lr": 1e-2, "max_steps": 12, "per_device_batch": 16, "grad_accum": 1, "max_length": 96})
+    spec = spec_for("bt", tiny_base, work / "train.parquet", lr=1e-2, max_steps=12, per_device_batch=16, max_length=96)
     bt.train(spec, str(work / "model"))
     test = [{"id": str(i), "subset": "synth-refuse", "prompt": p, "chosen": good, "rejected": bad}
             for i, p in enumerate(prompts[96:136])]
@@ -204,9 +202,8 @@ def test_armo_gate_from_the_saved_head_uses_its_temperature(tmp_path, synthetic,
 
     attributes = prepared(tmp_path / "attributes.parquet", synthetic["attributes"], "multi_objective")
     write_pairs(synthetic["train"], tmp_path / "pairs.parquet")
-    spec = RunSpec(method="armo", base="tiny", base_model="unused", train_data=str(tmp_path / "pairs.parquet"),
-                   train={"max_length": 128}, options={"gate_steps": 80, "gate_hidden": 16, "gate_batch": 64,
-                                                       "temperature": 2.0})
+    spec = spec_for("armo", "unused", tmp_path / "pairs.parquet", max_length=128, test_defaults=False,
+                    options={"gate_steps": 80, "gate_hidden": 16, "gate_batch": 64, "temperature": 2.0})
     (tmp_path / "spec.json").write_text(spec.to_json())
     armo.main_stage1(str(tmp_path / "spec.json"), str(trained_bt), str(attributes), str(tmp_path / "stage1"))
     armo.main_stage2(str(tmp_path / "spec.json"), str(trained_bt), str(tmp_path / "stage1"),

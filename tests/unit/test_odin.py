@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from helpers import spec_for
 from rmflow.evaluate.run import length_correlation
 from rmflow.methods import odin
 
@@ -50,12 +51,9 @@ def test_odin_trains_and_reloads_in_plain_transformers(tmp_path, synthetic, tiny
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from rmflow.data.prepare import write_pairs
-    from rmflow.spec import RunSpec
 
     write_pairs(synthetic["train"], tmp_path / "train.parquet")
-    spec = RunSpec(method="odin", base="tiny", base_model=str(tiny_base), train_data=str(tmp_path / "train.parquet"),
-                   train={"lr": 3e-3, "max_steps": 4, "per_device_batch": 8, "grad_accum": 1, "max_length": 128,
-                          "log_every": 2})
+    spec = spec_for("odin", tiny_base, tmp_path / "train.parquet", log_every=2)
     odin.train(spec, str(tmp_path / "model"))
     metrics = json.loads((tmp_path / "model/metrics.json").read_text())
     assert metrics["reward_head"] == 1 and metrics["optimizer_steps"] == 4

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from helpers import pair
+from helpers import pair, spec_for
 from rmflow.errors import RmflowError
 from rmflow.methods import _pairpm as pm
 from rmflow.methods import rrm, ssrm
@@ -113,9 +113,8 @@ def test_ssrm_empty_pool_is_an_error(tmp_path):
     empty = tmp_path / "empty.parquet"
     write_pairs([], empty)
     spec = tmp_path / "spec.json"
-    from rmflow.spec import RunSpec
 
-    spec.write_text(RunSpec(method="ssrm", base="b", base_model="x", train_data="y").to_json())
+    spec.write_text(spec_for("ssrm", "x", "y", base="b", test_defaults=False).to_json())
     write_pairs(rows, tmp_path / "train.parquet")
     with pytest.raises(RmflowError, match="empty.parquet: the unlabeled pool file holds no rows"):
         ssrm.main_split(str(spec), str(tmp_path / "train.parquet"), str(empty), str(tmp_path / "l"),
@@ -139,14 +138,11 @@ def test_trained_pm_scores_both_orders_and_reloads(tmp_path, synthetic, tiny_bas
     from rmflow.methods import pair_pm
     from rmflow.methods._io import write_rows
     from rmflow.methods._pairpm_model import rank
-    from rmflow.spec import RunSpec
 
     rows, counts = pair_pm.transform(synthetic["train"], pair_pm.Config())
     assert counts["rows_out"] == len(synthetic["train"])
     write_rows(rows, tmp_path / "pm.parquet")
-    spec = RunSpec(method="pair_pm", base="tiny", base_model=str(tiny_base), train_data=str(tmp_path / "pm.parquet"),
-                   train={"lr": 3e-3, "max_steps": 4, "per_device_batch": 8, "grad_accum": 1, "max_length": 256,
-                          "log_every": 2})
+    spec = spec_for("pair_pm", tiny_base, tmp_path / "pm.parquet", max_length=256, log_every=2)
     pair_pm.train(spec, str(tmp_path / "model"))
     metrics = json.loads((tmp_path / "model/metrics.json").read_text())
     assert metrics["both_orders"] is False and metrics["optimizer_steps"] == 4
@@ -197,14 +193,10 @@ def test_score_position_user_turn_end_reads_the_logits_where_the_seed_scorer_doe
 
     from rmflow.methods import external, pair_pm
     from rmflow.methods._io import write_rows
-    from rmflow.spec import RunSpec
 
     pm_rows, _ = pair_pm.transform(synthetic["train"], pair_pm.Config())
     write_rows(pm_rows, tmp_path / "pm.parquet")
-    pair_pm.train(RunSpec(method="pair_pm", base="tiny", base_model=str(tiny_base),
-                          train_data=str(tmp_path / "pm.parquet"),
-                          train={"lr": 3e-3, "max_steps": 4, "per_device_batch": 8, "grad_accum": 1,
-                                 "max_length": 256}),
+    pair_pm.train(spec_for("pair_pm", tiny_base, tmp_path / "pm.parquet", max_length=256),
                   str(tmp_path / "pm"))
     released = tmp_path / "pm"  # scored as a released model would be: an external pairwise_pm
     rows = [{"chosen": [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["chosen"]}],

@@ -11,6 +11,7 @@ import random
 import pytest
 import torch
 
+from helpers import spec_for
 from rmflow.train.batching import cut, pad
 from rmflow.train.shared_prompt import (
     PackedPair,
@@ -143,14 +144,11 @@ def test_attention_without_a_block_mask_keeps_the_separate_path(tiny_base):
 def _train_bt(work, synthetic, tiny_base, name: str, **train) -> tuple[list[float], dict]:
     from rmflow.data.prepare import write_pairs
     from rmflow.methods import bt
-    from rmflow.spec import RunSpec
 
     data = work / "train.parquet"
     if not data.exists():
         write_pairs(synthetic["train"][:64], data)
-    spec = RunSpec(method="bt", base="tiny", base_model=str(tiny_base), train_data=str(data),
-                   train={"lr": 3e-3, "max_steps": 4, "per_device_batch": 8, "grad_accum": 1, "max_length": 512,
-                          "log_every": 1, "warmup_steps": 0, **train})
+    spec = spec_for("bt", tiny_base, data, max_length=512, warmup_steps=0, train=train)
     bt.train(spec, str(work / name))
     losses = [json.loads(line)["loss"] for line in (work / name / "train_log.jsonl").read_text().splitlines()]
     return losses, json.loads((work / name / "metrics.json").read_text())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from helpers import spec_for
 from rmflow.errors import RmflowError
 from rmflow.evaluate.bestofn import best_of_n, check_sets
 from rmflow.methods import _steps as st
@@ -84,12 +85,9 @@ def test_one_pass_step_scores_equal_per_step_passes(tmp_path, synthetic, tiny_ba
 
     from helpers import prepared
     from rmflow.methods import prm
-    from rmflow.spec import RunSpec
 
     data = prepared(tmp_path / "steps.parquet", synthetic["steps"], "step_rows", where={"split": "train"})
-    spec = RunSpec(method="prm", base="tiny", base_model=str(tiny_base), train_data=str(data),
-                   train={"lr": 3e-3, "max_steps": 3, "per_device_batch": 4, "grad_accum": 1, "max_length": 256,
-                          "log_every": 1})
+    spec = spec_for("prm", tiny_base, data, max_steps=3, per_device_batch=4, max_length=256)
     prm.train(spec, str(tmp_path / "model"))
     scorer = prm.load_scorer(str(tmp_path / "model"))
     problem, steps = "Ann has 3 marbles.", ["Step 1: 3 + 4 = 7.", "Step 2: 7 - 1 = 6.", "The answer is 6."]
@@ -144,16 +142,15 @@ def test_packed_prm_and_scalar_orm_train(tmp_path, synthetic, tiny_base):
 
     from helpers import prepared
     from rmflow.methods import orm_scalar, prm
-    from rmflow.spec import RunSpec
 
     data = str(prepared(tmp_path / "steps.parquet", synthetic["steps"], "step_rows", where={"split": "train"}))
     train = {"lr": 3e-3, "max_steps": 2, "per_device_batch": 2, "grad_accum": 1, "max_length": 256, "log_every": 1}
-    spec = RunSpec(method="prm", base="tiny", base_model=str(tiny_base), train_data=data, train=train,
-                   options={"packing": True, "packed_length": 512})
+    spec = spec_for("prm", tiny_base, data, train=train, options={"packing": True, "packed_length": 512},
+                    test_defaults=False)
     prm.train(spec, str(tmp_path / "prm"))
     metrics = json.loads((tmp_path / "prm/metrics.json").read_text())
     assert metrics["packing"] is True and metrics["training_rows"] < metrics["train_conversations"]
-    spec = RunSpec(method="orm_scalar", base="tiny", base_model=str(tiny_base), train_data=data, train=train)
+    spec = spec_for("orm_scalar", tiny_base, data, train=train, test_defaults=False)
     orm_scalar.train(spec, str(tmp_path / "orm"))
     rows = [r for r in synthetic["steps"] if r["split"] == "train"]
     assert json.loads((tmp_path / "orm/metrics.json").read_text())["positive_share"] == pytest.approx(
@@ -171,11 +168,10 @@ def test_training_data_filtered_to_nothing_stops_instead_of_spinning(tmp_path, s
     from helpers import prepared
     from rmflow.errors import RmflowError
     from rmflow.methods import prm
-    from rmflow.spec import RunSpec
 
     data = str(prepared(tmp_path / "steps.parquet", synthetic["steps"], "step_rows", where={"split": "train"}))
-    spec = RunSpec(method="prm", base="tiny", base_model=str(tiny_base), train_data=data,
-                   train={"max_steps": 2, "per_device_batch": 2, "grad_accum": 1, "max_length": 16})
+    spec = spec_for("prm", tiny_base, data, max_steps=2, per_device_batch=2, grad_accum=1, max_length=16,
+                    test_defaults=False)
     with pytest.raises(RmflowError, match="nothing to train on: the training data gave no batches"):
         prm.train(spec, str(tmp_path / "prm"))
     assert not (tmp_path / "prm").exists()

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from rmflow.spec import RunSpec
+from helpers import spec_for
 
 
 @pytest.fixture()
@@ -26,13 +26,13 @@ def test_a_second_method_on_the_same_base_reads_the_cached_ids(tmp_path, cache, 
     write_pairs(synthetic["train"][:32], tmp_path / "train.parquet")
     train = {"lr": 1e-3, "max_steps": 1, "per_device_batch": 8, "grad_accum": 1, "max_length": 96}
     caplog.set_level(logging.INFO, logger="rmflow.train.token_cache")
-    bt.train(RunSpec(method="bt", base="tiny", base_model=str(tiny_base), train_data=str(tmp_path / "train.parquet"),
-                     train=train), str(tmp_path / "bt"))
+    bt.train(spec_for("bt", tiny_base, tmp_path / "train.parquet", train=train, test_defaults=False),
+             str(tmp_path / "bt"))
     assert [r.message for r in caplog.records if "token cache miss" in r.message]
     assert len(list(cache.rglob("*.npz"))) == 2  # chosen and rejected sides
     caplog.clear()
-    odin.train(RunSpec(method="odin", base="tiny", base_model=str(tiny_base),
-                       train_data=str(tmp_path / "train.parquet"), train=train), str(tmp_path / "odin"))
+    odin.train(spec_for("odin", tiny_base, tmp_path / "train.parquet", train=train, test_defaults=False),
+               str(tmp_path / "odin"))
     hits = [r.message for r in caplog.records if "token cache hit" in r.message]
     assert len(hits) == 2 and not [r for r in caplog.records if "token cache miss" in r.message]
     # the cached ids are the ones tokenising again gives

@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from helpers import run_cli
-from rmflow.spec import RunSpec
+from helpers import run_cli, spec_for
 
 pytest.importorskip("tensorboard", reason="tensorboard is not installed (pip install 'rmflow[test]')")
 
@@ -16,9 +15,7 @@ def _spec(tmp_path, synthetic, tiny_base, **train):
     from rmflow.data.prepare import write_pairs
 
     write_pairs(synthetic["train"], tmp_path / "train.parquet")
-    spec = RunSpec(method="bt", base="tiny", base_model=str(tiny_base), train_data=str(tmp_path / "train.parquet"),
-                   train={"lr": 3e-3, "max_steps": 4, "per_device_batch": 8, "grad_accum": 1, "max_length": 96,
-                          "log_every": 1, **train})
+    spec = spec_for("bt", tiny_base, tmp_path / "train.parquet", max_length=96, train=train)
     (tmp_path / "spec.json").write_text(spec.to_json())
     return tmp_path / "spec.json"
 

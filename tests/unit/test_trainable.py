@@ -8,18 +8,16 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from helpers import spec_for
 from rmflow.errors import RmflowError
 from rmflow.methods import bt
-from rmflow.spec import RunSpec
 
 
 def _train(tmp_path, synthetic, base, **train) -> tuple:
     from rmflow.data.prepare import write_pairs
 
     write_pairs(synthetic["train"], tmp_path / "train.parquet")
-    spec = RunSpec(method="bt", base="tiny", base_model=str(base), train_data=str(tmp_path / "train.parquet"),
-                   train={"lr": 5e-2, "max_steps": 3, "per_device_batch": 8, "grad_accum": 1, "max_length": 128,
-                          "log_every": 1, **train})
+    spec = spec_for("bt", base, tmp_path / "train.parquet", lr=5e-2, max_steps=3, train=train)
     bt.train(spec, str(tmp_path / "model"))
     weights = load_file(str(tmp_path / "model/model.safetensors"))
     return weights, json.loads((tmp_path / "model/metrics.json").read_text())
