@@ -128,6 +128,11 @@ def test_latex_marks_released_models_and_says_why(tmp_path):
     assert r"$^\dagger$: a released reward model" in tex
     plain = tables_render.to_latex(board)
     assert r"\dagger" not in plain
+    # the leaderboard's own .tex marks the model whose scores.json says released, and only it
+    out = _outputs(tmp_path)
+    leaderboard.main(leaderboard.find_scores(tmp_path), out["csv"], out["md"], out["subsets"], out["tex"], None, FAST)
+    written = [row for row in _latex_body_rows(out["tex"].read_text()) if r"$^\dagger$" in row]
+    assert len(written) == 1 and "armo" in written[0] and "a\\_b" not in written[0]
 
 
 def test_rewardbench2_ties_bootstrap_by_prompt_pair():
