@@ -3,8 +3,8 @@
 #
 # Much of the suite waits rather than computes: a SLURM job queued and polled, a job's ~7 s of imports on one
 # core, a real checkpoint unpacked. One process leaves the second core idle through all of that. The lanes split
-# where no session fixture is shared: lane "cluster" holds the SLURM tests (their one cluster) and the real-
-# checkpoint smoke part; lane "suite" holds everything else (the quick workflow run that test_workflow and
+# where no session fixture is shared: lane "cluster" holds the SLURM tests (their one cluster), the real-
+# checkpoint smoke part and the DeepSpeed tests (to even the lanes out); lane "suite" holds everything else (the quick workflow run that test_workflow and
 # test_envs read is made once, there). Each lane's output goes to its own log; the suite lane's is shown as it
 # runs, the cluster lane's when it ends. Either lane failing fails the command.
 #

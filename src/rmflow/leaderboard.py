@@ -66,6 +66,17 @@ def read_scores(files: list[str | Path]) -> list[dict]:
     return records
 
 
+def is_released(record: dict) -> bool:
+    """Whether a scores.json record is a released reward model's; one written before scores.json said so is
+    decided by its scoring module's own EXTERNAL flag."""
+    if "released" in record:
+        return bool(record["released"])
+    from rmflow import methods
+
+    method = record.get("method")
+    return method in methods.available() and bool(methods.hook(methods.get(method), "EXTERNAL", False))
+
+
 def _pct(value: float | None) -> float | None:
     return None if value is None else 100.0 * value
 
@@ -119,7 +130,7 @@ def score_function(record: dict):
 
 def model_name(record: dict) -> str:
     """base/method for a trained model; an external reward model by its declared name, marked as such."""
-    if record.get("released"):
+    if is_released(record):
         return f"{record['base']} (external)"
     return f"{record['base']}/{record['method']}"
 
@@ -206,7 +217,7 @@ def main(files: list[str | Path], out_csv: str, out_md: str, out_subsets: str, o
     markdown = tables_render.to_markdown(board, options.ci_style)
     write_text(out_md, markdown)
     if out_tex:
-        released = {model_name(r) for r in records if r.get("released")}
+        released = {model_name(r) for r in records if is_released(r)}
         write_text(out_tex, tables_render.to_latex(board, options.ci_style, options.level, released))
     log.info("leaderboard of %d runs written to %s (bootstrap B=%d, seed %d)", len(records), out_csv,
              options.n_boot, options.seed)

@@ -44,12 +44,12 @@ def load_published(path: str | Path) -> list[dict]:
 def model_ids(score_files: list[str | Path]) -> dict[str, str]:
     """Leaderboard row name of each external reward model -> the hub id (or directory) it was loaded from: the hub
     record scores.json carries, else the declaration's ``model`` (external.json in its model directory)."""
-    from rmflow.leaderboard import model_name
+    from rmflow.leaderboard import is_released, model_name
 
     ids = {}
     for path in score_files:
         record = json.loads(Path(path).read_text(encoding="utf-8"))
-        if not record.get("released") or not record.get("model_dir"):
+        if not is_released(record) or not record.get("model_dir"):
             continue
         hub_model = (record.get("hub") or {}).get("model") or {}
         declaration = Path(record["model_dir"], "external.json")

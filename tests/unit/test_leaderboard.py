@@ -135,6 +135,18 @@ def test_latex_marks_released_models_and_says_why(tmp_path):
     assert len(written) == 1 and "armo" in written[0] and "a\\_b" not in written[0]
 
 
+def test_a_released_models_scores_written_before_the_released_key_still_read_as_released(tmp_path):
+    """scores.json files of the same schema written before `released` existed: the registry's EXTERNAL flag of the
+    scoring module decides, so a regenerated leaderboard names the released model as before."""
+    for method, base in (("external", "armo_rm"), ("bt", "a_b")):
+        path = write_scores(tmp_path, "synthetic", method, base, SUBSETS, [1, 0, 1, 1])
+        record = json.loads(path.read_text())
+        del record["released"]
+        path.write_text(json.dumps(record))
+    names = {leaderboard.model_name(r) for r in leaderboard.read_scores(leaderboard.find_scores(tmp_path))}
+    assert names == {"armo_rm (external)", "a_b/bt"}
+
+
 def test_rewardbench2_ties_bootstrap_by_prompt_pair():
     """RewardBench 2's Ties are resampled as (ref, tied) pairs, one unit per pair number with the pair's credit;
     other subsets stay one unit per row. (A CI run once failed here when ties_pairs lost its 'pair' key.)"""
