@@ -63,6 +63,26 @@ def test_any_change_to_what_decides_the_ids_is_a_new_entry(cache, synthetic, tin
     assert len(list(cache.rglob("*.npz"))) == 5
 
 
+def test_the_fingerprint_follows_the_tokenizer_object_not_its_address(tiny_base):
+    # The memo was keyed by id(): a tokenizer loaded after another was freed could get its address and its
+    # fingerprint (CI hit it: a "merge" tokenizer read the "template" tokenizer's ids). Changing what decides the ids
+    # on one object must change the fingerprint, and a fresh object must not inherit anything.
+    from rmflow.models.load import load_tokenizer
+    from rmflow.train.token_cache import tokenizer_fingerprint
+
+    tok = load_tokenizer(str(tiny_base))
+    first = tokenizer_fingerprint(tok)
+    assert tokenizer_fingerprint(tok) == first
+    tok.rmflow_system_turn = "merge"
+    merged = tokenizer_fingerprint(tok)
+    tok.chat_template = (tok.chat_template or "") + "{# another template #}"
+    templated = tokenizer_fingerprint(tok)
+    tok.add_tokens(["<rmflow-test-token>"])
+    assert len({first, merged, templated, tokenizer_fingerprint(tok)}) == 4
+    assert tokenizer_fingerprint(load_tokenizer(str(tiny_base))) == first
+    assert tokenizer_fingerprint(load_tokenizer(str(tiny_base), system_turn="merge")) == merged
+
+
 def test_a_damaged_entry_is_ignored_and_rewritten(cache, synthetic, tiny_base, caplog):
     from rmflow.models.load import load_tokenizer
     from rmflow.train.token_cache import encode_all

@@ -18,28 +18,41 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 VERSION = 1  # bump when encode() changes what it returns for the same inputs
-_fingerprints: dict[int, str] = {}
+_VOCAB_DIGEST = "_rmflow_vocab_digest"
 
 
 def cache_dir() -> Path:
     return Path(os.environ.get("RMFLOW_TOKEN_CACHE", "results/scratch/tokens"))
 
 
-def tokenizer_fingerprint(tokenizer) -> str:
-    """Everything of a tokenizer that decides ids: its full serialisation (vocabulary, merges, added tokens such as
-    rmflow's [PAD]), the chat template and the system-turn rule."""
-    cached = _fingerprints.get(id(tokenizer))
+def _vocab_digest(tokenizer) -> str:
+    """The costly part (the full serialisation: vocabulary, merges, added tokens such as rmflow's [PAD]), memoised
+    on the tokenizer object itself: a memo keyed by id() handed a freed tokenizer's digest to the next one that got
+    its address, so another template or system-turn rule read the first one's cached ids."""
+    cached = getattr(tokenizer, _VOCAB_DIGEST, None)
     if cached:
         return cached
-    digest = hashlib.sha256()
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    digest.update(backend.to_str().encode() if backend is not None else repr(sorted(tokenizer.get_vocab().items()))
-                  .encode())
+    text = backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab().items()))
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    try:
+        setattr(tokenizer, _VOCAB_DIGEST, digest)
+    except AttributeError:  # a tokenizer that takes no attributes is serialised every time
+        pass
+    return digest
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    """Everything of a tokenizer that decides ids: its serialisation, the chat template, the special tokens and the
+    system-turn rule. Only the serialisation is memoised; the rest (and the vocabulary's size) is read on every call,
+    so a template, rule or added token on the same object is a new fingerprint."""
+    digest = hashlib.sha256()
+    digest.update(_vocab_digest(tokenizer).encode())
+    digest.update(str(len(tokenizer)).encode())  # a token added after the memo is a new fingerprint
     digest.update(str(tokenizer.chat_template).encode())
     digest.update(json.dumps(tokenizer.special_tokens_map, sort_keys=True).encode())
     digest.update(getattr(tokenizer, "rmflow_system_turn", "template").encode())
-    _fingerprints[id(tokenizer)] = digest.hexdigest()
-    return _fingerprints[id(tokenizer)]
+    return digest.hexdigest()
 
 
 def cache_key(tokenizer, conversations: list[list[dict]], max_length: int, truncation_side: str,
