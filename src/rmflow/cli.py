@@ -92,6 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sinfo", default="sinfo", help="the cluster's sinfo ('' to compare with the profile only)")
     p.add_argument("--directory", default=".", help="the workflow's directory (holds config/ and workflow/)")
     p.set_defaults(func=commands.cmd_plan)
+    p = sub.add_parser("write-json", help="write a value the workflow computed (a run spec, the config used) to a "
+                       "file, atomically, as rmflow writes JSON (or YAML)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--data", required=True, help="the value as one line of JSON (give it as --data=...)")
+    p.add_argument("--yaml", action="store_true", help="write it as YAML, keys in their order")
+    p.set_defaults(func=commands.cmd_write_json)
     p = sub.add_parser("formats", help="list the data formats prepare-data reads and the kind of rows each gives")
     p.set_defaults(func=commands.cmd_formats)
 

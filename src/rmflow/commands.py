@@ -76,6 +76,21 @@ def cmd_make_samples(a):
     samples.main(a.shared, a.out_dir, sizes)
 
 
+def cmd_write_json(a):
+    import json
+
+    from rmflow.io import write_json, write_text
+
+    obj = json.loads(a.data)
+    if a.yaml:
+        import yaml
+
+        write_text(a.out, yaml.safe_dump(obj, sort_keys=False))
+    else:
+        write_json(a.out, obj)
+    print(f"wrote {a.out}")
+
+
 def cmd_formats(a):
     from rmflow.data.formats import FORMATS
 

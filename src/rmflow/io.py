@@ -88,14 +88,30 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n")
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=jsonable) + "\n")
+
+
+# A rule's shell command is one argument to bash: at most 128 KiB on Linux (MAX_ARG_STRLEN)
+COMMAND_DATA_LIMIT = 100_000
+
+
+def command_json(value: Any, what: str, limit: int = COMMAND_DATA_LIMIT) -> str:
+    """``value`` as one line of JSON for a rule's shell command (``rmflow write-json --data=...``), or a clear error
+    where it is longer than a command can carry."""
+    from rmflow.errors import RmflowError
+
+    data = json.dumps(value, separators=(",", ":"), default=jsonable)
+    size = len(data.encode())
+    if size > limit:
+        raise RmflowError(f"{what}: {size} bytes of JSON, over the {limit} a rule's shell command can carry")
+    return data
 
 
 def write_jsonl(path: str | os.PathLike, rows: list[dict]) -> None:
     write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 
-def _jsonable(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
     if hasattr(obj, "item"):
         return obj.item()
     if isinstance(obj, Path):

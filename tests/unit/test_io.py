@@ -65,3 +65,30 @@ def test_checkpoints_follow_the_umask_too(tmp_path, tiny_base):
     assert mode(where) == 0o775
     files = [p for p in where.rglob("*") if p.is_file()]
     assert files and all(mode(p) == 0o664 for p in files), {p.name: oct(mode(p)) for p in files}
+
+
+def test_write_json_from_a_command_line_writes_what_write_json_writes(tmp_path):
+    # the spec rules hand their value to `rmflow write-json` as one line of JSON; the file must be the one
+    # write_json writes (a run spec changed by a byte would make every model out of date)
+    import yaml
+
+    from helpers import run_cli
+    from rmflow.io import command_json
+
+    value = {"method": "bt", "train": {"lr": 1e-5, "max_steps": -1, "deepspeed": None, "tags": ["a", "é"]},
+             "base": "llama3_8b_instruct", "options": {"template": "[CONTEXT] {q} 'quoted' \"double\"\n"}}
+    write_json(tmp_path / "direct.json", value)
+    data = command_json(value, "a run spec")
+    assert "\n" not in data
+    assert run_cli("write-json", "--out", str(tmp_path / "cli.json"), f"--data={data}").returncode == 0
+    assert (tmp_path / "cli.json").read_bytes() == (tmp_path / "direct.json").read_bytes()
+    assert run_cli("write-json", "--yaml", "--out", str(tmp_path / "cli.yaml"), f"--data={data}").returncode == 0
+    assert (tmp_path / "cli.yaml").read_text() == yaml.safe_dump(value, sort_keys=False)
+
+
+def test_a_value_too_long_for_a_shell_command_is_refused_by_name():
+    from rmflow.errors import RmflowError
+    from rmflow.io import command_json
+
+    with pytest.raises(RmflowError, match=r"run spec bt/big: 1\d{4} bytes of JSON, over the 10000 a rule's shell"):
+        command_json({"text": "x" * 10_000}, "run spec bt/big", limit=10_000)

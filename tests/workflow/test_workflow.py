@@ -373,3 +373,11 @@ def test_lint_is_clean():
     proc = subprocess.run([*SNAKEMAKE, "--lint", "--snakefile", str(REPO / "Snakefile")], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "Congratulations" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+
+
+def test_no_rule_runs_python_in_a_run_block():
+    # Snakemake 9 runs each job of a run: rule as a whole snakemake subprocess (~4 s of CPU, ~10 s more where a
+    # SLURM client cannot reach a controller); the spec rules hand their JSON to `rmflow write-json` instead
+    blocks = [(smk.name, line) for smk in [REPO / "Snakefile", *sorted((REPO / "workflow/rules").glob("*.smk"))]
+              for line in smk.read_text().splitlines() if re.match(r"\s+run:\s*$", line)]
+    assert not blocks, blocks

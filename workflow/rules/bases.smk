@@ -9,10 +9,12 @@ rule base_spec:
     log:
         f"{RESULTS}/logs/base_spec/{{built}}.log",
     localrule: True
+    conda:
+        "../../envs/data.yaml"
     params:
-        spec=built_spec,
-    run:
-        write_json(output[0], params.spec)
+        data=built_spec_data,
+    shell:
+        "python -m rmflow write-json --out {output} --data={params.data:q} > {log} 2>&1"
 
 
 rule build_base:

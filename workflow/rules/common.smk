@@ -6,7 +6,7 @@ from pathlib import Path
 
 from rmflow.config import has_recipe_layer, load_config, resolve_shipped_files, validate_config
 from rmflow.data.samples import SAMPLES
-from rmflow.io import write_json
+from rmflow.io import command_json
 from rmflow.plan import GPU_PRESETS, RESULTS, Plan, use_workflow_source
 
 # A recipe layer (`layer: recipe`, config/paper.yaml) replaces the recipe sections of the layers before it instead
@@ -95,12 +95,22 @@ def tokenizer_corpus(wildcards):
     return PLAN.prepared(config["run"]["train_dataset"])
 
 
-def built_spec(wildcards):
-    return PLAN.built_spec(wildcards.built)
+# The small files the DAG itself decides (run and base specs, the config used, the eval-set flag) are written by shell
+# rules handing the value, as one line of JSON, to `rmflow write-json`: a `run:` rule is executed by a whole snakemake
+# subprocess per job (Snakemake 9 spawns one for every run: job: ~4 s of CPU, and ~10 s more where a SLURM client
+# cannot reach a controller, for a 2 KB file).
+shell_data = command_json
 
 
-def run_spec(wildcards):
-    return PLAN.run_spec(wildcards.method, wildcards.base)
+def built_spec_data(wildcards):
+    return shell_data(PLAN.built_spec(wildcards.built), f"base spec {wildcards.built}")
+
+
+def run_spec_data(wildcards):
+    return shell_data(
+        PLAN.run_spec(wildcards.method, wildcards.base),
+        f"run spec {wildcards.method}/{wildcards.base}",
+    )
 
 
 def base_inputs(wildcards):

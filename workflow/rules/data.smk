@@ -77,8 +77,12 @@ rule eval_sets_checked:
     log:
         f"{RESULTS}/logs/eval_sets_checked.log",
     localrule: True
-    run:
-        write_json(output[0], {"eval_sets": sorted(PLAN.eval_sets)})
+    conda:
+        "../../envs/data.yaml"
+    params:
+        data=shell_data({"eval_sets": sorted(PLAN.eval_sets)}, "eval sets"),
+    shell:
+        "python -m rmflow write-json --out {output} --data={params.data:q} > {log} 2>&1"
 
 
 rule prepare_data:

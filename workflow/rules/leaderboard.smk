@@ -110,10 +110,9 @@ rule config_used:
     log:
         f"{RESULTS}/logs/config_used.log",
     localrule: True
+    conda:
+        "../../envs/data.yaml"
     params:
-        cfg=config,
-    run:
-        import yaml
-        from rmflow.io import write_text
-
-        write_text(output[0], yaml.safe_dump(params.cfg, sort_keys=False))
+        data=lambda wildcards: shell_data(config, "the config used"),
+    shell:
+        "python -m rmflow write-json --yaml --out {output} --data={params.data:q} > {log} 2>&1"

@@ -8,10 +8,12 @@ rule run_spec:
     log:
         f"{RESULTS}/logs/run_spec/{{method}}/{{base}}.log",
     localrule: True
+    conda:
+        "../../envs/data.yaml"
     params:
-        spec=run_spec,
-    run:
-        write_json(output[0], params.spec)
+        data=run_spec_data,
+    shell:
+        "python -m rmflow write-json --out {output} --data={params.data:q} > {log} 2>&1"
 
 
 rule transform_data:
