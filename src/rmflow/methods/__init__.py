@@ -11,6 +11,7 @@ puts it in ``RMFLOW_METHOD_MODULES``, so every job the workflow starts finds it 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import os
 import pkgutil
@@ -88,8 +89,10 @@ def register(name: str, module: str, where: str = "methods") -> None:
     os.environ[MODULES_ENV] = ",".join(f"{k}={v}" for k, v in sorted(modules.items()))
 
 
-def _builtin() -> list[str]:
-    return [m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")]
+@functools.lru_cache(maxsize=1)
+def _builtin() -> tuple[str, ...]:
+    # scanned once per process: the Snakefile asks for ~900 methods while it builds the plan
+    return tuple(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
 
 
 def available() -> list[str]:
