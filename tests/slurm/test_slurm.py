@@ -16,6 +16,9 @@ from helpers import DEFAULT, QUICK, REPO, snakemake, spec_for
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 TWO_METHODS = "run:\n  methods: [bt, pair_pm]\n  reward_models: []\n"
+# the executor comparison runs both halves, so it runs one base: a second one adds jobs, not paths (the rehearsal
+# sends the whole paper DAG through sbatch)
+ONE_BASE = TWO_METHODS + "  base_models: [tiny_llama]\n"
 
 
 def _overlay(tmp: Path, name: str, text: str) -> Path:
@@ -25,7 +28,7 @@ def _overlay(tmp: Path, name: str, text: str) -> Path:
 
 
 def test_workflow_on_slurm_matches_the_local_executor(slurm_cluster, test_profile, tmp_path):
-    configs = (DEFAULT, QUICK, _overlay(tmp_path, "methods", TWO_METHODS))
+    configs = (DEFAULT, QUICK, _overlay(tmp_path, "methods", ONE_BASE))
     on_slurm, local = tmp_path / "slurm", tmp_path / "local"
     proc = snakemake(on_slurm, "all", "--profile", str(test_profile), configs=configs, timeout=900)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
@@ -36,7 +39,7 @@ def test_workflow_on_slurm_matches_the_local_executor(slurm_cluster, test_profil
     local_rules = set(re.findall(r"^localrule (\w+):", out, re.M))
     assert local_rules <= {"all", "run_spec", "base_spec", "bestofn_table", "leaderboard", "plots",
                            "config_used", "eval_sets_checked"}, local_rules
-    assert len(submitted) == len([r for r in done if r not in local_rules]) >= 15
+    assert len(submitted) == len([r for r in done if r not in local_rules]) >= 8
     assert all(Path(log.rstrip(").")).exists() for _, log in submitted)
     assert "train_cpu" in out and "evaluate" in out
 
@@ -44,8 +47,8 @@ def test_workflow_on_slurm_matches_the_local_executor(slurm_cluster, test_profil
     assert proc.returncode == 0, proc.stderr[-3000:]
     board_slurm = pl.read_csv(on_slurm / "results/leaderboard.csv")
     board_local = pl.read_csv(local / "results/leaderboard.csv")
-    # BT and pair-PM on both bases (v1), and BT alone on the RewardBench 2 set (pairwise methods are skipped there)
-    assert board_slurm.height == 6 and board_slurm.filter(pl.col("Benchmark") == "rewardbench_v2").height == 2
+    # BT and pair-PM (v1), and BT alone on the RewardBench 2 set (pairwise methods are skipped there)
+    assert board_slurm.height == 3 and board_slurm.filter(pl.col("Benchmark") == "rewardbench_v2").height == 1
     assert board_slurm.equals(board_local), f"{board_slurm}\n{board_local}"
 
 

@@ -35,13 +35,18 @@ FAMILIES = {  # method: (data, plain transformers class)
     "orm_scalar": ("steps", "AutoModelForSequenceClassification"),
 }
 MODES = {"ddp": None, "zero2": "config/deepspeed/zero2.json", "zero3": "config/deepspeed/zero3.json"}
-# ZeRO-2 shards only optimizer state and gradients, which no method touches: CI runs it on one family of each head
-# (a score head: bt; the LM head: pair_pm) and saves ~2 min; RMFLOW_TEST_FULL=1 runs it on every family
-# (docs/tests.md). DDP and ZeRO-3 (parameters sharded, gathered at save: method-specific) run on all of them.
+# What each mode adds over the others, and so where CI runs it (RMFLOW_TEST_FULL=1 runs every mode on every family;
+# docs/tests.md):
+# - ZeRO-3 shards the parameters and gathers them at save, which is method-specific: every family.
+# - DDP (gloo, accelerate's wrapper, no DeepSpeed) runs each family's own loss code exactly as ZeRO-3 does; what it
+#   adds is the engine, so CI runs it on one family of each head (bt: a score head; pair_pm: the LM head) and on
+#   ODIN, whose length correlations are gathered across ranks.
+# - ZeRO-2 shards only optimizer state and gradients, which no method touches: bt and pair_pm.
 FULL = os.environ.get("RMFLOW_TEST_FULL") == "1"
+IN_CI = {"ddp": ("bt", "pair_pm", "odin"), "zero2": ("bt", "pair_pm")}
 CASES = [pytest.param(method, mode, marks=pytest.mark.skipif(
-             mode == "zero2" and method not in ("bt", "pair_pm") and not FULL,
-             reason="ZeRO-2 runs on bt and pair_pm in CI; RMFLOW_TEST_FULL=1 runs every family"))
+             mode in IN_CI and method not in IN_CI[mode] and not FULL,
+             reason=f"{mode} runs on {', '.join(IN_CI.get(mode, ()))} in CI; RMFLOW_TEST_FULL=1 runs every family"))
          for method in FAMILIES for mode in MODES]
 
 
