@@ -47,7 +47,9 @@ def build_env(env_file: Path) -> Path:
         return prefix
     shutil.rmtree(prefix, ignore_errors=True)
     subprocess.run([sys.executable, "-m", "venv", str(prefix)], check=True)
-    pip = [str(prefix / "bin/python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    # --no-compile: no byte-compiling of every installed module (torch alone has thousands); the rules compile what
+    # they import
+    pip = [str(prefix / "bin/python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile"]
     if any(re.match(r"torch\b", r) for r in requirements):
         subprocess.run([*pip, TORCH], check=True)
     # --no-build-isolation: a package built from source (deepspeed) sees the CPU torch installed above instead of
