@@ -66,8 +66,10 @@ def test_a_job_failing_on_the_cluster_names_its_slurm_log(slurm_cluster, test_pr
     broken = tmp_path / "broken-base"
     broken.mkdir()
     (broken / "config.json").write_text("{}")
+    # (one eval set, no best-of-N, no ranking: only what the training waits for runs before it fails)
     ghost = (f"base_models:\n  ghost:\n    model: {broken}\n"
-             "run:\n  methods: [bt]\n  base_models: [ghost]\n  reward_models: []\n")
+             "run:\n  methods: [bt]\n  base_models: [ghost]\n  reward_models: []\n  eval_sets: [synthetic]\n"
+             "bestofn:\n  sets: []\nrank:\n  data: null\n")
     proc = snakemake(tmp_path / "w", "all", "--profile", str(test_profile),
                      configs=(DEFAULT, QUICK, _overlay(tmp_path, "ghost", ghost)), timeout=600)
     out = proc.stdout + proc.stderr
