@@ -100,3 +100,45 @@ def test_built_base_names_are_shared_per_file_and_template():
     assert plan.base_model_ref("a") == plan.base_model_ref("b") == "results/bases/gguf_README"
     assert plan.base_model_ref("c") == "results/bases/gguf_README+gemma"
     assert plan.built_names() == ["gguf_README", "gguf_README+gemma"]  # one conversion per file and template
+
+
+def test_the_header_reader_finds_what_gguf_s_own_reader_finds_and_refuses_a_cut_file(tmp_path):
+    # rmflow walks the key-value table itself (gguf.GGUFReader took 25 s per read of Gemma-3's vocabulary); every
+    # value type sits before the wanted keys here, strings and arrays (of strings, of numbers, nested) included
+    from gguf import GGUFReader, GGUFWriter
+
+    from rmflow.errors import RmflowError
+    from rmflow.models.gguf import read_metadata
+
+    path = tmp_path / "model.gguf"
+    writer = GGUFWriter(str(path), "llama")
+    writer.add_array("tokenizer.ggml.tokens", ["<s>", "</s>", "héllo", ""] * 50)
+    writer.add_array("tokenizer.ggml.scores", [0.5, -1.25] * 30)
+    writer.add_array("test.nested", [[1, 2], [3]])
+    writer.add_uint32("test.u32", 7)
+    writer.add_float64("test.f64", 0.25)
+    writer.add_bool("test.flag", True)
+    writer.add_name("Test Model 135M")
+    writer.add_chat_template("{% for m in messages %}{{ m['content'] }}{% endfor %}")
+    writer.add_tensor("token_embd.weight", np.zeros((4, 4), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+    reader = GGUFReader(str(path))
+
+    def text(key):
+        field = reader.fields.get(key)
+        return None if field is None else bytes(field.parts[field.data[0]]).decode("utf-8")
+
+    assert read_metadata(path) == {"architecture": text("general.architecture"), "name": text("general.name"),
+                                   "chat_template": text("tokenizer.chat_template")}
+    assert read_metadata(path)["name"] == "Test Model 135M"
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes(path.read_bytes()[:300])
+    with pytest.raises(RmflowError, match=r"cut.gguf: not a readable GGUF file \(EOFError"):
+        read_metadata(cut)
+    (tmp_path / "foreign.gguf").write_bytes(b"PK\x03\x04" + bytes(64))
+    with pytest.raises(RmflowError, match="no GGUF magic number"):
+        read_metadata(tmp_path / "foreign.gguf")

@@ -66,23 +66,64 @@ def resolve(source: dict, scratch: Path) -> Path:
     return package_file(source["package"], source.get("name"), scratch)
 
 
+_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+_STRING, _ARRAY = 8, 9
+_WANTED = ("general.architecture", "general.name", "tokenizer.chat_template")
+
+
 def read_metadata(path: Path) -> dict:
-    """Architecture, model name and chat template from the GGUF header, without loading any tensor."""
+    """Architecture, model name and chat template from the GGUF header, without loading any tensor.
+
+    The header's key-value table is walked here rather than by ``gguf.GGUFReader``, which turns every element of
+    every array into numpy objects first: Gemma-3's 262,144-token vocabulary made that 25 s a read, and a build read
+    the file five times."""
+    import struct
+
+    found: dict[str, str | None] = dict.fromkeys(_WANTED)
     try:
-        from gguf import GGUFReader
-    except ImportError as exc:
-        raise RmflowError("reading GGUF files needs the 'gguf' package: pip install gguf") from exc
-    try:
-        reader = GGUFReader(str(path))
-    except Exception as exc:  # a truncated or foreign file raises several types
+        with path.open("rb") as fh:
+            def unpack(fmt: str):
+                size = struct.calcsize(fmt)
+                data = fh.read(size)
+                if len(data) != size:
+                    raise EOFError("the header ends early")
+                return struct.unpack(fmt, data)[0]
+
+            def string() -> bytes:
+                return fh.read(unpack("<Q"))
+
+            def skip(kind: int) -> None:
+                if kind == _STRING:
+                    fh.seek(unpack("<Q"), 1)
+                elif kind == _ARRAY:
+                    inner, count = unpack("<I"), unpack("<Q")
+                    if inner in _SCALARS:
+                        fh.seek(struct.calcsize(_SCALARS[inner]) * count, 1)
+                    else:
+                        for _ in range(count):
+                            skip(inner)
+                elif kind in _SCALARS:
+                    fh.seek(struct.calcsize(_SCALARS[kind]), 1)
+                else:
+                    raise ValueError(f"unknown GGUF value type {kind}")
+
+            if fh.read(4) != b"GGUF":
+                raise ValueError("no GGUF magic number")
+            version, _tensors, pairs = unpack("<I"), unpack("<Q"), unpack("<Q")
+            if version < 2:
+                raise ValueError(f"GGUF version {version} (rmflow reads 2 and later)")
+            for _ in range(pairs):
+                key, kind = string().decode("utf-8"), unpack("<I")
+                if key in found and kind == _STRING:
+                    found[key] = string().decode("utf-8")
+                else:
+                    skip(kind)
+                if all(v is not None for v in found.values()):
+                    break
+    except (OSError, ValueError, EOFError, UnicodeDecodeError, struct.error) as exc:
         raise RmflowError(f"not a readable GGUF file ({type(exc).__name__}: {exc})", file=str(path)) from exc
-
-    def text(key: str) -> str | None:
-        field = reader.fields.get(key)
-        return None if field is None else bytes(field.parts[field.data[0]]).decode("utf-8")
-
-    return {"architecture": text("general.architecture"), "name": text("general.name"),
-            "chat_template": text("tokenizer.chat_template")}
+    return {"architecture": found["general.architecture"], "name": found["general.name"],
+            "chat_template": found["tokenizer.chat_template"]}
 
 
 def load_template(ref: str) -> str:
@@ -106,6 +147,7 @@ def sha256(path: Path) -> str:
 
 def build(source: dict, chat_template: str | None, out_dir: str | Path) -> dict:
     """Convert the GGUF ``source`` into a Hugging Face directory at ``out_dir``; return its provenance record."""
+    import copy
     import tempfile
 
     import torch
@@ -135,8 +177,10 @@ def build(source: dict, chat_template: str | None, out_dir: str | Path) -> dict:
         folder, name = str(path.parent), path.name
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
         tokenizer.chat_template = template
-        loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+        # each transformers GGUF load parses the whole file again: read the config once and hand it to the model
         config = AutoConfig.from_pretrained(folder, gguf_file=name)
+        loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, config=copy.deepcopy(config),
+                                                      dtype=torch.float32)
         if hasattr(config, "quantization_config"):
             del config.quantization_config  # the weights are de-quantised fp32 now
         model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
