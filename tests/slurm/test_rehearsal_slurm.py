@@ -20,7 +20,8 @@ REHEARSAL = REPO / "config/rehearsal.yaml"
 # CI sends a slice of the DAG through sbatch (every rule, stage, method, preset and eval set; fewer repeats); the
 # whole DAG with RMFLOW_TEST_FULL=1 (and `make rehearse`)
 FULL = os.environ.get("RMFLOW_TEST_FULL") == "1"
-CONFIGS = (DEFAULT, PAPER, REHEARSAL) if FULL else (DEFAULT, PAPER, REHEARSAL, REPO / "tests/configs/rehearsal-slice.yaml")
+SLICE = REPO / "tests/configs/rehearsal-slice.yaml"
+CONFIGS = (DEFAULT, PAPER, REHEARSAL) if FULL else (DEFAULT, PAPER, REHEARSAL, SLICE)
 
 
 def test_the_paper_dag_runs_on_slurm_against_the_rehearsal_hub(slurm_cluster, test_profile, tmp_path, monkeypatch):
