@@ -99,15 +99,14 @@ def tokenizer_corpus(wildcards):
 # rules handing the value, as one line of JSON, to `rmflow write-json`: a `run:` rule is executed by a whole snakemake
 # subprocess per job (Snakemake 9 spawns one for every run: job: ~4 s of CPU, and ~10 s more where a SLURM client
 # cannot reach a controller, for a 2 KB file).
-shell_data = command_json
 
 
 def built_spec_data(wildcards):
-    return shell_data(PLAN.built_spec(wildcards.built), f"base spec {wildcards.built}")
+    return command_json(PLAN.built_spec(wildcards.built), f"base spec {wildcards.built}")
 
 
 def run_spec_data(wildcards):
-    return shell_data(
+    return command_json(
         PLAN.run_spec(wildcards.method, wildcards.base),
         f"run spec {wildcards.method}/{wildcards.base}",
     )

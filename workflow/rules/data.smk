@@ -80,7 +80,7 @@ rule eval_sets_checked:
     conda:
         "../../envs/data.yaml"
     params:
-        data=shell_data({"eval_sets": sorted(PLAN.eval_sets)}, "eval sets"),
+        data=command_json({"eval_sets": sorted(PLAN.eval_sets)}, "eval sets"),
     shell:
         "python -m rmflow write-json --out {output} --data={params.data:q} > {log} 2>&1"
 

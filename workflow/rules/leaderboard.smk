@@ -113,6 +113,6 @@ rule config_used:
     conda:
         "../../envs/data.yaml"
     params:
-        data=lambda wildcards: shell_data(config, "the config used"),
+        data=lambda wildcards: command_json(config, "the config used"),
     shell:
         "python -m rmflow write-json --yaml --out {output} --data={params.data:q} > {log} 2>&1"
