@@ -47,21 +47,17 @@ def spec_for(method: str, base_model="unused", train_data="unused", *, options: 
              train: dict | None = None, base: str = "tiny", test_defaults: bool = True, **values):
     """A RunSpec as the plan writes one, for a test: ``values`` are RunSpec fields (revision, attn_implementation,
     ...) or training options, on top of ``TEST_TRAIN`` (unless ``test_defaults=False``: the schema's defaults) and
-    under ``train`` (a test's own dict of options, applied last). The training options and the method's options are
-    parsed now (TrainConfig, the method's Config), so a misspelt key fails the test that wrote it instead of being
-    carried to a train() that may never read it."""
+    under ``train`` (a test's own dict of options, applied last). RunSpec parses the training options and the
+    method's options now (TrainConfig, the method's Config), so a misspelt key fails the test that wrote it instead
+    of being carried to a train() that may never read it."""
     import dataclasses
 
-    from rmflow import methods
     from rmflow.spec import RunSpec
-    from rmflow.train.config import TrainConfig
 
     fields = {f.name for f in dataclasses.fields(RunSpec)} - {"method", "base", "base_model", "train_data", "options"}
     spec_values = {k: v for k, v in values.items() if k in fields}
     train = {**(TEST_TRAIN if test_defaults else {}), **{k: v for k, v in values.items() if k not in fields},
              **(train or {})}
-    TrainConfig.from_dict(train, where="spec_for")
-    methods.method_config(method, options or {}, where="spec_for")
     return RunSpec(method=method, base=base, base_model=str(base_model), train_data=str(train_data), train=train,
                    options=dict(options or {}), **spec_values)
 

@@ -49,7 +49,7 @@ def _weigh(spec_path: str, counts_dir: str, out_dir: str) -> None:
     from rmflow.spec import RunSpec
 
     spec = RunSpec.read(spec_path)
-    config = Config(**spec.options)
+    config = spec.options
     counts = json.loads((Path(counts_dir) / "counts.json").read_text())
     words = set(counts["chosen"]) | set(counts["rejected"])
     weights = {w: math.log((counts["chosen"].get(w, 0) + config.smoothing)

@@ -10,7 +10,7 @@ import argparse
 import logging
 import sys
 
-from rmflow import commands
+from rmflow import commands, methods
 from rmflow.errors import RmflowError
 
 
@@ -128,29 +128,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--report", required=True, help="JSON with the row counts")
     p.set_defaults(func=commands.cmd_transform)
-
-    p = sub.add_parser("ssrm", help="one SSRM step: split | label | select | report")
-    p.add_argument("step", choices=["split", "label", "select", "report"])
-    p.add_argument("--spec")
-    p.add_argument("--data", help="split: prepared training pairs; report: eval set")
-    p.add_argument("--split", default="filtered", help="report: split of a hub eval set")
-    p.add_argument("--pool", default="", help="split: optional unlabeled dataset; label: the pool parquet")
-    p.add_argument("--out-labeled")
-    p.add_argument("--out-pool")
-    p.add_argument("--report")
-    p.add_argument("--model-dir")
-    p.add_argument("--shard", type=int, default=0)
-    p.add_argument("--shards", type=int, default=1)
-    p.add_argument("--shard-files", nargs="+")
-    p.add_argument("--labeled")
-    p.add_argument("--iteration", type=int, default=0)
-    p.add_argument("--out-train")
-    p.add_argument("--stats")
-    p.add_argument("--stats-files", nargs="*", default=[])
-    p.add_argument("--model-dirs", nargs="+")
-    p.add_argument("--out")
-    _compute_args(p)
-    p.set_defaults(func=commands.cmd_ssrm)
 
     p = sub.add_parser("evaluate", help="score a RewardBench-format set and write examples.parquet + scores.json")
     p.add_argument("--model-dir", default=None, help="a model rmflow trained (with --method)")
@@ -271,6 +248,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("methods", help="list the registered reward-model methods")
     p.set_defaults(func=commands.cmd_methods)
+
+    # a method with rules of its own brings the command those rules call (SSRM's rounds: rmflow ssrm <step>)
+    for name in methods.available():
+        module = methods.get(name)
+        if methods.has_hook(module, "add_command"):
+            module.add_command(sub, _compute_args)
     return parser
 
 

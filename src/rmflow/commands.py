@@ -147,24 +147,9 @@ def cmd_transform(a):
     from rmflow.spec import RunSpec
 
     spec = RunSpec.read(a.spec)
-    rows, counts = methods.get(spec.method).transform(read_pairs(a.data),
-                                                      methods.method_config(spec.method, spec.options))
+    rows, counts = methods.get(spec.method).transform(read_pairs(a.data), spec.options)
     write_rows(rows, a.out)
     write_json(a.report, {"method": spec.method, "source": a.data, **counts})
-
-
-def cmd_ssrm(a):
-    from rmflow.methods import ssrm
-
-    _threads(a.threads)
-    if a.step == "split":
-        ssrm.main_split(a.spec, a.data, a.pool or None, a.out_labeled, a.out_pool, a.report)
-    elif a.step == "label":
-        ssrm.main_label(a.model_dir, a.pool, a.shard, a.shards, a.out, a.batch_size)
-    elif a.step == "select":
-        ssrm.main_select(a.spec, a.shard_files, a.labeled, a.iteration, a.out_train, a.stats)
-    else:
-        ssrm.main_report(a.stats_files, a.model_dirs, a.data, a.split, a.out, a.batch_size)
 
 
 def cmd_evaluate(a):

@@ -55,7 +55,7 @@ class ReleasedMixin:
     def released_spec(self, name: str) -> dict:
         options = self.released_config(name)
         return dataclasses.asdict(RunSpec(method=RELEASED, base=name, base_model=options.model or "",
-                                          train_data="", options=dataclasses.asdict(options),
+                                          train_data="", options=options,
                                           method_version=methods.get(RELEASED).VERSION,
                                           revision=options.revision, trust_remote_code=options.trust_remote_code,
                                           system_turn=options.system_turn))

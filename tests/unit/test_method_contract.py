@@ -68,7 +68,8 @@ def test_a_method_trains_saves_reloads_and_scores_as_the_protocol_says(name, tmp
     options = {"backbone": str(trained_bt)} if frozen else {}
     spec = spec_for(name, trained_bt if frozen else tiny_base, data, max_steps=3, max_length=256, options=options)
     if methods.has_hook(module, "transform") or name in OWN_DATA_STEP:
-        config = methods.method_config(name, spec.options)
+        config = spec.options
+        assert type(config) is module.Config  # the spec holds the method's options parsed, not a dict
         if name in OWN_DATA_STEP:
             rows = OWN_DATA_STEP[name](module, read_pairs(str(data)), config)
         else:

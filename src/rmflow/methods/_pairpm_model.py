@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import random
 from typing import Callable
 
 from rmflow.methods._pairpm import (
@@ -27,21 +26,20 @@ def train_pm(spec: RunSpec, out_dir: str, extra_metrics: dict | None = None, dat
              init: str | None = None) -> None:
     """Fine-tune a causal LM on PM rows (``data`` or the spec's), starting from ``init`` or the base model."""
     import polars as pl
-    import torch
 
-    from rmflow.models.load import load_for_run
     from rmflow.train.batching import length_grouped_batches, padding_fraction
-    from rmflow.train.config import TrainConfig
     from rmflow.train.loop import train_loop
     from rmflow.train.save import save_run
+    from rmflow.train.start import start_run
 
-    config = TrainConfig.from_dict(spec.train)
-    random.seed(config.seed)
-    torch.manual_seed(config.seed)
-    source, start = data or spec.train_data, init or spec.base_model
-    rows = pl.read_parquet(source).to_dicts()
-    check_pm_rows(rows, source)
-    tokenizer, model = load_for_run(spec, start, auto_class="AutoModelForCausalLM")
+    def read_checked(source: str) -> list[dict]:
+        rows = pl.read_parquet(source).to_dicts()
+        check_pm_rows(rows, source)
+        return rows
+
+    run = start_run(spec, read_checked, data, init, auto_class="AutoModelForCausalLM")
+    config, source, start, rows, tokenizer, model = run.config, run.source, run.start, run.rows, run.tokenizer, \
+        run.model
     answers = answer_token_ids(tokenizer)
     prompts = prompts_ids(tokenizer, [r["messages"][0]["content"] for r in rows], config.max_length,
                           config.truncation_side)
@@ -133,14 +131,13 @@ class PairwiseScorer:
 
 def load_pm_scorer(model_dir: str, device: str = "cpu", batch_size: int = 16, three_way: bool = False):
     from rmflow.models.load import load_for_scoring, load_tokenizer
-    from rmflow.train.config import TrainConfig
 
     spec = RunSpec.read(f"{model_dir}/rmflow_run.json")
-    config = TrainConfig.from_dict(spec.train)
+    config = spec.train
     tokenizer = load_tokenizer(model_dir)
     model = load_for_scoring(model_dir, tokenizer, auto_class="AutoModelForCausalLM")
     return PairwiseScorer(model, tokenizer, config.max_length, config.truncation_side, batch_size, device, three_way,
-                          position=spec.options.get("score_position", AFTER_GENERATION_PROMPT))
+                          position=getattr(spec.options, "score_position", AFTER_GENERATION_PROMPT))
 
 
 # ---- ranking n responses --------------------------------------------------------------------------------------

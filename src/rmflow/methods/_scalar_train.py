@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 from typing import Callable
 
 from rmflow.spec import RunSpec
@@ -24,22 +23,18 @@ def train_scalar(spec: RunSpec, out_dir: str, num_labels: int, pair_loss: MakeLo
 
     from rmflow.data.prepare import read_pairs
     from rmflow.errors import RmflowError
-    from rmflow.models.load import load_for_run
     from rmflow.train.batching import cut, length_grouped_batches, padded_tokens
-    from rmflow.train.config import TrainConfig
     from rmflow.train.loop import train_loop
     from rmflow.train.save import save_run
     from rmflow.train.shared_prompt import pair_outputs_in_parts
+    from rmflow.train.start import start_run
     from rmflow.train.token_cache import encode_all
 
-    config = TrainConfig.from_dict(spec.train)
-    random.seed(config.seed)
-    torch.manual_seed(config.seed)
-    source, start = data or spec.train_data, init or spec.base_model
-    tokenizer, model = load_for_run(spec, start, num_labels=num_labels)
+    run = start_run(spec, read_pairs, data, init, num_labels=num_labels)
+    config, source, start, rows, tokenizer, model = run.config, run.source, run.start, run.rows, run.tokenizer, \
+        run.model
     if prepare_model:
         prepare_model(model)
-    rows = read_pairs(source)
     margins = None
     if config.margin_field:
         missing = [i for i, r in enumerate(rows, 1) if not isinstance(r.get(config.margin_field), (int, float))]
@@ -154,7 +149,7 @@ def load_scalar_scorer(model_dir: str, device: str = "cpu", batch_size: int = 16
     model = load_for_scoring(model_dir, tokenizer, num_labels=num_labels)
     config = TrainConfig(max_length=4096, truncation_side="left")
     if os.path.exists(f"{model_dir}/rmflow_run.json"):
-        config = TrainConfig.from_dict(RunSpec.read(f"{model_dir}/rmflow_run.json").train)
+        config = RunSpec.read(f"{model_dir}/rmflow_run.json").train
     else:  # a model not trained by rmflow: recipe defaults
         log.info("no rmflow_run.json in %s; scoring with max_length 4096, left truncation", model_dir)
     return ScalarScorer(model, tokenizer, max_length=config.max_length, truncation_side=config.truncation_side,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import random
 
 from rmflow.methods._steps import (
     MINUS,
@@ -32,20 +31,15 @@ def read_step_rows(path: str) -> list[dict]:
 
 def train_steps(spec: RunSpec, out_dir: str, outcome: bool, options, data: str | None = None,
                 init: str | None = None) -> None:
-    import torch
 
-    from rmflow.models.load import load_for_run
     from rmflow.train.batching import length_grouped_batches, padding_fraction
-    from rmflow.train.config import TrainConfig
     from rmflow.train.loop import train_loop
     from rmflow.train.save import save_run
+    from rmflow.train.start import start_run
 
-    config = TrainConfig.from_dict(spec.train)
-    random.seed(config.seed)
-    torch.manual_seed(config.seed)
-    source, start = data or spec.train_data, init or spec.base_model
-    rows = read_step_rows(source)
-    tokenizer, model = load_for_run(spec, start, auto_class="AutoModelForCausalLM")
+    run = start_run(spec, read_step_rows, data, init, auto_class="AutoModelForCausalLM")
+    config, source, start, rows, tokenizer, model = run.config, run.source, run.start, run.rows, run.tokenizer, \
+        run.model
     plus, minus = label_ids(tokenizer)
     ids_of = {PLUS: plus, MINUS: minus}
     examples, too_long = [], 0
@@ -145,13 +139,11 @@ class StepScorer:
 
 
 def load_step_scorer(model_dir: str, outcome: bool, device: str = "cpu", batch_size: int = 16):
-    from rmflow import methods
     from rmflow.models.load import load_for_scoring, load_tokenizer
-    from rmflow.train.config import TrainConfig
 
     spec = RunSpec.read(f"{model_dir}/rmflow_run.json")
-    options = methods.method_config(spec.method, spec.options)
+    options = spec.options
     tokenizer = load_tokenizer(model_dir)
     model = load_for_scoring(model_dir, tokenizer, auto_class="AutoModelForCausalLM")
-    return StepScorer(model, tokenizer, outcome, options.aggregation, TrainConfig.from_dict(spec.train).max_length,
+    return StepScorer(model, tokenizer, outcome, options.aggregation, spec.train.max_length,
                       batch_size, device)

@@ -142,14 +142,12 @@ def main_stage1(spec_path: str, backbone: str, attributes: str, out_dir: str) ->
     import numpy as np
     from safetensors.numpy import save_file
 
-    from rmflow import methods
     from rmflow.data.formats import read_prepared
     from rmflow.io import atomic_dir, write_json
     from rmflow.methods._armo_math import fit_objective
-    from rmflow.train.config import TrainConfig
 
     spec = RunSpec.read(spec_path)
-    config, train = methods.method_config(spec.method, spec.options), TrainConfig.from_dict(spec.train)
+    config, train = spec.options, spec.train
     rows = read_prepared(attributes)
     labels = attribute_matrix(rows, config, attributes)
     model, tokenizer = load_backbone(backbone, system_turn=spec.system_turn, bf16=train.bf16,
@@ -194,10 +192,9 @@ def main_stage2(spec_path: str, backbone: str, stage1_dir: str, data: str, out_d
     from rmflow.data.prepare import read_pairs
     from rmflow.io import atomic_dir, write_json, write_text
     from rmflow.methods._armo_math import gated_score, make_gate, transform_matrix, verbosity_penalties
-    from rmflow.train.config import TrainConfig
 
     spec = RunSpec.read(spec_path)
-    config, train = Config(**spec.options), TrainConfig.from_dict(spec.train)
+    config, train = spec.options, spec.train
     regression, stage1 = read_stage1(stage1_dir, backbone)
     if stage1["objectives"] != config.objectives:
         raise RmflowError(f"stage 1 has objectives {stage1['objectives']}, the config {config.objectives}",
@@ -338,7 +335,7 @@ def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None
     """Both stages in one process (outside the workflow, which runs them as two jobs); needs ``backbone``."""
     import tempfile
 
-    config = Config(**spec.options)
+    config = spec.options
     backbone = init or config.backbone
     if not backbone:
         raise RmflowError("ArmoRM needs a frozen backbone: set methods.armo.options.backbone (or --init)",

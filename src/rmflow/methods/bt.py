@@ -32,7 +32,7 @@ def bt_loss(r_chosen, r_rejected, margin=None, center_coefficient: float = 0.0):
 
 
 def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None = None) -> None:
-    options = Config(**spec.options)
+    options = spec.options
 
     def pair_loss(model, scores, indices, margin):
         return bt_loss(scores[0::2, 0], scores[1::2, 0], margin, options.center_rewards_coefficient)

@@ -87,7 +87,7 @@ def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None
     from rmflow.hub import hub_record
     from rmflow.io import atomic_dir, write_json, write_text
 
-    config = Config(**spec.options)
+    config = spec.options
     model = hub_record(config.model, config.revision) if config.model else None
     with atomic_dir(out_dir) as tmp:
         write_json(tmp / DECLARATION, asdict(config))

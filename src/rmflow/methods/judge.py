@@ -88,7 +88,7 @@ def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None
     """A judge is not trained: this writes the judge directory (which model, which template)."""
     from rmflow.io import atomic_dir, write_json, write_text
 
-    config = Config(**spec.options)
+    config = spec.options
     from rmflow.hub import hub_record
 
     model = init or _judge_model(config, spec, "results")

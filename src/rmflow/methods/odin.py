@@ -81,7 +81,7 @@ def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None
     from rmflow.data.prepare import read_pairs
     from rmflow.models.load import load_tokenizer
 
-    options = Config(**spec.options)
+    options = spec.options
     tokenizer = load_tokenizer(init or spec.base_model, revision=spec.revision,
                                trust_remote_code=spec.trust_remote_code)
     # response length in tokens of the base tokenizer: the last assistant turn of each side

@@ -19,7 +19,7 @@ OUTCOME = True
 
 
 def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None = None) -> None:
-    train_steps(spec, out_dir, OUTCOME, Config(**spec.options), data, init)
+    train_steps(spec, out_dir, OUTCOME, spec.options, data, init)
 
 
 def load_scorer(model_dir: str, device: str = "cpu", batch_size: int = 16):

@@ -6,8 +6,6 @@ It reads the PRM's step-labelled solutions and scores like any scalar RM (``logi
 
 from __future__ import annotations
 
-import random
-
 from rmflow.methods._scalar_train import load_scalar_scorer
 from rmflow.methods.prm import READS, Config  # noqa: F401 - same data and options as the PRM
 from rmflow.spec import RunSpec
@@ -36,20 +34,15 @@ def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None
     import torch.nn.functional as F
 
     from rmflow.methods._steps_model import read_step_rows
-    from rmflow.models.load import load_for_run
     from rmflow.models.scalar import rewards
     from rmflow.train.batching import length_grouped_batches, pad, padding_fraction
-    from rmflow.train.config import TrainConfig
     from rmflow.train.loop import train_loop
     from rmflow.train.save import save_run
+    from rmflow.train.start import start_run
     from rmflow.train.token_cache import encode_all
 
-    config = TrainConfig.from_dict(spec.train)
-    random.seed(config.seed)
-    torch.manual_seed(config.seed)
-    source, start = data or spec.train_data, init or spec.base_model
-    tokenizer, model = load_for_run(spec, start, num_labels=1)
-    conversations = outcome_rows(read_step_rows(source))
+    run = start_run(spec, lambda source: outcome_rows(read_step_rows(source)), data, init, num_labels=1)
+    config, source, conversations, tokenizer, model = run.config, run.source, run.rows, run.tokenizer, run.model
     ids = encode_all(tokenizer, [conv for conv, _ in conversations], config.max_length, config.truncation_side)
     examples = [(seq, label) for seq, (_, label) in zip(ids, conversations)]
     lengths = [len(ids) for ids, _ in examples]

@@ -41,7 +41,7 @@ def transform(rows: list[dict], config: Config) -> tuple[list[dict], dict]:
 
 
 def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None = None) -> None:
-    train_pm(spec, out_dir, {"both_orders": Config(**spec.options).both_orders}, data, init)
+    train_pm(spec, out_dir, {"both_orders": spec.options.both_orders}, data, init)
 
 
 def load_scorer(model_dir: str, device: str = "cpu", batch_size: int = 16):

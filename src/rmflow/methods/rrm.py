@@ -82,7 +82,7 @@ def sizing(config: Config) -> dict:
 
 
 def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None = None) -> None:
-    train_pm(spec, out_dir, {"include_original": Config(**spec.options).include_original}, data, init)
+    train_pm(spec, out_dir, {"include_original": spec.options.include_original}, data, init)
 
 
 def load_scorer(model_dir: str, device: str = "cpu", batch_size: int = 16):

@@ -154,7 +154,7 @@ def label_shard(scorer, pool: list[dict], shard: int, shards: int) -> list[dict]
 
 
 def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None = None) -> None:
-    train_pm(spec, out_dir, {"ssrm": asdict(Config(**spec.options))}, data, init)
+    train_pm(spec, out_dir, {"ssrm": asdict(spec.options)}, data, init)
 
 
 def load_scorer(model_dir: str, device: str = "cpu", batch_size: int = 16):
@@ -168,7 +168,7 @@ def main_split(spec_path: str, data: str, pool_data: str | None, out_labeled: st
     from rmflow.io import write_json
     from rmflow.methods._io import write_rows
 
-    config = Config(**RunSpec.read(spec_path).options)
+    config = RunSpec.read(spec_path).options
     pool_rows = read_pairs(pool_data) if pool_data else None
     if pool_data and not pool_rows:
         raise RmflowError("the unlabeled pool file holds no rows", file=pool_data)
@@ -196,7 +196,7 @@ def main_select(spec_path: str, shard_paths: list[str], labeled_path: str, itera
     from rmflow.io import write_json
     from rmflow.methods._io import write_rows
 
-    config = Config(**RunSpec.read(spec_path).options)
+    config = RunSpec.read(spec_path).options
     labels = [row for path in shard_paths for row in pl.read_parquet(path).to_dicts()]
     kept, stats = select(labels, config, iteration)
     labeled = pl.read_parquet(labeled_path).to_dicts()
@@ -226,3 +226,44 @@ def main_report(stats_paths: list[str], model_dirs: list[str], eval_data: str, e
         iterations.append({"iteration": k, "model": model_dir, "eval_accuracy": accuracy, **stats.get(k, {})})
         log.info("iteration %d: eval accuracy %.3f", k, accuracy)
     write_json(out, {"eval_data": eval_data, "iterations": iterations})
+
+
+def add_command(subparsers, compute_args) -> None:
+    """``rmflow ssrm <step>``: the command workflow/rules/ssrm.smk calls, one step per job."""
+    p = subparsers.add_parser("ssrm", help="one SSRM step: split | label | select | report")
+    p.add_argument("step", choices=["split", "label", "select", "report"])
+    p.add_argument("--spec")
+    p.add_argument("--data", help="split: prepared training pairs; report: eval set")
+    p.add_argument("--split", default="filtered", help="report: split of a hub eval set")
+    p.add_argument("--pool", default="", help="split: optional unlabeled dataset; label: the pool parquet")
+    p.add_argument("--out-labeled")
+    p.add_argument("--out-pool")
+    p.add_argument("--report")
+    p.add_argument("--model-dir")
+    p.add_argument("--shard", type=int, default=0)
+    p.add_argument("--shards", type=int, default=1)
+    p.add_argument("--shard-files", nargs="+")
+    p.add_argument("--labeled")
+    p.add_argument("--iteration", type=int, default=0)
+    p.add_argument("--out-train")
+    p.add_argument("--stats")
+    p.add_argument("--stats-files", nargs="*", default=[])
+    p.add_argument("--model-dirs", nargs="+")
+    p.add_argument("--out")
+    compute_args(p)
+    p.set_defaults(func=run_command)
+
+
+def run_command(a) -> None:
+    if a.threads:
+        import torch
+
+        torch.set_num_threads(a.threads)
+    if a.step == "split":
+        main_split(a.spec, a.data, a.pool or None, a.out_labeled, a.out_pool, a.report)
+    elif a.step == "label":
+        main_label(a.model_dir, a.pool, a.shard, a.shards, a.out, a.batch_size)
+    elif a.step == "select":
+        main_select(a.spec, a.shard_files, a.labeled, a.iteration, a.out_train, a.stats)
+    else:
+        main_report(a.stats_files, a.model_dirs, a.data, a.split, a.out, a.batch_size)

@@ -111,10 +111,9 @@ def main_fit(spec_path: str, backbone: str, stage1_dir: str, data: str, out_dir:
     from rmflow.io import atomic_dir, write_json, write_text
     from rmflow.methods._backbone import copy_backbone, embed, load_backbone, probe_hub
     from rmflow.methods.armo import read_stage1
-    from rmflow.train.config import TrainConfig
 
     spec = RunSpec.read(spec_path)
-    config, train = Config(**spec.options), TrainConfig.from_dict(spec.train)
+    config, train = spec.options, spec.train
     regression, stage1 = read_stage1(stage1_dir, backbone)
     model, tokenizer = load_backbone(backbone, system_turn=spec.system_turn, bf16=train.bf16,
                                      attn_implementation=spec.attn_implementation,
@@ -221,7 +220,7 @@ def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None
     with tempfile.TemporaryDirectory(dir=Path(out_dir).parent) as scratch:
         armo_spec = Path(scratch) / "armo.json"
         armo_spec.write_text(dataclasses.replace(spec, method="armo",
-                                                 options=dataclasses.asdict(armo.Config())).to_json())
+                                                 options=armo.Config()).to_json())
         tree_spec = Path(scratch) / "tree.json"
         tree_spec.write_text(spec.to_json())
         armo.main_stage1(str(armo_spec), init, armo.prepared_path(armo.Config().attributes), f"{scratch}/stage1")

@@ -1,0 +1,88 @@
+"""Command options as dataclasses: each ``rmflow <command>`` declares its options once, as one dataclass whose
+fields carry their defaults and help, and the argparse parser is built from it (``add_options``). The command then
+receives an instance of that dataclass, so a default lives in one place and tests can read it from the class.
+
+A field's type decides its argparse form: ``bool`` is a flag (``store_true``), ``list[...]`` takes several values
+(``nargs``, ``+`` when required), ``X | None`` is optional with default None, a field without a default is
+required. ``opt(positional=True)`` makes it positional (a step name).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from dataclasses import MISSING, dataclass, field
+from typing import Any, Callable
+
+
+def opt(default: Any = MISSING, help: str | None = None, *, choices: list | tuple | None = None,
+        nargs: str | None = None, positional: bool = False, factory: Callable[[], Any] | None = None):
+    """A command option: its default (none: required), help, choices; ``factory`` for a list default."""
+    metadata = {"help": help, "choices": choices, "nargs": nargs, "positional": positional}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+@dataclass(kw_only=True)
+class Compute:
+    """Options every scoring step shares: rows per forward pass and torch threads (the rule's threads)."""
+
+    batch_size: int = opt(16, "rows per forward pass")
+    threads: int | None = opt(None, "torch threads (default: torch's own)")
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    options: type  # a dataclass (kw_only) of the command's options
+    run: Callable[[Any], None]  # run(options)
+
+
+def _element(annotation) -> tuple[type, bool, bool]:
+    """(the value type argparse converts to, whether it is a list, whether None is allowed)."""
+    optional = False
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        optional, annotation = True, args[0]
+    if typing.get_origin(annotation) is list:
+        return typing.get_args(annotation)[0], True, optional
+    return annotation, False, optional
+
+
+def add_options(parser: argparse.ArgumentParser, options: type) -> None:
+    hints = typing.get_type_hints(options)
+    for f in dataclasses.fields(options):
+        meta, (kind, many, _) = f.metadata, _element(hints[f.name])
+        required = f.default is MISSING and f.default_factory is MISSING
+        default = f.default_factory() if f.default_factory is not MISSING else (None if required else f.default)
+        kwargs = {"help": meta.get("help")}
+        if meta.get("choices"):
+            kwargs["choices"] = list(meta["choices"])
+        if kind is bool:
+            kwargs.update(action="store_true", default=default)
+        else:
+            kwargs.update(type=kind, default=default)
+            if many:
+                kwargs["nargs"] = meta.get("nargs") or ("+" if required else "*")
+        if meta.get("positional"):
+            parser.add_argument(f.name, **kwargs)
+            continue
+        if required:
+            kwargs["required"] = True
+        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, **kwargs)
+
+
+def from_namespace(options: type, namespace: argparse.Namespace):
+    """The command's options dataclass from what argparse parsed."""
+    return options(**{f.name: getattr(namespace, f.name) for f in dataclasses.fields(options)})
+
+
+def add_command(subparsers, command: Command) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(command.name, help=command.help)
+    add_options(parser, command.options)
+    parser.set_defaults(command=command)
+    return parser
