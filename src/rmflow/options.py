@@ -18,12 +18,23 @@ from typing import Any, Callable
 
 
 def opt(default: Any = MISSING, help: str | None = None, *, choices: list | tuple | None = None,
-        nargs: str | None = None, positional: bool = False, factory: Callable[[], Any] | None = None):
-    """A command option: its default (none: required), help, choices; ``factory`` for a list default."""
-    metadata = {"help": help, "choices": choices, "nargs": nargs, "positional": positional}
+        nargs: str | None = None, positional: bool = False, factory: Callable[[], Any] | None = None,
+        repeat: bool = False, short: str | None = None):
+    """A command option: its default (none: required), help, choices; ``factory`` for a list default;
+    ``repeat``: a list given one flag at a time (``--job A --job B``); ``short``: a one-letter alias (``-v``)."""
+    metadata = {"help": help, "choices": choices, "nargs": nargs, "positional": positional, "repeat": repeat,
+                "short": short}
     if factory is not None:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
+
+
+def set_threads(n: int | None) -> None:
+    """torch's intra-op threads (the rule's ``threads``); None leaves torch's own choice."""
+    if n:
+        import torch
+
+        torch.set_num_threads(n)
 
 
 @dataclass(kw_only=True)
@@ -32,6 +43,11 @@ class Compute:
 
     batch_size: int = opt(16, "rows per forward pass")
     threads: int | None = opt(None, "torch threads (default: torch's own)")
+
+
+@dataclass(kw_only=True)
+class NoOptions:
+    """A command that takes none (it lists something)."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +80,8 @@ def add_options(parser: argparse.ArgumentParser, options: type) -> None:
             kwargs["choices"] = list(meta["choices"])
         if kind is bool:
             kwargs.update(action="store_true", default=default)
+        elif meta.get("repeat"):
+            kwargs.update(action="append", type=kind, default=default)
         else:
             kwargs.update(type=kind, default=default)
             if many:
@@ -73,7 +91,8 @@ def add_options(parser: argparse.ArgumentParser, options: type) -> None:
             continue
         if required:
             kwargs["required"] = True
-        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, **kwargs)
+        flags = [meta["short"]] if meta.get("short") else []
+        parser.add_argument(*flags, f"--{f.name.replace('_', '-')}", dest=f.name, **kwargs)
 
 
 def from_namespace(options: type, namespace: argparse.Namespace):

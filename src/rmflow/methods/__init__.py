@@ -45,8 +45,7 @@ OPTIONAL = {
     "final_model_dir": "final_model_dir(base, config, results) -> path: it has its own rules (SSRM's rounds, the one "
                        "method-owned rule file); its model lives there",
     "extra_targets": "extra_targets(base, results) -> [path]: outputs of its own rules that `all` asks for",
-    "add_command": "add_command(subparsers, compute_args): the `rmflow <name> ...` command its own rules call "
-                   "(SSRM's steps); compute_args(parser) adds --batch-size and --threads",
+    "COMMAND": "an rmflow.options.Command: the `rmflow <name> ...` command its own rules call (SSRM's steps)",
     "STAGES": "names of its steps, run by the generic rules stage_<name> in order; the last writes the model",
     "stages": "stages(config) -> STAGES for one configuration (the tree fits its own probe only with its own data)",
     "stage_inputs": "stage_inputs(plan, method, base, config, stage) -> {name: path or hub id}: what a stage reads",

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from rmflow.errors import RmflowError
 from rmflow.methods._pairpm import pm_row, standard_to_pm
 from rmflow.methods._pairpm_model import load_pm_scorer, train_pm
+from rmflow.options import Command, Compute, opt, set_threads
 from rmflow.spec import RunSpec
 
 log = logging.getLogger(__name__)
@@ -228,37 +229,34 @@ def main_report(stats_paths: list[str], model_dirs: list[str], eval_data: str, e
     write_json(out, {"eval_data": eval_data, "iterations": iterations})
 
 
-def add_command(subparsers, compute_args) -> None:
+
+@dataclass(kw_only=True)
+class StepOptions(Compute):
     """``rmflow ssrm <step>``: the command workflow/rules/ssrm.smk calls, one step per job."""
-    p = subparsers.add_parser("ssrm", help="one SSRM step: split | label | select | report")
-    p.add_argument("step", choices=["split", "label", "select", "report"])
-    p.add_argument("--spec")
-    p.add_argument("--data", help="split: prepared training pairs; report: eval set")
-    p.add_argument("--split", default="filtered", help="report: split of a hub eval set")
-    p.add_argument("--pool", default="", help="split: optional unlabeled dataset; label: the pool parquet")
-    p.add_argument("--out-labeled")
-    p.add_argument("--out-pool")
-    p.add_argument("--report")
-    p.add_argument("--model-dir")
-    p.add_argument("--shard", type=int, default=0)
-    p.add_argument("--shards", type=int, default=1)
-    p.add_argument("--shard-files", nargs="+")
-    p.add_argument("--labeled")
-    p.add_argument("--iteration", type=int, default=0)
-    p.add_argument("--out-train")
-    p.add_argument("--stats")
-    p.add_argument("--stats-files", nargs="*", default=[])
-    p.add_argument("--model-dirs", nargs="+")
-    p.add_argument("--out")
-    compute_args(p)
-    p.set_defaults(func=run_command)
+
+    step: str = opt(choices=["split", "label", "select", "report"], positional=True)
+    spec: str | None = opt(None)
+    data: str | None = opt(None, "split: prepared training pairs; report: eval set")
+    split: str = opt("filtered", "report: split of a hub eval set")
+    pool: str = opt("", "split: optional unlabeled dataset; label: the pool parquet")
+    out_labeled: str | None = opt(None)
+    out_pool: str | None = opt(None)
+    report: str | None = opt(None)
+    model_dir: str | None = opt(None)
+    shard: int = opt(0)
+    shards: int = opt(1)
+    shard_files: list[str] | None = opt(None, nargs="+")
+    labeled: str | None = opt(None)
+    iteration: int = opt(0)
+    out_train: str | None = opt(None)
+    stats: str | None = opt(None)
+    stats_files: list[str] = opt(factory=list)
+    model_dirs: list[str] | None = opt(None, nargs="+")
+    out: str | None = opt(None)
 
 
-def run_command(a) -> None:
-    if a.threads:
-        import torch
-
-        torch.set_num_threads(a.threads)
+def run_step(a: StepOptions) -> None:
+    set_threads(a.threads)
     if a.step == "split":
         main_split(a.spec, a.data, a.pool or None, a.out_labeled, a.out_pool, a.report)
     elif a.step == "label":
@@ -267,3 +265,6 @@ def run_command(a) -> None:
         main_select(a.spec, a.shard_files, a.labeled, a.iteration, a.out_train, a.stats)
     else:
         main_report(a.stats_files, a.model_dirs, a.data, a.split, a.out, a.batch_size)
+
+
+COMMAND = Command("ssrm", "one SSRM step: split | label | select | report", StepOptions, run_step)

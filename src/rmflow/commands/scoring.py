@@ -1,0 +1,215 @@
+"""Scoring commands: RewardBench evaluation, the leaderboard and figures, explanations, best-of-N, ranking."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rmflow.errors import RmflowError
+from rmflow.options import Command, Compute, NoOptions, opt, set_threads
+
+
+@dataclass(kw_only=True)
+class Evaluate(Compute):
+    model_dir: str | None = opt(None, "a model rmflow trained (with --method)")
+    method: str | None = opt(None)
+    external: str | None = opt(None, "or any existing reward model: a hub id or local directory")
+    scorer: str | None = opt(None, "--external: how it scores (default classifier)",
+                             choices=["classifier", "custom_forward", "pairwise_pm", "judge_endpoint"])
+    logit: int | None = opt(None, "--external classifier: which output is the reward")
+    score_position: str | None = opt(None, "--external pairwise_pm: where the A/B logits are read (user_turn_end: "
+                                           "RLHFlow's own scorer)",
+                                     choices=["after_generation_prompt", "user_turn_end"])
+    model_revision: str | None = opt(None, "--external: hub revision")
+    trust_remote_code: bool | None = opt(None, "--external: allow the model's own code (off by default)")
+    endpoint: str | None = opt(None, "--scorer judge_endpoint: OpenAI-compatible base URL")
+    max_length: int | None = opt(None, "--external: tokens per scored text (4096)")
+    data: str = opt(help="local file/folder or hub id (allenai/reward-bench)")
+    split: str = opt("filtered")
+    revision: str | None = opt(None)
+    benchmark: str = opt("rewardbench_v1", "rewardbench_v1 | rewardbench_v2: rows and rules")
+    sections: str | None = opt(None, "a rewardbench_v1 set's section map: rewardbench_v1 (official, the default) | "
+                                     "synthetic_v1")
+    prepared: str | None = opt(None, "rows rmflow prepare-eval validated (the workflow passes them); --data then "
+                                     "names the source")
+    tie_rule: str = opt("official", choices=["official", "seed"])
+    eval_set: str = opt(help="name written into scores.json")
+    base: str = opt(help="base model name written into scores.json")
+    out_dir: str = opt()
+
+
+def evaluate(a: Evaluate) -> None:
+    from rmflow.evaluate import run
+
+    set_threads(a.threads)
+    external, method = None, a.method
+    if a.external or a.endpoint:
+        from rmflow import methods
+
+        values = {"model": a.external, "scorer": a.scorer, "logit": a.logit, "revision": a.model_revision,
+                  "score_position": a.score_position,
+                  "trust_remote_code": a.trust_remote_code, "endpoint": a.endpoint, "max_length": a.max_length}
+        external = methods.method_config(methods.RELEASED, {k: v for k, v in values.items() if v is not None},
+                                         where="evaluate --external")
+        method = methods.RELEASED
+    elif not (a.model_dir and a.method):
+        raise RmflowError("give --model-dir and --method (a model rmflow trained) or --external (any reward model)")
+    run.main(a.model_dir, method, a.data, a.benchmark, a.out_dir, a.eval_set, a.base, a.split, a.revision or None,
+             a.tie_rule, a.batch_size, external, sections=a.sections or None, prepared=a.prepared or None)
+
+
+@dataclass(kw_only=True)
+class Leaderboard:
+    root: str = opt("results/eval", "gather every <eval set>/<method>/<base>/scores.json")
+    scores: list[str] | None = opt(None, "gather exactly these scores.json files instead of --root", nargs="+")
+    csv: str = opt("results/leaderboard.csv")
+    md: str = opt("results/leaderboard.md")
+    subsets: str = opt("results/leaderboard_subsets.csv")
+    tex: str | None = opt(None, "also write a booktabs LaTeX table here")
+    significance: str | None = opt(None, "also write paired tests against each set's best here")
+    sources: str | None = opt(None, "also write each row's hub commits (model, base, data) here")
+    published: str | None = opt(None, "published numbers of released models (config/published.yaml)")
+    published_csv: str | None = opt(None, "ours vs published: CSV here")
+    published_md: str | None = opt(None, "ours vs published: Markdown here")
+    bootstrap: int = opt(1000, "bootstrap replicates")
+    seed: int = opt(0)
+    level: float = opt(0.95)
+    ci_style: str = opt("pm", choices=["pm", "brackets"])
+    print: bool = opt(False, "also print the Markdown table")
+
+
+def leaderboard(a: Leaderboard) -> None:
+    from rmflow import leaderboard
+
+    files = a.scores or leaderboard.find_scores(a.root)
+    options = leaderboard.Options(n_boot=a.bootstrap, seed=a.seed, level=a.level, ci_style=a.ci_style)
+    markdown = leaderboard.main(files, a.csv, a.md, a.subsets, a.tex, a.significance, options)
+    if a.sources:
+        from rmflow.provenance import write_sources
+
+        write_sources(files, a.sources)
+    if a.published:
+        from rmflow import published
+
+        if not (a.published_csv and a.published_md):
+            raise RmflowError("--published needs --published-csv and --published-md", field="published")
+        published.main(a.csv, files, a.published, a.published_csv, a.published_md)
+    if a.print:
+        print(markdown)
+
+
+@dataclass(kw_only=True)
+class Plots:
+    leaderboard: str = opt(help="leaderboard.csv with its _lo/_hi columns")
+    scores: list[str] = opt(help="the scores.json files it was gathered from")
+    models: list[str] = opt(help="METHOD/BASE=DIR for every planned model (its train_log.jsonl and metrics.json)",
+                            factory=list)
+    out_dir: str = opt()
+
+
+def plots(a: Plots) -> None:
+    from rmflow import plots
+
+    plots.main(a.leaderboard, a.scores, a.models, a.out_dir)
+
+
+@dataclass(kw_only=True)
+class Explain:
+    method: str = opt(help="the method that trained the model (one with an explain hook)")
+    model_dir: str = opt()
+    conversation: str = opt(help="JSON: a message list or {messages: [...]}")
+    top_k: int = opt(3)
+
+
+def explain(a: Explain) -> None:
+    import json
+
+    from rmflow import methods
+
+    module = methods.get(a.method, where="--method")
+    explain = methods.hook(module, "explain")
+    if explain is None:
+        raise RmflowError(f"method '{a.method}' has no explanation of its scores", field="method")
+    try:
+        conversation = json.loads(open(a.conversation, encoding="utf-8").read())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RmflowError(f"unreadable conversation JSON ({exc})", file=a.conversation) from exc
+    if isinstance(conversation, dict):
+        conversation = conversation.get("messages", conversation.get("chosen"))
+    print(explain(a.model_dir, conversation, a.top_k))
+
+
+@dataclass(kw_only=True)
+class BestOfN(Compute):
+    step: str = opt(choices=["run", "table"], positional=True)
+    method: str | None = opt(None)
+    base: str | None = opt(None)
+    model_dir: str | None = opt(None)
+    data: str | None = opt(None, "prepared candidate sets (format bestofn: {prompt, answers[N], label[N]})")
+    set: str | None = opt(None, "the candidate sets' data set name (written into the result)")
+    steps_data: str = opt("", "prepared step-labelled chats for the PRM's step accuracy")
+    step_text: str = opt("", 'the set\'s step layout, JSON {"separator": ..., "outcome_remove": [...]} (config '
+                             "datasets.<set>.steps)")
+    resume_file: str | None = opt(None, "large sets: scores kept here chunk by chunk, resumed on rerun")
+    ns: list[int] = opt(factory=lambda: [1, 2, 4, 8], nargs="+")
+    subsets: int = opt(16, "random subsets per problem and N")
+    seed: int = opt(0)
+    out: str | None = opt(None)
+    files: list[str] | None = opt(None, nargs="+")
+    csv: str | None = opt(None)
+    png: str | None = opt(None)
+    svg: str | None = opt(None)
+
+
+def bestofn(a: BestOfN) -> None:
+    from rmflow.evaluate import bestofn
+
+    set_threads(a.threads)
+    if a.step == "run":
+        import json
+
+        try:
+            step_text = json.loads(a.step_text or "{}")
+        except json.JSONDecodeError as exc:
+            raise RmflowError(f"--step-text is not JSON ({exc})", field="steps") from exc
+        bestofn.main(a.method, a.base, a.model_dir, a.data, a.ns, a.subsets, a.seed, a.out, a.steps_data or None,
+                     a.batch_size, a.set or None, step_text or None, a.resume_file or None)
+    else:
+        bestofn.table(a.files, a.csv, a.png, a.svg)
+
+
+@dataclass(kw_only=True)
+class Rank(Compute):
+    method: str = opt()
+    model_dir: str = opt()
+    data: str = opt(help="JSONL rows {prompt (string or messages), responses: [n]}")
+    mode: str = opt("knockout", "pairwise methods only: how responses are compared",
+                    choices=["knockout", "round_robin"])
+    top_k: int = opt(2)
+    out_dir: str = opt()
+
+
+def rank(a: Rank) -> None:
+    from rmflow import rank
+
+    set_threads(a.threads)
+    rank.main(a.method, a.model_dir, a.data, a.out_dir, a.mode, a.top_k, a.batch_size)
+
+
+def list_methods(a: NoOptions) -> None:
+    from rmflow import methods
+
+    for name in methods.available():
+        print(name)
+
+
+COMMANDS = [
+    Command("evaluate", "score a RewardBench-format set and write examples.parquet + scores.json", Evaluate,
+            evaluate),
+    Command("leaderboard", "gather scores.json files into the leaderboard tables", Leaderboard, leaderboard),
+    Command("plots", "figures (PNG + SVG) and per-run metrics from the gathered results", Plots, plots),
+    Command("explain", "why a model scores one conversation as it does (ArmoRM: its top-K objectives)", Explain,
+            explain),
+    Command("bestofn", "best-of-N accuracy of a scalar RM (run) or the gathered table (table)", BestOfN, bestofn),
+    Command("rank", "rank n responses per prompt: scores, DPO pairs, top-k for rejection sampling", Rank, rank),
+    Command("methods", "list the registered reward-model methods", NoOptions, list_methods),
+]
