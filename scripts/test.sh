@@ -17,7 +17,7 @@ if [[ "${TEST_LANES:-2}" == 1 ]]; then
     exec python -m pytest "$@"
 fi
 
-CLUSTER=(tests/slurm tests/workflow/test_smoke.py tests/unit/test_deepspeed.py)
+CLUSTER=(tests/slurm tests/workflow/test_smoke.py tests/unit/train/test_deepspeed.py)
 logs=$(mktemp -d "${TMPDIR:-/tmp}/rmflow-tests.XXXXXX")
 ignore=()
 for path in "${CLUSTER[@]}"; do ignore+=(--ignore "$path"); done

@@ -3,16 +3,14 @@ before anything is submitted."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import yaml
 
+from helpers import REPO
 from rmflow.cluster import Partition, check_against_cluster, render_sbatch, requested_gpus
 from rmflow.errors import RmflowError
 from rmflow.submit import executor_parameters, profile_resources
 
-REPO = Path(__file__).resolve().parents[2]
 PROFILE = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
 
 
@@ -110,3 +108,18 @@ def test_the_deepspeed_preflight_judges_where_the_jobs_run(tmp_path):
     fallback = [(*train[0][:4], True)]
     assert deepspeed_problems(fallback, {"train_a100_80g": str(lacking)}) == []
     assert deepspeed_problems(train) == []  # no conda: this interpreter, which has DeepSpeed here
+
+
+# ---- SLURM: CPUs and memory per node -----------------------------------------------------------------------------
+def test_cpu_and_memory_beyond_the_largest_node_are_named():
+    from rmflow.cluster import Partition, check_rule
+
+    partitions = {"gpu": Partition("gpu", max_cpus=16, max_gpus=4, max_mem_mb=64000)}
+    problems = check_rule("train_x", {"slurm_partition": "gpu", "cpus_per_task": 32, "mem_mb": 480000},
+                          partitions, "profiles/slurm/config.yaml")
+    assert problems == [
+        "rule train_x: cpus_per_task=32 but the largest node in partition 'gpu' has 16 CPUs; lower it in "
+        "profiles/slurm/config.yaml",
+        "rule train_x: mem_mb=480000 but the largest node in partition 'gpu' has 64000 MB; lower it in "
+        "profiles/slurm/config.yaml"]
+    assert check_rule("ok", {"slurm_partition": "gpu", "cpus_per_task": 16, "mem_mb": 64000}, partitions, "p") == []

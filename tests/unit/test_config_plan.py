@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import copy
-from pathlib import Path
+import json
+import shutil
 
 import pytest
 import yaml
 
+from helpers import REPO
 from rmflow.config import load_config, validate_config
 from rmflow.errors import RmflowError
 from rmflow.plan import Plan
 
-REPO = Path(__file__).resolve().parents[2]
 SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
 DEFAULT = yaml.safe_load((REPO / "config/config.yaml").read_text())
 
@@ -241,7 +242,6 @@ def test_a_recipe_layer_replaces_the_laptop_recipe_sections_instead_of_merging(t
 @pytest.mark.slow
 def test_the_workflow_writes_the_paper_specs_without_the_laptop_layer(tmp_path):
     """What the jobs read: the run_spec rule's JSON, written by Snakemake from the layered config."""
-    import json
 
     from helpers import DEFAULT, snakemake
 
@@ -281,3 +281,44 @@ def test_an_input_another_rule_writes_under_results_is_local_before_it_exists(tm
     assert plan.local_inputs("eval_sets", "rewardbench2") == ["results/data/samples/rewardbench2.jsonl"]
     assert Plan(load_config(REPO / "config/config.yaml", REPO / "config/paper.yaml",
                             schema_path=SCHEMA)).local_inputs("eval_sets", "rewardbench") == []
+
+
+
+# ---- rank: method and base must be planned ---------------------------------------------------------------------
+@pytest.mark.parametrize("change, message", [
+    ({"method": "odin", "methods": ["bt"]}, "ranks with method 'odin', which is not in run.methods"),
+    ({"base": "tiny_mistral"}, "ranks with base 'tiny_mistral', which is not in run.base_models"),
+    ({"method": "pair_pm", "base": "tiny_gemma", "pair_pm_bases": ["tiny_llama"]},
+     "ranks with 'pair_pm' on base 'tiny_gemma', a pair this run does not plan"),
+])
+def test_rank_plan_checks(change, message):
+    from rmflow.config import validate_config
+    from rmflow.plan import Plan
+
+    config = copy.deepcopy(DEFAULT)
+    if "methods" in change:
+        config["run"]["methods"] = change["methods"]
+    if "pair_pm_bases" in change:
+        config["methods"]["pair_pm"]["bases"] = change["pair_pm_bases"]
+        config["methods"]["judge"]["bases"] = change["pair_pm_bases"]
+    config["rank"].update({k: v for k, v in change.items() if k in ("method", "base")})
+    with pytest.raises(RmflowError, match=message):
+        Plan(validate_config(copy.deepcopy(config), SCHEMA))
+
+
+def test_the_plan_refuses_a_configured_base_with_a_cut_short_weights_file(tmp_path, tiny_base):
+    import copy
+
+    import yaml
+
+    from rmflow.config import validate_config
+    from rmflow.plan import Plan
+
+    base = tmp_path / "base"
+    shutil.copytree(tiny_base, base)
+    (base / "model.safetensors").write_bytes((base / "model.safetensors").read_bytes()[:1000])
+    config = copy.deepcopy(yaml.safe_load((REPO / "config/config.yaml").read_text()))
+    name = next(iter(config["base_models"]))
+    config["base_models"][name] = {"model": str(base)}
+    with pytest.raises(RmflowError, match=rf"base_models.{name}.model.*base/model.safetensors: weights file is cut"):
+        Plan(validate_config(config, REPO / "workflow/schemas/config.schema.yaml"), ["config/x.yaml"])

@@ -1,7 +1,7 @@
 """Every job of a run's DAG with the work it does: which model, how many texts of what length, in what batches.
 
 :func:`planned_jobs` lists the jobs from the plan alone (no Snakemake, no files), one per job the workflow's dry run
-shows (tests/unit/test_sizing.py compares the two per rule), so ``rmflow plan`` answers in seconds. The SLURM
+shows (tests/unit/sizing/test_sizing.py compares the two per rule), so ``rmflow plan`` answers in seconds. The SLURM
 run's ``onstart`` estimates the jobs Snakemake actually schedules through :func:`job_for` instead. What a method's
 training and scoring look like (sequences per row, head, extra rows) is the method's ``SIZING``; methods with rules
 of their own list those jobs in ``sizing_jobs``. Nothing here branches on a method's name.

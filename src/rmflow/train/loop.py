@@ -69,7 +69,7 @@ def make_accelerator(config: TrainConfig):
     A DeepSpeed JSON that cannot be used here stops the run with the reason, unless ``deepspeed_fallback`` allows
     training without it: then it is said once in the log and recorded as ``deepspeed: not used (reason)``. Without
     a GPU, DeepSpeed runs on its CPU accelerator and the processes form a gloo group: a real ZeRO group, each rank
-    seeing the world size and holding its shard (tests/unit/test_deepspeed.py)."""
+    seeing the world size and holding its shard (tests/unit/train/test_deepspeed.py)."""
     import torch
     from accelerate import Accelerator
 

@@ -4,7 +4,7 @@ A pair's two sides share their prompt token for token (the common prefix of the 
 in a causal decoder the prompt's hidden states are the same on both sides. The packed row runs the prompt once;
 a block attention mask lets each answer see the prompt and itself but never the other answer, and position ids
 continue from the prompt for both answers. The rewards, losses and gradients are the separate-forward path's up
-to float rounding (tests/unit/test_shared_prompt.py), for ``prompt + chosen + rejected`` tokens instead of
+to float rounding (tests/unit/train/test_shared_prompt.py), for ``prompt + chosen + rejected`` tokens instead of
 ``2 * prompt + chosen + rejected``.
 
 Truncation is decided once per pair. Right truncation keeps every side's first ``max_length`` tokens, as the

@@ -66,3 +66,19 @@ def test_odin_trains_and_reloads_in_plain_transformers(tmp_path, synthetic, tiny
     with torch.no_grad():
         logits = model(**tok(texts, add_special_tokens=False, padding=True, return_tensors="pt")).logits
     assert logits[:, 1].tolist() == pytest.approx([ours["score_chosen"][0], ours["score_rejected"][0]], abs=1e-5)
+
+
+# ---- 6. ODIN: the orthogonality term on heads that are not orthogonal --------------------------------------------
+def test_odin_loss_includes_the_orthogonality_of_non_orthogonal_heads():
+    import math
+
+    from rmflow.methods import odin
+
+    scores = torch.tensor([[1.0, 2.0], [3.0, 0.0], [2.0, 1.0], [4.0, 1.0]])
+    lengths = torch.tensor([10.0, 30.0, 20.0, 40.0])
+    weight = torch.tensor([[1.0, 2.0, 3.0], [1.0, 3.0, 2.0]])
+    # centred rows (-1, 0, 1) and (-1, 1, 0): cos = 1 / (sqrt 2 * sqrt 2) = 0.5
+    out = odin.odin_losses(scores, lengths, weight, odin.Config(length_weight=0.0, ortho_weight=3.0))
+    rank = (math.log(2) + math.log(1 + math.exp(2))) / 2
+    assert out["ortho"].item() == pytest.approx(0.5, rel=1e-6)
+    assert out["loss"].item() == pytest.approx(rank + 3.0 * 0.5, rel=1e-6)

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from helpers import REPO
 from rmflow.config import load_config
 from rmflow.errors import RmflowError
 from rmflow.plan import Plan
 
-REPO = Path(__file__).resolve().parents[2]
 SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
 LAYERS = [REPO / "config/config.yaml", REPO / "config/paper.yaml"]
 # the only leaf keys a rehearsal may change: how long, how big, how many - never what is loaded or how it is read

@@ -126,7 +126,7 @@ def test_two_processes_match_one_and_save_a_plain_model(work, tiny_base, method,
 def test_two_processes_sharing_each_prompt_train_the_separate_paths_losses(work, tiny_base, mode):
     """Two processes packing each pair's prompt once (train.share_prompt, on by default) train the losses of one
     process running every side on its own. max_length 512 cuts no pair: where a pair is cut, the shared path cuts
-    its prompt once for both sides, which the separate path does not (tests/unit/test_shared_prompt.py)."""
+    its prompt once for both sides, which the separate path does not (tests/unit/train/test_shared_prompt.py)."""
     if MODES[mode] and not HAVE_DEEPSPEED:
         pytest.skip("deepspeed is not installed (`make` installs it)")
     separate = _train(work, tiny_base, "bt", "bt_one_separate_512", 1, grad_accum=2, share_prompt=False,

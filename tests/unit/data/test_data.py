@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import pytest
+import yaml
 
-from helpers import pair, run_cli, write_jsonl
+from helpers import DEFAULT, REPO, pair, run_cli, write_jsonl
 from rmflow.data.convert import parse_hh_transcript, ratings_to_pairs
 from rmflow.data.loaders import read_rows
 from rmflow.data.prepare import prepare_rows, read_pairs
@@ -211,7 +211,7 @@ def test_the_hub_probe_goes_through_the_users_proxy(tmp_path):
     clean = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE",
              "TRANSFORMERS_OFFLINE") and "proxy" not in k.lower()}
     env = {**clean, "HF_ENDPOINT": "http://hub.rmflow-proxy-test.invalid",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parents[2] / "src"),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "src"),
                                                        os.environ.get("PYTHONPATH")]))}
     try:
         through = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=60,
@@ -261,9 +261,7 @@ def test_system_turn_rules_template_merge_error(tiny_base):
 
 
 def test_system_turn_rule_is_recorded_in_the_run_spec_and_read_back(tmp_path, tiny_base):
-    import yaml
 
-    from helpers import DEFAULT, REPO
     from rmflow.config import validate_config
     from rmflow.models.load import load_tokenizer
     from rmflow.plan import Plan
@@ -367,3 +365,20 @@ def test_a_pair_pm_row_off_its_template_is_a_counted_skip_or_a_named_error(tmp_p
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and not out.exists()
     assert "pm.jsonl:2: field 'messages': the user turn is not '[CONTEXT]" in proc.stderr
     assert "on_invalid: skip" in proc.stderr
+
+
+def test_attribute_ratings_out_of_range_are_named():
+    from rmflow.methods import armo
+
+    msgs = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
+    config = armo.Config(objectives=["helpfulness", "verbosity"])
+    with pytest.raises(RmflowError, match=r"a.jsonl:2: field 'helpfulness': is 5, not a rating in 0..4 or null"):
+        armo.attribute_matrix([{"messages": msgs, "attributes": {"helpfulness": 4, "verbosity": 1}, "__row__": 1},
+                               {"messages": msgs, "attributes": {"helpfulness": 5, "verbosity": 1}, "__row__": 2}],
+                              config, "a.jsonl")
+    prescaled = armo.Config(objectives=["helpfulness", "verbosity"], prescaled=True)
+    with pytest.raises(RmflowError, match=r"field 'verbosity': is 1.5, not a pre-scaled label in \[0, 1\]"):
+        armo.attribute_matrix([{"messages": msgs, "attributes": {"helpfulness": 0.2, "verbosity": 1.5}}], prescaled,
+                              "a.jsonl")
+    assert armo.attribute_matrix([{"messages": msgs, "attributes": {"helpfulness": 0.2, "verbosity": 1.0}}],
+                                 prescaled, "a").tolist() == [[0.2, 1.0]]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -133,7 +135,6 @@ def test_knockout_finds_the_known_best_with_n_minus_1_comparisons(n):
 
 @pytest.mark.slow
 def test_trained_pm_scores_both_orders_and_reloads(tmp_path, synthetic, tiny_base):
-    import json
 
     from rmflow.methods import pair_pm
     from rmflow.methods._io import write_rows
@@ -229,3 +230,23 @@ def test_score_position_user_turn_end_reads_the_logits_where_the_seed_scorer_doe
     assert pm.prompts_ids(tok, [prompt], 4096, "left")[0][1:len(seed_ids) + 1] == seed_ids  # BOS, then the header
     with pytest.raises(ValueError, match="score_position must be one of after_generation_prompt, user_turn_end"):
         external.Config(model="m", scorer="pairwise_pm", score_position="last")
+
+
+# ---- 8. SSRM: which answer a kept pseudo-label prefers --------------------------------------------------------
+def test_ssrm_keeps_predicted_or_original_orientation_as_asked():
+    from rmflow.methods import ssrm
+
+    labels = [{"context": [{"role": "user", "content": "q"}], "response_1": "first", "response_2": "second",
+               "truth": 1, "p": 0.05}]  # the model is sure the second answer is better
+
+    def winner(rows):
+        (row,) = rows
+        prompt, answer = row["messages"][0]["content"], row["messages"][1]["content"]
+        a = prompt.split("[RESPONSE A] ")[1].split(" [RESPONSE B]")[0]
+        b = prompt.split("[RESPONSE B] ")[1].rsplit(" \n", 1)[0]
+        return a if answer == "A" else b
+
+    predicted, _ = ssrm.select(labels, ssrm.Config(threshold=0.8), 0)
+    original, stats = ssrm.select(labels, ssrm.Config(threshold=0.8, keep_original_orientation=True), 0)
+    assert winner(predicted) == "second" and winner(original) == "first"
+    assert stats["kept_pseudo_label_accuracy"] == 1.0  # the pool's truth (first is better) is what it kept

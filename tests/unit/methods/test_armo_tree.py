@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
-from helpers import spec_for
+from helpers import run_cli, spec_for
 from rmflow.errors import RmflowError
 from rmflow.methods import _armo_math as am
 from rmflow.methods import armo, tree
@@ -298,7 +299,7 @@ def test_armo_and_the_tree_record_their_hub_backbone_and_data(tmp_path, syntheti
     leaderboard rows could not cite the backbone commit or the data sets they were fitted on."""
     import os
 
-    from helpers import hub_cache, prepared, run_cli
+    from helpers import hub_cache, prepared
     from rmflow.data.prepare import write_pairs
 
     backbone = "sfairXC/FsfairX-LLaMA3-RM-v0.1"
@@ -329,3 +330,66 @@ def test_armo_and_the_tree_record_their_hub_backbone_and_data(tmp_path, syntheti
     for model in ("armo", "tree"):
         assert json.loads((tmp_path / model / "rmflow_run.json").read_text())["hub"] == expected, model
         assert json.loads((tmp_path / model / "metrics.json").read_text())["hub"] == expected, model
+
+
+# ---- ArmoRM: inputs that do not belong together ----------------------------------------------------------------
+@pytest.mark.slow
+def test_stage2_refuses_stage1_probes_of_other_objectives(tmp_path, synthetic, trained_bt):
+    from helpers import prepared
+    from rmflow.data.prepare import write_pairs
+    from rmflow.methods import armo
+
+    attributes = prepared(tmp_path / "a.parquet", synthetic["attributes"], "multi_objective")
+    write_pairs(synthetic["train"][:16], tmp_path / "pairs.parquet")
+    spec = spec_for("armo", max_length=64, options={"gate_steps": 5}, test_defaults=False)
+    (tmp_path / "spec.json").write_text(spec.to_json())
+    armo.main_stage1(str(tmp_path / "spec.json"), str(trained_bt), str(attributes), str(tmp_path / "stage1"))
+    other = spec_for("armo", max_length=64, options={"objectives": ["helpfulness", "verbosity"]}, test_defaults=False)
+    (tmp_path / "other.json").write_text(other.to_json())
+    with pytest.raises(RmflowError, match=r"stage1.json: field 'objectives': stage 1 has objectives \['helpfulness', "
+                                          r"'correctness', .*\], the config \['helpfulness', 'verbosity'\]"):
+        armo.main_stage2(str(tmp_path / "other.json"), str(trained_bt), str(tmp_path / "stage1"),
+                         str(tmp_path / "pairs.parquet"), str(tmp_path / "model"))
+    assert not (tmp_path / "model").exists()
+
+
+# ---- 7. ArmoRM's gate: softmax(z / temperature) from the saved head, in numpy ------------------------------------
+@pytest.mark.slow
+def test_armo_gate_from_the_saved_head_uses_its_temperature(tmp_path, synthetic, trained_bt):
+    from helpers import prepared
+    from rmflow.data.prepare import read_pairs, write_pairs
+    from rmflow.methods import armo
+    from rmflow.models.scalar import hidden_at_last
+    from rmflow.train.batching import encode
+
+    attributes = prepared(tmp_path / "attributes.parquet", synthetic["attributes"], "multi_objective")
+    write_pairs(synthetic["train"], tmp_path / "pairs.parquet")
+    spec = spec_for("armo", "unused", tmp_path / "pairs.parquet", max_length=128, test_defaults=False,
+                    options={"gate_steps": 80, "gate_hidden": 16, "gate_batch": 64, "temperature": 2.0})
+    (tmp_path / "spec.json").write_text(spec.to_json())
+    armo.main_stage1(str(tmp_path / "spec.json"), str(trained_bt), str(attributes), str(tmp_path / "stage1"))
+    armo.main_stage2(str(tmp_path / "spec.json"), str(trained_bt), str(tmp_path / "stage1"),
+                     str(tmp_path / "pairs.parquet"), str(tmp_path / "model"))
+    head = {k: v.double().numpy() for k, v in load_file(str(tmp_path / "model/armo_head.safetensors")).items()}
+    scorer = armo.ArmoScorer(str(tmp_path / "model"))
+    conversation = synthetic["train"][0]["chosen"]
+    ids = encode(scorer.tokenizer, conversation[:-1], 128, "left", generation_prompt=True)
+    with torch.no_grad():
+        z = hidden_at_last(scorer.model, torch.tensor([ids]), torch.ones(1, len(ids), dtype=torch.long))
+    z = z.double().numpy()[0]
+    n = json.loads((tmp_path / "model/armo_config.json").read_text())["gate_layers"]  # linear layers, last = logits
+    for i in range(n):
+        z = head[f"gate.{i}.weight"] @ z + head[f"gate.{i}.bias"]
+        z = np.maximum(z, 0) if i < n - 1 else z
+    expected = np.exp(z / 2.0) / np.exp(z / 2.0).sum()
+    gates = np.array(scorer.details([conversation])["gates"][0])
+    assert gates == pytest.approx(expected, abs=1e-5)
+    assert not np.allclose(np.exp(z) / np.exp(z).sum(), expected, atol=1e-3), "the temperature must matter here"
+    # training used the same gate: the validation accuracy it recorded is the scorer's on the same pairs
+    rows = read_pairs(tmp_path / "pairs.parquet")
+    order = np.random.default_rng(0).permutation(len(rows))
+    val = [rows[i] for i in order[:max(1, int(round(0.2 * len(rows))))]]
+    scored = scorer.score_pairs(val)
+    accuracy = np.mean([c > r for c, r in zip(scored["score_chosen"], scored["score_rejected"])])
+    recorded = json.loads((tmp_path / "model/metrics.json").read_text())["validation_accuracy"]
+    assert accuracy == pytest.approx(recorded, abs=1e-6)  # the recorded one went through float32

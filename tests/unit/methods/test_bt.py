@@ -8,6 +8,8 @@ import math
 import pytest
 import torch
 
+from helpers import spec_for
+from rmflow.errors import RmflowError
 from rmflow.methods import bt
 from rmflow.models.scalar import last_token_index, rewards
 from rmflow.train.batching import encode, length_grouped_batches, pad, padding_fraction
@@ -154,3 +156,30 @@ def test_rows_with_keys_only_late_rows_carry_keep_them(tmp_path):
     rows = [{"a": i} for i in range(150)] + [{"a": 1, "late": "x"}]
     write_rows(rows, tmp_path / "r.parquet")
     assert pl.read_parquet(tmp_path / "r.parquet")["late"].to_list()[-1] == "x"
+
+
+# ---- the BT margin (train.margin_field) ------------------------------------------------------------------------
+def _margin_run(tmp_path, synthetic, tiny_base, margins):
+    from rmflow.data.prepare import write_pairs
+    from rmflow.methods import bt
+
+    rows = [{**r, "margin": m} for r, m in zip(synthetic["train"][:16], margins)]
+    write_pairs(rows, tmp_path / "train.parquet")
+    spec = spec_for("bt", tiny_base, tmp_path / "train.parquet", lr=1e-9, max_steps=1, per_device_batch=16,
+                    max_length=64, margin_field="margin")
+    bt.train(spec, str(tmp_path / "model"))
+    return json.loads((tmp_path / "model/metrics.json").read_text())["final_loss"]
+
+
+@pytest.mark.slow
+def test_margin_is_subtracted_inside_the_bt_loss(tmp_path, synthetic, tiny_base):
+    # rewards of an untrained model are near 0: -log sigma(d - m) ~ m for a margin of 40, ln 2 for a margin of 0
+    assert _margin_run(tmp_path / "big", synthetic, tiny_base, [40.0] * 16) == pytest.approx(40, abs=1.0)
+    assert _margin_run(tmp_path / "zero", synthetic, tiny_base, [0.0] * 16) == pytest.approx(0.693, abs=0.1)
+
+
+def test_a_margin_that_is_not_a_number_is_named(tmp_path, synthetic, tiny_base):
+    with pytest.raises(RmflowError, match=r"train.parquet: field 'margin': margin_field 'margin' is not a number in "
+                                          r"1 rows \(first: row 3\)"):
+        _margin_run(tmp_path, synthetic, tiny_base, [1.0, 2.0, None] + [0.0] * 13)
+    assert not (tmp_path / "model").exists()

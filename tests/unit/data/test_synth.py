@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import random
 import re
+
+import pytest
 
 from rmflow.data.synth import GENERATORS, SECTIONS, generate
 from rmflow.data.synth_code import FAMILIES, code_item
@@ -62,3 +65,59 @@ def test_attribute_ratings_follow_construction(synthetic):
     harmful = [r for i, r in rows.items() if i.startswith("synth-refuse") and i.endswith("rejected")]
     assert harmful and all(r["safety"] == 0 and r["correctness"] == 1 for r in harmful)
     assert all(0 <= r[a] <= 4 for r in rows.values() for a in ("helpfulness", "verbosity", "complexity"))
+
+
+# ---- 4. the synthetic step labels, checked by redoing the arithmetic ------------------------------------------
+STEP = re.compile(r"^Step \d+: (.+) = (-?\d+)\.$")
+
+
+def test_step_labels_follow_the_arithmetic(synthetic):
+    seen_wrong = 0
+    for row in synthetic["steps"]:
+        all_right = True
+        for line, label in zip(row["steps"], row["labels"]):
+            match = STEP.match(line)
+            if match:
+                all_right = all_right and eval(match.group(1)) == int(match.group(2))  # noqa: S307 - our arithmetic
+            else:
+                assert line.startswith("The answer is "), line
+            assert label == all_right, (row["id"], line, label)
+            seen_wrong += not label
+    assert seen_wrong, "the suite has wrong steps to label"
+
+
+# ---- 5. code items: the generator refuses a bug its tests cannot see ---------------------------------------------
+def test_code_generator_refuses_bugs_that_pass_the_tests(monkeypatch):
+    from rmflow.data import synth_code
+
+    # "x + 0" and "x" agree on every input: no test can tell them apart
+    invisible = ("add_zero", ("Write add_zero(x).", "Implement add_zero(x)."), "return x", ["return x + 0"], [0, 1])
+    monkeypatch.setattr(synth_code, "FAMILIES", [invisible])
+    with pytest.raises(AssertionError, match="no buggy variant of add_zero fails its tests"):
+        synth_code.code_item(random.Random(0), train=True, k=3)
+
+
+REFERENCE = {  # the families' specifications, written independently of synth_code's bodies
+    "add_k": lambda k: lambda x: sum([x, k]), "times_k": lambda k: lambda x: sum([x] * k),
+    "count_above": lambda k: lambda xs: len([v for v in xs if v - k > 0]),
+    "sum_to": lambda k: lambda n: n * (n + 1) // 2 + k, "is_multiple": lambda k: lambda x: not (x % k),
+    "clamp": lambda k: lambda x: sorted([0, x, k])[1]}
+
+
+def test_code_answers_run_right_and_wrong_against_the_specification():
+    from rmflow.data.synth_code import FAMILIES, code_item
+
+    rng = random.Random(7)
+    for _ in range(60):
+        k = rng.randint(2, 9)
+        _, good, bad = code_item(rng, train=bool(rng.getrandbits(1)), k=k)
+        name = re.search(r"def (\w+)\(", good).group(1)
+        inputs = [eval(str(v).format(k=k)) for fam in FAMILIES if fam[0] == name for v in fam[4]]  # noqa: S307
+        functions = []
+        for answer in (good, bad):
+            namespace: dict = {}
+            exec(answer.strip("`").removeprefix("python\n"), namespace)  # noqa: S102 - generated test code
+            functions.append(namespace[name])
+        spec = REFERENCE[name](k)
+        assert all(functions[0](x) == spec(x) for x in inputs), good
+        assert any(functions[1](x) != spec(x) for x in inputs), bad

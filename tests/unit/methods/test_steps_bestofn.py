@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
+import yaml
 
-from helpers import spec_for
+from helpers import DEFAULT, REPO, run_cli, spec_for, write_jsonl
 from rmflow.errors import RmflowError
 from rmflow.evaluate.bestofn import best_of_n, check_sets
 from rmflow.methods import _steps as st
@@ -32,7 +35,6 @@ def test_aggregations_hand_computed():
 
 
 def test_label_count_must_match_step_count(tmp_path):
-    from helpers import run_cli, write_jsonl
 
     src = write_jsonl(tmp_path / "steps.jsonl", [{"problem": "p", "steps": ["a"], "labels": [True]},
                                                  {"problem": "p", "steps": ["a", "b"], "labels": [True]}])
@@ -138,7 +140,6 @@ def test_packing_gives_the_same_loss_as_unpacked(tiny_base):
 
 @pytest.mark.slow
 def test_packed_prm_and_scalar_orm_train(tmp_path, synthetic, tiny_base):
-    import json
 
     from helpers import prepared
     from rmflow.methods import orm_scalar, prm
@@ -209,9 +210,7 @@ def test_declared_step_text_builds_the_chats_the_seeds_scorers_build():
 
 
 def test_paper_best_of_n_sets_declare_the_seeds_step_layout():
-    import yaml
 
-    from helpers import REPO
 
     datasets = yaml.safe_load((REPO / "config/paper.yaml").read_text())["datasets"]
     sets = {name: entry for name, entry in datasets.items() if entry["format"] == "bestofn"}
@@ -223,10 +222,9 @@ def test_paper_best_of_n_sets_declare_the_seeds_step_layout():
 
 
 def test_the_bestofn_rule_passes_each_sets_step_layout_through_the_shell(tmp_path):
-    import json
     import shlex
 
-    from helpers import DEFAULT, REPO, snakemake
+    from helpers import snakemake
 
     proc = snakemake(tmp_path, "all", "-n", "-p", "--profile", str(REPO / "profiles/slurm"),
                      configs=(DEFAULT, REPO / "config/paper.yaml"), timeout=300)
@@ -275,3 +273,91 @@ def test_a_large_set_is_scored_chunk_by_chunk_and_a_rerun_resumes(tmp_path, monk
     small = _LengthScorer()  # one chunk: one call, no file
     assert bestofn.score_candidates(small, rows[:2], str(tmp_path / "none.jsonl"), "m") == whole[:8]
     assert small.calls == 1 and not (tmp_path / "none.jsonl").exists()
+
+
+# ---- saved step models scored by plain transformers --------------------------------------------------------------
+def _steps_data(tmp_path, synthetic):
+    from helpers import prepared
+
+    return str(prepared(tmp_path / "steps.parquet", synthetic["steps"], "step_rows", where={"split": "train"}))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["prm", "orm"])
+def test_saved_step_models_reload_in_plain_transformers_with_the_same_scores(tmp_path, synthetic, tiny_base, method):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rmflow import methods
+
+    module = methods.get(method)
+    spec = spec_for(method, tiny_base, _steps_data(tmp_path, synthetic), max_steps=2, per_device_batch=4,
+                    max_length=256, options={"aggregation": "min" if method == "prm" else "last"})
+    module.train(spec, str(tmp_path / "model"))
+    problem, steps = "Ann has 3 marbles.", ["Step 1: 3 + 4 = 7.", "The answer is 7."]
+    ours = module.load_scorer(str(tmp_path / "model")).score_conversations(
+        [[{"role": "user", "content": problem}, {"role": "assistant", "content": "\n".join(steps)}]], progress=False)
+    tok = AutoTokenizer.from_pretrained(tmp_path / "model")
+    lm = AutoModelForCausalLM.from_pretrained(tmp_path / "model").eval()
+    plus, minus = tok("+", add_special_tokens=False)["input_ids"][0], tok("-", add_special_tokens=False)["input_ids"][0]
+    users = [f"{problem} {steps[0]}", steps[1]] if method == "prm" else [f"{problem} " + "\n".join(steps)]
+    chat, probs = [], []
+    for user in users:
+        chat.append({"role": "user", "content": user})
+        text = tok.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+        with torch.no_grad():
+            logits = lm(**tok(text, add_special_tokens=False, return_tensors="pt")).logits[0, -1]
+        probs.append(torch.softmax(logits[[plus, minus]], -1)[0].item())
+        chat.append({"role": "assistant", "content": "+"})
+    assert ours[0] == pytest.approx(min(probs) if method == "prm" else probs[-1], abs=1e-5)
+
+
+@pytest.mark.slow
+def test_saved_scalar_orm_reloads_in_plain_transformers_with_the_same_scores(tmp_path, synthetic, tiny_base):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from rmflow.methods import orm_scalar
+
+    spec = spec_for("orm_scalar", tiny_base, _steps_data(tmp_path, synthetic), max_steps=2, per_device_batch=4,
+                    max_length=256)
+    orm_scalar.train(spec, str(tmp_path / "model"))
+    conv = [{"role": "user", "content": "Ann has 3 marbles."}, {"role": "assistant", "content": "3 + 4 = 7."}]
+    ours = orm_scalar.load_scorer(str(tmp_path / "model")).score_conversations([conv], progress=False)[0]
+    tok = AutoTokenizer.from_pretrained(tmp_path / "model")
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "model").eval()
+    with torch.no_grad():
+        plain = model(**tok(tok.apply_chat_template(conv, tokenize=False), add_special_tokens=False,
+                            return_tensors="pt")).logits[0, 0].item()
+    assert ours == pytest.approx(plain, abs=1e-5)
+
+
+# ---- 3. one-pass step scores against plain transformers, one prefix at a time ----------------------------------
+def test_step_probabilities_equal_plain_transformers_per_step(tmp_path, tiny_base):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rmflow.methods._steps_model import StepScorer
+    from rmflow.models.load import load_model, load_tokenizer
+
+    torch.manual_seed(0)
+    tok = load_tokenizer(str(tiny_base))
+    model = load_model(str(tiny_base), tok, auto_class="AutoModelForCausalLM")
+    with torch.no_grad():  # a random but fixed head so P(+) varies from step to step
+        model.get_output_embeddings().weight.normal_(0, 1)
+    model.save_pretrained(tmp_path / "m")
+    tok.save_pretrained(tmp_path / "m")
+    problem, steps = "Ann has 3 marbles.", ["Step 1: 3 + 4 = 7.", "Step 2: 7 - 1 = 6.", "The answer is 6."]
+    ours = StepScorer(load_model(str(tmp_path / "m"), tok, auto_class="AutoModelForCausalLM"), tok, False, "mean",
+                      512).step_probabilities([problem], ["\n".join(steps)], progress=False)[0]
+    plain_tok = AutoTokenizer.from_pretrained(tmp_path / "m")
+    plain = AutoModelForCausalLM.from_pretrained(tmp_path / "m").eval()
+    plus, minus = (plain_tok("+", add_special_tokens=False)["input_ids"][0],
+                   plain_tok("-", add_special_tokens=False)["input_ids"][0])
+    expected, chat = [], []
+    for k, step in enumerate(steps):
+        chat.append({"role": "user", "content": f"{problem} {step}" if k == 0 else step})
+        text = plain_tok.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+        with torch.no_grad():
+            logits = plain(**plain_tok(text, add_special_tokens=False, return_tensors="pt")).logits[0, -1]
+        expected.append(torch.softmax(logits[[plus, minus]], -1)[0].item())  # the next token after the header
+        chat.append({"role": "assistant", "content": "+"})
+    assert ours == pytest.approx(expected, abs=1e-5)
+    assert max(expected) - min(expected) > 1e-3, "the check needs steps whose P(+) differ"
