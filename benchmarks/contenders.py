@@ -164,7 +164,7 @@ def score(who: str, work: Path, model_dir: Path, batch: int) -> dict:
         return _score_pipeline(work, rows, model_dir, batch)
     import torch
 
-    from rmflow.methods._scalar_train import load_scalar_scorer
+    from rmflow.methods.scalar.train import load_scalar_scorer
     from rmflow.models.scalar import rewards
 
     scorer = load_scalar_scorer(str(model_dir), batch_size=batch, device=RUN["device"])

@@ -158,7 +158,7 @@ def gpu_paths(work: Path, suite: dict, device: str) -> dict:
     from rmflow.data.prepare import prepare_rows
     from rmflow.methods import pair_pm
     from rmflow.methods._io import write_rows as write_pm_rows
-    from rmflow.methods._pairpm import logits_at
+    from rmflow.methods.pairwise.pm import logits_at
     from rmflow.train.batching import pad
 
     out: dict = {}

@@ -33,7 +33,7 @@ def load_rank_rows(path: str) -> list[dict]:
 
 
 def rank_rows(module, scorer, rows: list[dict], mode: str, top_k: int) -> tuple[list, list, list, dict]:
-    from rmflow.methods._pairpm_model import knockout, round_robin
+    from rmflow.methods.pairwise.model import knockout, round_robin
 
     scored, pairs, top, stats = [], [], [], {"prompts": len(rows), "no_pair": 0, "comparisons": 0, "forwards": 0}
     if module.KIND == "scalar":

@@ -95,7 +95,7 @@ def test_base_needs_exactly_one_source_and_must_be_defined():
 def test_every_scalar_scorer_scores_single_conversations():
     """Best-of-N and rank score responses one by one: each scalar scorer class must offer that."""
     from rmflow.methods import armo
-    from rmflow.methods._steps_model import StepScorer
+    from rmflow.methods.steps.model import StepScorer
     from rmflow.models.scalar import ScalarScorer
 
     for cls in (ScalarScorer, StepScorer, armo.ArmoScorer):

@@ -77,7 +77,7 @@ def _standard(row: dict, i: int) -> dict:
 
 
 def _pm_rows(pairs: list[dict], rng: random.Random) -> list[dict]:
-    from rmflow.methods._pairpm import pm_row
+    from rmflow.methods.pairwise.pm import pm_row
 
     out = []
     for pair in pairs:

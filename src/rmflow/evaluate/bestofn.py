@@ -143,7 +143,7 @@ def main(method: str, base: str, model_dir: str, data: str, ns: list[int], subse
     check_sets(rows, max(ns), data)
     scorer = module.load_scorer(model_dir, device=default_device(), batch_size=batch_size)
     if hasattr(scorer, "step_text"):  # PRM/ORM: steps cut as this candidate set writes them
-        from rmflow.methods._steps import StepText
+        from rmflow.methods.steps.chats import StepText
 
         scorer.step_text = StepText.of(step_text)
     flat_scores = score_candidates(scorer, rows, resume_file, _fingerprint(model_dir, data) if resume_file else None)

@@ -1,6 +1,8 @@
 """The method registry: one module per reward-model method, looked up by its config name.
 
-A method module exposes everything in ``REQUIRED`` and may expose any hook in ``OPTIONAL``; the code outside this
+Each module of this package is a method; each sub-package holds what a family of them shares (``pairwise``:
+pair_pm, rrm, ssrm; ``steps``: prm, orm, orm_scalar; ``scalar``: bt, odin; ``frozen``: armo, tree). A method module
+exposes everything in ``REQUIRED`` and may expose any hook in ``OPTIONAL``; the code outside this
 package reads an optional hook only through ``hook()``, which refuses a name that is not listed, so this file is
 the whole protocol. Importing this module loads no torch.
 
@@ -93,7 +95,8 @@ def register(name: str, module: str, where: str = "methods") -> None:
 @functools.lru_cache(maxsize=1)
 def _builtin() -> tuple[str, ...]:
     # scanned once per process: the Snakefile asks for ~900 methods while it builds the plan
-    return tuple(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+    # a module is a method; a sub-package is a family's shared code (pairwise/, steps/, scalar/, frozen/)
+    return tuple(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_") and not m.ispkg)
 
 
 def available() -> list[str]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rmflow.errors import RmflowError
-from rmflow.methods._backbone import copy_backbone, embed, fingerprint, load_backbone, probe_hub  # noqa: F401 - tree uses them
+from rmflow.methods.frozen.backbone import copy_backbone, embed, fingerprint, load_backbone, probe_hub  # noqa: F401 - tree uses them
 from rmflow.spec import RunSpec
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class Config:
     seed: int = 0
 
     def __post_init__(self):
-        from rmflow.methods._pairpm import check_score_position
+        from rmflow.methods.pairwise.pm import check_score_position
 
         check_score_position(self.prompt_position, "prompt_position")
         if self.verbosity_objective is not None and self.verbosity_objective not in self.objectives:
@@ -144,7 +144,7 @@ def main_stage1(spec_path: str, backbone: str, attributes: str, out_dir: str) ->
 
     from rmflow.data.formats import read_prepared
     from rmflow.io import atomic_dir, write_json
-    from rmflow.methods._armo_math import fit_objective
+    from rmflow.methods.frozen.armo_math import fit_objective
 
     spec = RunSpec.read(spec_path)
     config, train = spec.options, spec.train
@@ -191,7 +191,7 @@ def main_stage2(spec_path: str, backbone: str, stage1_dir: str, data: str, out_d
 
     from rmflow.data.prepare import read_pairs
     from rmflow.io import atomic_dir, write_json, write_text
-    from rmflow.methods._armo_math import gated_score, make_gate, transform_matrix, verbosity_penalties
+    from rmflow.methods.frozen.armo_math import gated_score, make_gate, transform_matrix, verbosity_penalties
 
     spec = RunSpec.read(spec_path)
     config, train = spec.options, spec.train

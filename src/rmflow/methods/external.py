@@ -64,7 +64,7 @@ class Config:
         if self.scorer == "custom_forward" and not self.trust_remote_code:
             raise ValueError("a custom_forward model runs its own code: set trust_remote_code: true on this model "
                              "(it stays off everywhere else)")
-        from rmflow.methods._pairpm import check_score_position
+        from rmflow.methods.pairwise.pm import check_score_position
 
         check_score_position(self.score_position)
 
@@ -113,7 +113,7 @@ def scorer_for(config: Config, device: str = "cpu", batch_size: int = 16):
                                system_turn=config.system_turn)
     common = {"revision": config.revision, "trust_remote_code": config.trust_remote_code}
     if config.scorer == "pairwise_pm":
-        from rmflow.methods._pairpm_model import PairwiseScorer
+        from rmflow.methods.pairwise.model import PairwiseScorer
 
         model = load_for_scoring(config.model, tokenizer, auto_class="AutoModelForCausalLM", **common)
         return PairwiseScorer(model, tokenizer, config.max_length, config.truncation_side, batch_size, device,

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from rmflow.errors import RmflowError
-from rmflow.methods._pairpm import render_context
+from rmflow.methods.pairwise.pm import render_context
 from rmflow.spec import RunSpec
 
 log = logging.getLogger(__name__)
@@ -131,7 +131,7 @@ class EndpointJudge:
 
     @staticmethod
     def summary(scored: dict) -> dict:
-        from rmflow.methods._pairpm_model import PairwiseScorer
+        from rmflow.methods.pairwise.model import PairwiseScorer
 
         return PairwiseScorer.summary(scored)
 
@@ -151,7 +151,7 @@ def verdict_probability(top_logprobs: dict[str, float]) -> float:
 
 
 def load_scorer(model_dir: str, device: str = "cpu", batch_size: int = 16):
-    from rmflow.methods._pairpm_model import PairwiseScorer
+    from rmflow.methods.pairwise.model import PairwiseScorer
     from rmflow.models.load import load_for_scoring, load_tokenizer
 
     settings = json.loads(Path(model_dir, JUDGE_FILE).read_text())

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rmflow.methods._scalar_train import load_scalar_scorer, train_scalar
+from rmflow.methods.scalar.train import load_scalar_scorer, train_scalar
 from rmflow.spec import RunSpec
 
 VERSION = 1

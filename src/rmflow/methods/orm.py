@@ -6,8 +6,8 @@ that single P(+). Options and code are the PRM's (``aggregation`` has one value 
 
 from __future__ import annotations
 
-from rmflow.methods._steps_model import load_step_scorer, train_steps
 from rmflow.methods.prm import READS, Config  # noqa: F401 - the ORM's options and data are the PRM's
+from rmflow.methods.steps.model import load_step_scorer, train_steps
 from rmflow.spec import RunSpec
 
 VERSION = 1

@@ -6,8 +6,8 @@ It reads the PRM's step-labelled solutions and scores like any scalar RM (``logi
 
 from __future__ import annotations
 
-from rmflow.methods._scalar_train import load_scalar_scorer
 from rmflow.methods.prm import READS, Config  # noqa: F401 - same data and options as the PRM
+from rmflow.methods.scalar.train import load_scalar_scorer
 from rmflow.spec import RunSpec
 
 VERSION = 1
@@ -19,7 +19,7 @@ SIZING = {"sequences_per_row": 1}
 
 def outcome_rows(rows: list[dict]) -> list[tuple[list[dict], float]]:
     """(conversation, label): the problem as the user turn, the solution as the answer, y = 1 for a final "+"."""
-    from rmflow.methods._steps import PLUS, problem_and_solution
+    from rmflow.methods.steps.chats import PLUS, problem_and_solution
 
     out = []
     for r in rows:
@@ -33,7 +33,7 @@ def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None
     import torch
     import torch.nn.functional as F
 
-    from rmflow.methods._steps_model import read_step_rows
+    from rmflow.methods.steps.model import read_step_rows
     from rmflow.models.scalar import rewards
     from rmflow.train.batching import length_grouped_batches, pad, padding_fraction
     from rmflow.train.loop import train_loop

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rmflow.methods._pairpm import A, B, check_score_position, standard_to_pm
-from rmflow.methods._pairpm_model import load_pm_scorer, rank, train_pm  # noqa: F401 - rank is public API
+from rmflow.methods.pairwise.model import load_pm_scorer, rank, train_pm  # noqa: F401 - rank is public API
+from rmflow.methods.pairwise.pm import A, B, check_score_position, standard_to_pm
 from rmflow.spec import RunSpec
 
 VERSION = 1

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rmflow.methods._steps import AGGREGATIONS
-from rmflow.methods._steps_model import load_step_scorer, train_steps
+from rmflow.methods.steps.chats import AGGREGATIONS
+from rmflow.methods.steps.model import load_step_scorer, train_steps
 from rmflow.spec import RunSpec
 
 VERSION = 1

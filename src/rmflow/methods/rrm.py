@@ -12,8 +12,8 @@ import itertools
 import random
 from dataclasses import dataclass
 
-from rmflow.methods._pairpm import TIE, A, B, pm_row, standard_to_pm
-from rmflow.methods._pairpm_model import load_pm_scorer, train_pm
+from rmflow.methods.pairwise.model import load_pm_scorer, train_pm
+from rmflow.methods.pairwise.pm import TIE, A, B, pm_row, standard_to_pm
 from rmflow.spec import RunSpec
 
 VERSION = 1

@@ -14,8 +14,8 @@ import random
 from dataclasses import asdict, dataclass
 
 from rmflow.errors import RmflowError
-from rmflow.methods._pairpm import pm_row, standard_to_pm
-from rmflow.methods._pairpm_model import load_pm_scorer, train_pm
+from rmflow.methods.pairwise.model import load_pm_scorer, train_pm
+from rmflow.methods.pairwise.pm import pm_row, standard_to_pm
 from rmflow.options import Command, Compute, opt, set_threads
 from rmflow.spec import RunSpec
 

@@ -109,8 +109,8 @@ def main_fit(spec_path: str, backbone: str, stage1_dir: str, data: str, out_dir:
 
     from rmflow.data.prepare import read_pairs
     from rmflow.io import atomic_dir, write_json, write_text
-    from rmflow.methods._backbone import copy_backbone, embed, load_backbone, probe_hub
     from rmflow.methods.armo import read_stage1
+    from rmflow.methods.frozen.backbone import copy_backbone, embed, load_backbone, probe_hub
 
     spec = RunSpec.read(spec_path)
     config, train = spec.options, spec.train
@@ -143,7 +143,7 @@ class TreeScorer:
     def __init__(self, model_dir: str, batch_size: int = 16, device: str | None = None):
         from safetensors.numpy import load_file
 
-        from rmflow.methods._backbone import load_backbone
+        from rmflow.methods.frozen.backbone import load_backbone
 
         self.model, self.tokenizer = load_backbone(model_dir, device)
         self.regression = load_file(f"{model_dir}/regression.safetensors")["regression"]
@@ -151,7 +151,7 @@ class TreeScorer:
         self.batch_size = batch_size
 
     def score_pairs(self, rows: list[dict]) -> dict:
-        from rmflow.methods._backbone import embed
+        from rmflow.methods.frozen.backbone import embed
 
         delta = pair_features(self.regression, lambda c: embed(
             self.model, self.tokenizer, c, self.tree["max_length"], self.tree["truncation_side"],

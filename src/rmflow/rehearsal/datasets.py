@@ -119,7 +119,7 @@ def _pairs(seed: int) -> list[dict]:
 
 
 def _pm(pairs: list[dict], seed: int, off_template: bool) -> list[dict]:
-    from rmflow.methods._pairpm import pm_row
+    from rmflow.methods.pairwise.pm import pm_row
 
     rng = random.Random(seed)
     rows = []

@@ -29,7 +29,7 @@ DEFAULT_SIZING = {
 # rules that run inside the snakemake process (localrule: True), never submitted
 LOCAL_RULES = ("all", "run_spec", "setup_untrained", "leaderboard", "plots", "config_used", "bestofn_table",
                "base_spec", "eval_sets_checked")
-DEFAULT_EMBED_TOKENS = 8192  # padded tokens per embedding batch (methods._backbone.embed_ids)
+DEFAULT_EMBED_TOKENS = 8192  # padded tokens per embedding batch (methods.frozen.backbone.embed_ids)
 DEFAULT_SCORE_TOKENS = 8192  # padded tokens per scoring batch (models.scalar.ScalarScorer.max_batch_tokens)
 
 

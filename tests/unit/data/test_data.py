@@ -343,7 +343,7 @@ def test_utf8_files_with_a_byte_order_mark_read_like_those_without(tmp_path):
 
 
 def test_a_pair_pm_row_off_its_template_is_a_counted_skip_or_a_named_error(tmp_path):
-    from rmflow.methods._pairpm import pm_row
+    from rmflow.methods.pairwise.pm import pm_row
 
     context = [{"role": "user", "content": "Which is right?"}]
     good = pm_row(context, "Paris.", "Lyon.", "A")

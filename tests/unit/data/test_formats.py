@@ -16,7 +16,7 @@ import pytest
 
 from helpers import SHARED_DATA, run_cli, write_jsonl
 from rmflow.data.formats import FORMATS, read_prepared
-from rmflow.methods._pairpm import pm_row
+from rmflow.methods.pairwise.pm import pm_row
 
 QUESTION = "A robe takes 2 bolts of blue fiber and half that much white fiber.  How many bolts in total does it take?"
 GOOD = "It takes 2*1/2=<<2*1/2=1.0>>1 bolt of white fiber\nSo it takes 2+1=<<2+1=3>>3 bolts\nA: 3"

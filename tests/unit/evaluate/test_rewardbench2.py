@@ -89,7 +89,7 @@ def test_rewardbench2_rejects_pairwise_methods_and_bad_rows(tmp_path, trained_bt
     assert proc.returncode == 2
     assert "bad.jsonl:1: field 'chosen': must be a non-empty list" in proc.stderr and not (tmp_path / "o").exists()
     from rmflow.evaluate.run import _score_v2
-    from rmflow.methods._pairpm_model import PairwiseScorer
+    from rmflow.methods.pairwise.model import PairwiseScorer
 
     with pytest.raises(RmflowError, match="needs a scalar reward model"):  # checked before any scoring
         _score_v2(PairwiseScorer.__new__(PairwiseScorer), [_v2_row(0, "Math", ["a"], ["b"])])

@@ -13,8 +13,8 @@ from safetensors.torch import load_file
 
 from helpers import run_cli, spec_for
 from rmflow.errors import RmflowError
-from rmflow.methods import _armo_math as am
 from rmflow.methods import armo, tree
+from rmflow.methods.frozen import armo_math as am
 
 
 def test_ridge_recovers_a_planted_linear_map_ignoring_missing_labels():

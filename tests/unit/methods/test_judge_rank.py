@@ -103,7 +103,7 @@ def test_rank_picks_known_best_and_worst_and_writes_dpo_pairs(tmp_path, trained_
 
 def test_rank_pairwise_knockout_counts_comparisons(tmp_path, tiny_base, synthetic):
     from rmflow.methods import pair_pm
-    from rmflow.methods._pairpm_model import PairwiseScorer
+    from rmflow.methods.pairwise.model import PairwiseScorer
     from rmflow.models.load import load_model, load_tokenizer
     from rmflow.rank import load_rank_rows, rank_rows
 

@@ -63,3 +63,11 @@ def test_a_methods_own_command_is_added_by_its_module_not_written_into_the_cli()
     assert owners == {"ssrm"} and owners <= set(commands)
     args = parser.parse_args(["ssrm", "select", "--spec", "s.json", "--threads", "2"])
     assert args.command is methods.get("ssrm").COMMAND and args.threads == 2 and args.batch_size == 16
+
+
+def test_the_families_shared_code_lives_in_sub_packages_that_are_not_methods():
+    import pkgutil
+
+    families = {m.name for m in pkgutil.iter_modules(methods.__path__) if m.ispkg}
+    assert families == {"pairwise", "steps", "scalar", "frozen"}
+    assert not families & set(methods.available())

@@ -9,9 +9,9 @@ import torch
 
 from helpers import pair, spec_for
 from rmflow.errors import RmflowError
-from rmflow.methods import _pairpm as pm
 from rmflow.methods import rrm, ssrm
-from rmflow.methods._pairpm_model import knockout, round_robin
+from rmflow.methods.pairwise import pm as pm
+from rmflow.methods.pairwise.model import knockout, round_robin
 
 
 def test_prompt_matches_the_recipe_template_exactly():
@@ -138,7 +138,7 @@ def test_trained_pm_scores_both_orders_and_reloads(tmp_path, synthetic, tiny_bas
 
     from rmflow.methods import pair_pm
     from rmflow.methods._io import write_rows
-    from rmflow.methods._pairpm_model import rank
+    from rmflow.methods.pairwise.model import rank
 
     rows, counts = pair_pm.transform(synthetic["train"], pair_pm.Config())
     assert counts["rows_out"] == len(synthetic["train"])

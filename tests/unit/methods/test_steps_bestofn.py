@@ -11,7 +11,7 @@ import yaml
 from helpers import DEFAULT, REPO, run_cli, spec_for, write_jsonl
 from rmflow.errors import RmflowError
 from rmflow.evaluate.bestofn import best_of_n, check_sets
-from rmflow.methods import _steps as st
+from rmflow.methods.steps import chats as st
 
 
 def test_step_chats_prm_and_orm():
@@ -181,7 +181,7 @@ def test_training_data_filtered_to_nothing_stops_instead_of_spinning(tmp_path, s
 def test_declared_step_text_builds_the_chats_the_seeds_scorers_build():
     """math-rm/prm_evaluate.py splits Mistral answers on "ки\\n" (Deepseek: "\\n\\n") and strips each piece (the
     last one keeps its tag); orm_evaluate.py removes " ки" and scores prompt + " " + answer as one user turn."""
-    from rmflow.methods._steps import StepText
+    from rmflow.methods.steps.chats import StepText
 
     prompt = "Tom has 2 boxes of 6 eggs. How many eggs?"
     mistral = "Step 1: 2 * 6 = 12 ки\nStep 2: He has 12 eggs. ки\nStep 3: The answer is: 12 ки"
@@ -334,7 +334,7 @@ def test_saved_scalar_orm_reloads_in_plain_transformers_with_the_same_scores(tmp
 def test_step_probabilities_equal_plain_transformers_per_step(tmp_path, tiny_base):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from rmflow.methods._steps_model import StepScorer
+    from rmflow.methods.steps.model import StepScorer
     from rmflow.models.load import load_model, load_tokenizer
 
     torch.manual_seed(0)

@@ -175,7 +175,7 @@ def test_sinfo_gives_each_partitions_maxtime_and_gpu_types():
 
 
 def test_backbone_embedding_batches_keep_to_a_token_budget():
-    from rmflow.methods._backbone import token_budget_batches
+    from rmflow.methods.frozen.backbone import token_budget_batches
 
     lengths = [100] * 20 + [4096] * 5
     batches = token_budget_batches(lengths, batch_size=16, max_batch_tokens=8192)

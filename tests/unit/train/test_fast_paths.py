@@ -35,7 +35,7 @@ def _sequences(tokenizer, n=12, seed=0):
 
 
 def test_split_forward_equals_one_padded_forward_with_gradients(tiny_base):
-    from rmflow.methods._scalar_train import forward_in_parts
+    from rmflow.methods.scalar.train import forward_in_parts
     from rmflow.models.load import load_model, load_tokenizer
     from rmflow.models.scalar import head_outputs
 
@@ -57,7 +57,7 @@ def test_split_forward_equals_one_padded_forward_with_gradients(tiny_base):
 
 @pytest.mark.slow
 def test_token_budget_scoring_equals_one_text_at_a_time(trained_bt):
-    from rmflow.methods._scalar_train import load_scalar_scorer
+    from rmflow.methods.scalar.train import load_scalar_scorer
 
     scorer = load_scalar_scorer(str(trained_bt), batch_size=8)
     scorer.max_batch_tokens = 256
@@ -94,7 +94,7 @@ def test_bt_training_with_and_without_split_forwards(tmp_path, synthetic, tiny_b
 def test_shared_prompt_scoring_equals_scoring_each_text_whole(trained_bt):
     """Pairs share their prompt: computed once, its keys and values reused for both answers, the rewards are the
     ones each whole text gets on its own; a pair cut at max_length, or with a short common prefix, is scored whole."""
-    from rmflow.methods._scalar_train import load_scalar_scorer
+    from rmflow.methods.scalar.train import load_scalar_scorer
     from rmflow.train.token_cache import encode_all
 
     scorer = load_scalar_scorer(str(trained_bt), batch_size=8)

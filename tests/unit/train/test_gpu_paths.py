@@ -157,7 +157,7 @@ def test_gemma2_answer_logits_equal_plain_transformers(tiny_gemma2):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from rmflow.methods._pairpm import logits_at
+    from rmflow.methods.pairwise.pm import logits_at
     from rmflow.train.batching import pad
 
     model = AutoModelForCausalLM.from_pretrained(tiny_gemma2, dtype=torch.float32).eval()

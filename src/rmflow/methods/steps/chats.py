@@ -131,7 +131,7 @@ def label_loss(model, batch: list[tuple[list[int], list[int]]], pad_id: int):
     import torch
     import torch.nn.functional as F
 
-    from rmflow.methods._pairpm import logits_at
+    from rmflow.methods.pairwise.pm import logits_at
     from rmflow.train.batching import pad
 
     ids, mask = pad([seq for seq, _ in batch], pad_id)
@@ -165,7 +165,7 @@ def packed_label_loss(model, packs: list[list[tuple[list[int], list[int]]]], pad
     import torch
     import torch.nn.functional as F
 
-    from rmflow.methods._pairpm import logits_at
+    from rmflow.methods.pairwise.pm import logits_at
 
     width = max(sum(len(seq) for seq, _ in pack) for pack in packs)
     ids = torch.full((len(packs), width), pad_id)

@@ -26,7 +26,7 @@ def embed(model, tokenizer, conversations: list[list[dict]], max_length: int, tr
     """Last-layer hidden state at the last token of each conversation (of its prompt, with ``generation_prompt``).
     ``position`` user_turn_end reads a prompt at the end-of-turn token of its last turn instead, as the seed's
     gate does (``train.batching.encode_user_turn_end``)."""
-    from rmflow.methods._pairpm import USER_TURN_END
+    from rmflow.methods.pairwise.pm import USER_TURN_END
     from rmflow.train.batching import encode_user_turn_end
     from rmflow.train.token_cache import encode_all
 

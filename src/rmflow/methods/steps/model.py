@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from rmflow.methods._steps import (
+from rmflow.methods.steps.chats import (
     MINUS,
     PLUS,
     StepText,
@@ -100,7 +100,7 @@ class StepScorer:
         import torch
         from tqdm.auto import tqdm
 
-        from rmflow.methods._pairpm import logits_at
+        from rmflow.methods.pairwise.pm import logits_at
         from rmflow.train.batching import pad
 
         encoded = []

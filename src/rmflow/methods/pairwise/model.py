@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
-from rmflow.methods._pairpm import (
+from rmflow.methods.pairwise.pm import (
     AFTER_GENERATION_PROMPT,
     TIE,
     A,
@@ -85,7 +85,7 @@ class PairwiseScorer:
         import torch
         from tqdm.auto import tqdm
 
-        from rmflow.methods._pairpm import logits_at
+        from rmflow.methods.pairwise.pm import logits_at
         from rmflow.models.scalar import last_token_index
         from rmflow.train.batching import pad
 
