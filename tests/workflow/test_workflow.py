@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -381,3 +382,34 @@ def test_no_rule_runs_python_in_a_run_block():
     blocks = [(smk.name, line) for smk in [REPO / "Snakefile", *sorted((REPO / "workflow/rules").glob("*.smk"))]
               for line in smk.read_text().splitlines() if re.match(r"\s+run:\s*$", line)]
     assert not blocks, blocks
+
+
+@pytest.mark.slow
+def test_a_results_page_is_written_from_the_runs_own_outputs_and_stamped(finished_run, tmp_path):
+    import csv
+
+    def page(results: Path, out: Path) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(REPO / "scripts/results-page.py"), "--results", str(results),
+                               "--title", "Quick run", "--command", "snakemake all", "--out", str(out)],
+                              capture_output=True, text=True, timeout=120)
+
+    out = tmp_path / "docs/quick.md"
+    out.parent.mkdir()
+    proc = page(finished_run / "results", out)
+    assert proc.returncode == 0, proc.stderr
+    text = out.read_text()
+    assert (finished_run / "results/leaderboard.md").read_text().strip() in text
+    head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    assert f"| commit | {head.stdout.strip()}" in text and "| machine | " in text and f"{os.cpu_count()} cores" in text
+    with open(finished_run / "results/plots/run_metrics.csv") as handle:
+        models = {row["model"] for row in csv.DictReader(handle)}
+    assert models and all(f"| {model} |" in text for model in models)
+    assert "## Best-of-N" in text
+    figures = re.findall(r"!\[[^]]+\]\(([^)]+)\)", text)
+    assert len(figures) == 3 and all((out.parent / f).is_file() for f in figures)
+
+    # a results folder the run has not finished is refused by name, and no page is left
+    (tmp_path / "unfinished").mkdir()
+    proc = page(tmp_path / "unfinished", tmp_path / "docs/unfinished.md")
+    assert proc.returncode == 2 and "leaderboard.md: missing" in proc.stderr and "Traceback" not in proc.stderr
+    assert not list((tmp_path / "docs").glob("unfinished*"))

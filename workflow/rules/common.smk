@@ -208,7 +208,7 @@ def rank_data(wildcards):
     return config["rank"]["data"]
 
 
-# ---- SLURM: check every rule's request against the cluster before the first sbatch (rmflow/cluster.py) -----------
+# ---- SLURM: check every rule's request against the cluster before the first sbatch (rmflow/slurm/resources.py) -----------
 _CHECKED_RESOURCES = ("slurm_partition", "gres", "gpus", "gpu", "cpus_per_task", "mem_mb", "processes")
 
 
@@ -239,8 +239,8 @@ def training_method(job):
 onstart:
     plugin = workflow.executor_plugin
     if plugin is not None and plugin.cli_prefix == "slurm" and not workflow.dryrun:
-        from rmflow.cluster import check_against_cluster
-        from rmflow.cluster import deepspeed_problems
+        from rmflow.slurm.resources import check_against_cluster
+        from rmflow.slurm.resources import deepspeed_problems
 
         jobs = [job for job in workflow.dag.needrun_jobs() if not workflow.is_local(job.rule)]
         planned = {job.rule for job in jobs}
@@ -268,7 +268,7 @@ onstart:
             else None
         )
         from rmflow import hub_check
-        from rmflow.cluster import cluster_partitions
+        from rmflow.slurm.resources import cluster_partitions
         from rmflow.sizing.main import refusals
 
         partitions = cluster_partitions()

@@ -74,7 +74,7 @@ class Submit:
 def submit(a: Submit) -> None:
     import json
 
-    from rmflow import submit
+    from rmflow.slurm import submit
 
     report = submit.main(a.profile, a.rule, a.job, a.folder, wait=not a.no_wait)
     for row in report:

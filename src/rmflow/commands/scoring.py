@@ -84,11 +84,11 @@ def leaderboard(a: Leaderboard) -> None:
     options = leaderboard.Options(n_boot=a.bootstrap, seed=a.seed, level=a.level, ci_style=a.ci_style)
     markdown = leaderboard.main(files, a.csv, a.md, a.subsets, a.tex, a.significance, options)
     if a.sources:
-        from rmflow.provenance import write_sources
+        from rmflow.leaderboard.sources import write_sources
 
         write_sources(files, a.sources)
     if a.published:
-        from rmflow import published
+        from rmflow.leaderboard import published
 
         if not (a.published_csv and a.published_md):
             raise RmflowError("--published needs --published-csv and --published-md", field="published")
@@ -107,7 +107,7 @@ class Plots:
 
 
 def plots(a: Plots) -> None:
-    from rmflow import plots
+    from rmflow.leaderboard import plots
 
     plots.main(a.leaderboard, a.scores, a.models, a.out_dir)
 

@@ -51,7 +51,7 @@ class Estimate:
 
 
 def gpu_type_of(gres: str | None) -> str | None:
-    from rmflow.cluster import gpu_types
+    from rmflow.slurm.resources import gpu_types
 
     return next(iter(sorted(gpu_types(str(gres or "")))), None)
 

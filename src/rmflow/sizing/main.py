@@ -64,7 +64,7 @@ def measured_mfu(results: str = "results") -> tuple[dict, str]:
 
 def cluster(sinfo: str | None):
     """The cluster's partitions, or None (and why) where no SLURM answers here."""
-    from rmflow.cluster import cluster_partitions
+    from rmflow.slurm.resources import cluster_partitions
 
     if not sinfo or shutil.which(sinfo) is None:
         return None, "no sinfo here: compared with the profile's requests only"
@@ -102,8 +102,8 @@ def refusals(plan, scheduled: list[tuple[str, dict, dict]], partitions) -> list[
 
 
 def request_problems(jobs: list[Job], resources_of, partitions, where) -> list[str]:
-    """The onstart check of each rule's request (partition, GPUs, CPUs, memory per node; rmflow.cluster)."""
-    from rmflow.cluster import check_rule
+    """The onstart check of each rule's request (partition, GPUs, CPUs, memory per node; rmflow.slurm.resources)."""
+    from rmflow.slurm.resources import check_rule
 
     if partitions is None:
         return []

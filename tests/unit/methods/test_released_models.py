@@ -131,7 +131,7 @@ def test_a_plain_model_still_loads_without_trust_remote_code(tiny_base):
 def test_the_published_block_gives_the_differences_and_whether_they_lie_in_our_interval(tmp_path):
     """Hand-made numbers: ours 84.0 [82.0, 86.0] on Score against a published 83.6 is inside (+0.4); Chat Hard 60.0
     [58.0, 62.0] against 65.1 is a real gap (-5.1); Prior Sets has no number on our side and no row."""
-    from rmflow import published
+    from rmflow.leaderboard import published
 
     table = tmp_path / "published.yaml"
     table.write_text("- model: sfairXC/FsfairX-LLaMA3-RM-v0.1\n  benchmark: rewardbench_v1\n"
@@ -160,7 +160,7 @@ def test_the_repository_table_cites_every_entry_and_matches_the_seeds_arithmetic
     """The published v1 Scores are (four sections + 0.5 x Prior Sets) / 4.5, or the mean of four without prior sets
     (RewardBench's rule): each entry with sections reproduces its Score to the display rounding."""
     from helpers import REPO
-    from rmflow import published
+    from rmflow.leaderboard import published
 
     for entry in published.load_published(REPO / "config/published.yaml"):
         n = entry["numbers"]

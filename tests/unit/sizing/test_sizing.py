@@ -165,7 +165,7 @@ def test_disk_refusals_name_what_needs_the_space(tmp_path, monkeypatch):
 
 
 def test_sinfo_gives_each_partitions_maxtime_and_gpu_types():
-    from rmflow.cluster import cluster_partitions, slurm_minutes
+    from rmflow.slurm.resources import cluster_partitions, slurm_minutes
 
     parts = cluster_partitions(str(SINFO))
     assert parts["gpu-a100"].max_time_min == 3 * 1440 and parts["gpu-a100"].gpu_types == {"a100"}

@@ -21,7 +21,7 @@ import time
 import pytest
 
 from helpers import REPO, spec_for
-from rmflow.cluster import deepspeed_problems
+from rmflow.slurm.resources import deepspeed_problems
 
 HAVE_DEEPSPEED = importlib.util.find_spec("deepspeed") is not None
 TRAIN = {"lr": 3e-3, "per_device_batch": 2, "max_length": 96, "log_every": 1, "seed": 5}

@@ -1,4 +1,4 @@
-"""rmflow.stats: bootstrap intervals against the analytic Bernoulli interval, resampling inside subsets, the
+"""rmflow.leaderboard.stats: bootstrap intervals against the analytic Bernoulli interval, resampling inside subsets, the
 paired test on planted and null differences, and its edges by hand."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from rmflow import stats
+from rmflow.leaderboard import stats
 
 
 def mean_of_subsets(per_subset):

@@ -47,7 +47,7 @@ class ReleasedMixin:
 
     def released_inputs(self, name: str) -> list[str]:
         """A released model that this run itself produces (a directory under results/) is a job's input."""
-        from rmflow.plan import RESULTS  # plan.py imports this module
+        from rmflow.plan import RESULTS  # rmflow.plan (the package) imports this module
 
         model = self.released_config(name).model
         return [model] if model and model.startswith(f"{RESULTS}/") else []

@@ -149,7 +149,7 @@ def tables(records: list[dict], options: Options = Options()):
     """(leaderboard with _lo/_hi columns, per-subset table, pairwise significance table)."""
     import polars as pl
 
-    from rmflow import stats
+    from rmflow.leaderboard import stats
 
     rows, subset_rows, units = [], [], {}
     for r in records:
@@ -178,7 +178,7 @@ def significance(board, records: list[dict], units: dict, options: Options):
     """Each model against the best (top Score) of its benchmark and eval set, on the same examples."""
     import polars as pl
 
-    from rmflow import stats
+    from rmflow.leaderboard import stats
 
     by_model = {(model_name(r), r["eval_set"]): r for r in records}
     out = []
@@ -203,7 +203,7 @@ def significance(board, records: list[dict], units: dict, options: Options):
 
 def main(files: list[str | Path], out_csv: str, out_md: str, out_subsets: str, out_tex: str | None = None,
          out_significance: str | None = None, options: Options = Options()) -> str:
-    from rmflow import tables_render
+    from rmflow.leaderboard import render
 
     records = read_scores(files)
     board, subsets, pairwise = tables(records, options)
@@ -214,11 +214,11 @@ def main(files: list[str | Path], out_csv: str, out_md: str, out_subsets: str, o
     if out_significance:
         with atomic_path(out_significance) as tmp:
             pairwise.write_csv(tmp)
-    markdown = tables_render.to_markdown(board, options.ci_style)
+    markdown = render.to_markdown(board, options.ci_style)
     write_text(out_md, markdown)
     if out_tex:
         released = {model_name(r) for r in records if is_released(r)}
-        write_text(out_tex, tables_render.to_latex(board, options.ci_style, options.level, released))
+        write_text(out_tex, render.to_latex(board, options.ci_style, options.level, released))
     log.info("leaderboard of %d runs written to %s (bootstrap B=%d, seed %d)", len(records), out_csv,
              options.n_boot, options.seed)
     return markdown

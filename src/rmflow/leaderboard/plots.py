@@ -58,7 +58,7 @@ def _chance(benchmark: str, column: str) -> float | None:
 
 def sections_ci(board, out_png, out_svg) -> None:
     """One block per benchmark and eval set, with the columns that block has; the best model on top."""
-    from rmflow.tables_render import value_columns
+    from rmflow.leaderboard.render import value_columns
 
     plt = _pyplot()
     columns = [c for c in value_columns(board) if c != "Length Corr" and f"{c}_lo" in board.columns]
@@ -164,7 +164,7 @@ def run_metrics(records: list[dict], model_dirs: dict[tuple[str, str], Path], ou
     """Training metrics beside each score (an external reward model has none: its training columns stay empty)."""
     import polars as pl
 
-    from rmflow.leaderboard import model_name
+    from rmflow.leaderboard.gather import model_name
 
     rows = []
     for r in records:

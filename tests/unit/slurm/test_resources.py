@@ -7,9 +7,9 @@ import pytest
 import yaml
 
 from helpers import REPO
-from rmflow.cluster import Partition, check_against_cluster, render_sbatch, requested_gpus
 from rmflow.errors import RmflowError
-from rmflow.submit import executor_parameters, profile_resources
+from rmflow.slurm.resources import Partition, check_against_cluster, render_sbatch, requested_gpus
+from rmflow.slurm.submit import executor_parameters, profile_resources
 
 PROFILE = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
 
@@ -93,7 +93,7 @@ def test_submit_uses_the_profiles_presets():
 def test_the_deepspeed_preflight_judges_where_the_jobs_run(tmp_path):
     """Under --sdm conda the jobs run in the rule's env: its env file decides, not the submitting interpreter (which
     may lack DeepSpeed while the env has it, or the other way round)."""
-    from rmflow.cluster import deepspeed_problems, env_file_lists
+    from rmflow.slurm.resources import deepspeed_problems, env_file_lists
 
     train = [("train_a100_80g", "bt/llama3_8b_instruct", {}, "config/deepspeed/zero3.json", False),
              ("train_cpu", "bt/tiny", {}, None, False)]
@@ -112,7 +112,7 @@ def test_the_deepspeed_preflight_judges_where_the_jobs_run(tmp_path):
 
 # ---- SLURM: CPUs and memory per node -----------------------------------------------------------------------------
 def test_cpu_and_memory_beyond_the_largest_node_are_named():
-    from rmflow.cluster import Partition, check_rule
+    from rmflow.slurm.resources import Partition, check_rule
 
     partitions = {"gpu": Partition("gpu", max_cpus=16, max_gpus=4, max_mem_mb=64000)}
     problems = check_rule("train_x", {"slurm_partition": "gpu", "cpus_per_task": 32, "mem_mb": 480000},

@@ -11,10 +11,11 @@ import polars as pl
 import pytest
 
 from helpers import LookupScorer, run_cli
-from rmflow import leaderboard, tables_render
+from rmflow import leaderboard
 from rmflow.errors import RmflowError
 from rmflow.evaluate.rewardbench import score_report
 from rmflow.evaluate.run import SCORES_SCHEMA, ids_digest
+from rmflow.leaderboard import render
 
 FAST = leaderboard.Options(n_boot=200)
 
@@ -102,7 +103,7 @@ def test_latex_table_is_well_formed(tmp_path, style):
     write_scores(tmp_path, "synthetic", "bt", "a_b", SUBSETS * 5, [1, 0, 1, 0] * 5)
     write_scores(tmp_path, "synthetic", "odin", "a_b", SUBSETS * 5, [1, 1, 0, 1] * 5)
     board, _, _ = leaderboard.tables(leaderboard.read_scores(leaderboard.find_scores(tmp_path)), FAST)
-    tex = tables_render.to_latex(board, style)
+    tex = render.to_latex(board, style)
     # balanced braces (escaped ones excluded) and environments
     bare = tex.replace(r"\{", "").replace(r"\}", "")
     assert bare.count("{") == bare.count("}")
@@ -122,11 +123,11 @@ def test_latex_marks_released_models_and_says_why(tmp_path):
     write_scores(tmp_path, "synthetic", "bt", "a_b", SUBSETS * 5, [1, 0, 1, 0] * 5)
     write_scores(tmp_path, "synthetic", "external", "armo_rm", SUBSETS * 5, [1, 1, 0, 1] * 5)
     board, _, _ = leaderboard.tables(leaderboard.read_scores(leaderboard.find_scores(tmp_path)), FAST)
-    tex = tables_render.to_latex(board, released={"armo_rm (external)"})
+    tex = render.to_latex(board, released={"armo_rm (external)"})
     marked = [row for row in _latex_body_rows(tex) if r"$^\dagger$" in row]
     assert len(marked) == 1 and "armo" in marked[0]
     assert r"$^\dagger$: a released reward model" in tex
-    plain = tables_render.to_latex(board)
+    plain = render.to_latex(board)
     assert r"\dagger" not in plain
     # the leaderboard's own .tex marks the model whose scores.json says released, and only it
     out = _outputs(tmp_path)

@@ -41,7 +41,7 @@ class StagesMixin:
     def stage_dir(self, method: str, base: str, stage: str) -> str:
         """Where a stage writes: the model directory for the last stage, else results/stages/<method>/<base>/<stage>.
         Also the rules' output pattern (method "{method}", base "{base}"), so the path is written once."""
-        from rmflow.plan import RESULTS  # plan.py imports this module
+        from rmflow.plan import RESULTS  # rmflow.plan (the package) imports this module
 
         if self.stage_is_final(stage):
             return f"{RESULTS}/models/{method}/{base}"  # a staged method has no final_model_dir of its own

@@ -7,8 +7,8 @@ import json
 import polars as pl
 import pytest
 
-from rmflow import plots
 from rmflow.errors import RmflowError
+from rmflow.leaderboard import plots
 
 
 def _model(directory, losses=None, **metrics):

@@ -133,7 +133,7 @@ def main(profile: str, rule: str, commands: list[str], folder: str, wait: bool =
          check_cluster: bool = True) -> list[dict]:
     import submitit
 
-    from rmflow.cluster import check_against_cluster
+    from rmflow.slurm.resources import check_against_cluster
 
     resources = profile_resources(profile, rule)
     if check_cluster:

@@ -44,7 +44,7 @@ def load_published(path: str | Path) -> list[dict]:
 def model_ids(score_files: list[str | Path]) -> dict[str, str]:
     """Leaderboard row name of each external reward model -> the hub id (or directory) it was loaded from: the hub
     record scores.json carries, else the declaration's ``model`` (external.json in its model directory)."""
-    from rmflow.leaderboard import is_released, model_name
+    from rmflow.leaderboard.gather import is_released, model_name
 
     ids = {}
     for path in score_files:

@@ -18,9 +18,9 @@ from rmflow import methods
 from rmflow.data.formats import FORMATS
 from rmflow.data.loaders import looks_local
 from rmflow.errors import RmflowError
-from rmflow.plan_bases import BasesMixin
-from rmflow.plan_released import RELEASED, ReleasedMixin
-from rmflow.plan_stages import StagesMixin
+from rmflow.plan.bases import BasesMixin
+from rmflow.plan.released import RELEASED, ReleasedMixin
+from rmflow.plan.stages import StagesMixin
 from rmflow.spec import RunSpec
 from rmflow.train.config import TrainConfig
 

@@ -1,0 +1,1 @@
+"""SLURM: the resource checks and sbatch lines of the profile's presets (resources) and submitit sweeps (submit)."""
