@@ -5,7 +5,7 @@
 
 rule base_spec:
     output:
-        f"{RESULTS}/specs/bases/{{built}}.json",
+        paths.pattern("base_spec"),
     log:
         f"{RESULTS}/logs/base_spec/{{built}}.log",
     localrule: True
@@ -19,10 +19,10 @@ rule base_spec:
 
 rule build_base:
     input:
-        spec=f"{RESULTS}/specs/bases/{{built}}.json",
+        spec=paths.pattern("base_spec"),
         corpus=tokenizer_corpus,
     output:
-        directory(f"{RESULTS}/bases/{{built}}"),
+        directory(paths.pattern("base")),
     log:
         f"{RESULTS}/logs/build_base/{{built}}.log",
     benchmark:

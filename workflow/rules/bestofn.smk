@@ -7,7 +7,7 @@ rule bestofn:
         data=bestofn_data,
         steps=bestofn_steps_input,
     output:
-        f"{RESULTS}/bestofn/{{set}}/{{method}}/{{base}}.json",
+        paths.pattern("bestofn"),
     log:
         f"{RESULTS}/logs/bestofn/{{set}}/{{method}}/{{base}}.log",
     benchmark:
@@ -64,7 +64,7 @@ rule rank:
         model=rank_model,
         data=rank_data,
     output:
-        stats=f"{RESULTS}/rank/{{method}}/{{base}}/stats.json",
+        stats=paths.pattern("rank") + "/stats.json",
     log:
         f"{RESULTS}/logs/rank/{{method}}/{{base}}.log",
     benchmark:

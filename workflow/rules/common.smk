@@ -7,7 +7,7 @@ from pathlib import Path
 from rmflow.config import has_recipe_layer, load_config, resolve_shipped_files, validate_config
 from rmflow.data.samples import SAMPLES
 from rmflow.io import command_json
-from rmflow.plan import GPU_PRESETS, RESULTS, Plan, use_workflow_source
+from rmflow.plan import GPU_PRESETS, RESULTS, Plan, paths, use_workflow_source
 
 # A recipe layer (`layer: recipe`, config/paper.yaml) replaces the recipe sections of the layers before it instead
 # of merging into them; Snakemake merged them, so the config is rebuilt from the same layers in Snakemake's order:
@@ -123,7 +123,7 @@ def prepared_data(wildcards):
 
 def train_inputs(wildcards):
     return {
-        "spec": f"{RESULTS}/specs/runs/{wildcards.method}/{wildcards.base}.json",
+        "spec": paths.path("run_spec", method=wildcards.method, base=wildcards.base),
         "data": PLAN.train_data(wildcards.method, wildcards.base) if PLAN.reads_data(wildcards.method) else [],
         "base": base_inputs(wildcards),
         "extra": PLAN.extra_train_inputs(wildcards.method, wildcards.base),

@@ -50,8 +50,8 @@ rule prepare_eval:
     input:
         unpack(eval_set_inputs),
     output:
-        rows=f"{RESULTS}/data/eval/{{eval_set}}.jsonl",
-        report=f"{RESULTS}/data/eval/{{eval_set}}.report.json",
+        rows=paths.pattern("eval_rows"),
+        report=paths.pattern("eval_report"),
     log:
         f"{RESULTS}/logs/prepare_eval/{{eval_set}}.log",
     benchmark:
@@ -71,9 +71,9 @@ rule prepare_eval:
 # itself but never makes the training data (and so every model) look out of date.
 rule eval_sets_checked:
     input:
-        [f"{RESULTS}/data/eval/{name}.report.json" for name in PLAN.eval_sets],
+        [paths.path("eval_report", eval_set=name) for name in PLAN.eval_sets],
     output:
-        f"{RESULTS}/data/eval/checked.json",
+        paths.pattern("eval_checked"),
     log:
         f"{RESULTS}/logs/eval_sets_checked.log",
     localrule: True
@@ -88,10 +88,10 @@ rule eval_sets_checked:
 rule prepare_data:
     input:
         unpack(dataset_inputs),
-        eval_checked=ancient(f"{RESULTS}/data/eval/checked.json"),
+        eval_checked=ancient(paths.pattern("eval_checked")),
     output:
-        rows=f"{RESULTS}/data/prepared/{{dataset}}.parquet",
-        report=f"{RESULTS}/data/prepared/{{dataset}}.report.json",
+        rows=paths.pattern("prepared"),
+        report=paths.pattern("prepared_report"),
     log:
         f"{RESULTS}/logs/prepare_data/{{dataset}}.log",
     benchmark:

@@ -5,8 +5,8 @@ rule evaluate:
     input:
         unpack(eval_inputs),
     output:
-        scores=f"{RESULTS}/eval/{{eval_set}}/{{method}}/{{base}}/scores.json",
-        examples=f"{RESULTS}/eval/{{eval_set}}/{{method}}/{{base}}/examples.parquet",
+        scores=paths.pattern("scores"),
+        examples=paths.pattern("examples"),
     log:
         f"{RESULTS}/logs/evaluate/{{eval_set}}/{{method}}/{{base}}.log",
     benchmark:

@@ -7,7 +7,7 @@ include: "ssrm_inputs.smk"
 
 rule ssrm_split:
     input:
-        spec=f"{RESULTS}/specs/runs/ssrm/{{base}}.json",
+        spec=paths.path("run_spec", method="ssrm", base="{base}"),
         data=ssrm_labeled_source,
         pool=ssrm_pool_input,
     output:
@@ -74,7 +74,7 @@ rule ssrm_label:
 
 rule ssrm_select:
     input:
-        spec=f"{RESULTS}/specs/runs/ssrm/{{base}}.json",
+        spec=paths.path("run_spec", method="ssrm", base="{base}"),
         shards=ssrm_label_shards,
         labeled=f"{RESULTS}/ssrm/{{base}}/labeled.parquet",
     output:

@@ -37,7 +37,7 @@ def ssrm_train_inputs(wildcards):
         start, data = base_inputs(wildcards), f"{RESULTS}/ssrm/{base}/labeled.parquet"
     else:
         start, data = [ssrm_init(wildcards)], f"{RESULTS}/ssrm/{base}/iter{k - 1}/train.parquet"
-    return {"spec": f"{RESULTS}/specs/runs/ssrm/{base}.json", "data": data, "start": start}
+    return {"spec": paths.path("run_spec", method="ssrm", base=base), "data": data, "start": start}
 
 
 def ssrm_label_shards(wildcards):

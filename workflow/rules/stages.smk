@@ -9,7 +9,7 @@ for stage in PLAN.stage_names():
         name:
             f"stage_{stage}"
         input:
-            spec=f"{RESULTS}/specs/runs/{{method}}/{{base}}.json",
+            spec=paths.pattern("run_spec"),
             files=stage_files(stage),
         output:
             directory(stage_output(stage)),

@@ -4,7 +4,7 @@
 
 rule run_spec:
     output:
-        f"{RESULTS}/specs/runs/{{method}}/{{base}}.json",
+        paths.pattern("run_spec"),
     log:
         f"{RESULTS}/logs/run_spec/{{method}}/{{base}}.log",
     localrule: True
@@ -18,11 +18,11 @@ rule run_spec:
 
 rule transform_data:
     input:
-        spec=f"{RESULTS}/specs/runs/{{method}}/{{base}}.json",
+        spec=paths.pattern("run_spec"),
         data=prepared_data,
     output:
-        data=f"{RESULTS}/data/transformed/{{method}}/{{base}}.parquet",
-        report=f"{RESULTS}/data/transformed/{{method}}/{{base}}.report.json",
+        data=paths.pattern("transformed"),
+        report=paths.pattern("transformed_report"),
     log:
         f"{RESULTS}/logs/transform_data/{{method}}/{{base}}.log",
     benchmark:
@@ -38,7 +38,7 @@ rule setup_untrained:
     input:
         unpack(train_inputs),
     output:
-        directory(f"{RESULTS}/models/{{method}}/{{base}}"),
+        directory(paths.pattern("model")),
     log:
         f"{RESULTS}/logs/setup/{{method}}/{{base}}.log",
     wildcard_constraints:
@@ -58,7 +58,7 @@ for preset in GPU_PRESETS:
         input:
             unpack(train_inputs),
         output:
-            directory(f"{RESULTS}/models/{{method}}/{{base}}"),
+            directory(paths.pattern("model")),
         log:
             f"{RESULTS}/logs/train/{{method}}/{{base}}.log",
         benchmark:

@@ -18,14 +18,15 @@ from rmflow import methods
 from rmflow.data.formats import FORMATS
 from rmflow.data.loaders import looks_local
 from rmflow.errors import RmflowError
+from rmflow.plan import paths
 from rmflow.plan.bases import BasesMixin
+from rmflow.plan.paths import RESULTS
 from rmflow.plan.released import RELEASED, ReleasedMixin
 from rmflow.plan.stages import StagesMixin
 from rmflow.spec import RunSpec
 from rmflow.train.config import TrainConfig
 
 GPU_PRESETS = ("cpu", "a100_80g", "a40_48g")
-RESULTS = "results"
 KIND_NAMES = {"pairs": "preference pairs", "steps": "step-labelled conversations", "attributes": "attribute ratings",
               "candidates": "best-of-N candidate sets", "rewardbench2": "RewardBench 2 rows"}
 
@@ -234,7 +235,7 @@ class Plan(BasesMixin, StagesMixin, ReleasedMixin):
     def model_dir(self, method: str, base: str) -> str:
         if self.has_own_workflow(method):
             return self.module(method).final_model_dir(base, self.method_options(method, base), RESULTS)
-        return f"{RESULTS}/models/{method}/{base}"
+        return paths.path("model", method=method, base=base)
 
     def model_dir_args(self) -> list[str]:
         """``method/base=directory`` for every planned model, wherever its method keeps it (rmflow plots --models):
@@ -245,12 +246,12 @@ class Plan(BasesMixin, StagesMixin, ReleasedMixin):
         return methods.hook(self.module(method), "READS", "pairs") is not None
 
     def prepared(self, dataset: str) -> str:
-        return f"{RESULTS}/data/prepared/{dataset}.parquet"
+        return paths.path("prepared", dataset=dataset)
 
     def train_data(self, method: str, base: str) -> str:
         """The file the train step reads: a method's own transform of the prepared set, else the prepared set."""
         if methods.has_hook(self.module(method), "transform"):
-            return f"{RESULTS}/data/transformed/{method}/{base}.parquet"
+            return paths.path("transformed", method=method, base=base)
         return self.prepared(self.dataset_of(method, base))
 
     def extra_train_inputs(self, method: str, base: str) -> list[str]:
@@ -300,7 +301,7 @@ class Plan(BasesMixin, StagesMixin, ReleasedMixin):
         return cfg.get("base") or self.bases_of(cfg["method"])[0]
 
     def rank_dir(self) -> str:
-        return f"{RESULTS}/rank/{self.config['rank']['method']}/{self.rank_base()}"
+        return paths.path("rank", method=self.config["rank"]["method"], base=self.rank_base())
 
     def bestofn_pairs(self) -> list[tuple[str, str]]:
         cfg = self.config.get("bestofn", {})
@@ -309,7 +310,7 @@ class Plan(BasesMixin, StagesMixin, ReleasedMixin):
 
     def bestofn_files(self) -> list[str]:
         sets = self.config.get("bestofn", {}).get("sets") or []
-        return [f"{RESULTS}/bestofn/{s}/{m}/{b}.json" for s in sets for m, b in self.bestofn_pairs()]
+        return [paths.path("bestofn", set=s, method=m, base=b) for s in sets for m, b in self.bestofn_pairs()]
 
     def kind_of(self, method: str, base: str) -> str:
         """scalar or pairwise; a released model's declared scorer decides its kind."""
@@ -331,7 +332,7 @@ class Plan(BasesMixin, StagesMixin, ReleasedMixin):
 
     def prepared_eval(self, eval_set: str) -> str:
         """The eval set's rows, validated once by the CPU rule prepare_eval before anything is trained."""
-        return f"{RESULTS}/data/eval/{eval_set}.jsonl"
+        return paths.path("eval_rows", eval_set=eval_set)
 
     def skipped_evaluations(self) -> list[tuple[str, str]]:
         wanted = set(self.evaluations())
@@ -340,7 +341,7 @@ class Plan(BasesMixin, StagesMixin, ReleasedMixin):
         return list(dict.fromkeys(skipped))
 
     def score_files(self) -> list[str]:
-        return [f"{RESULTS}/eval/{e}/{m}/{b}/scores.json" for e, m, b in self.evaluations()]
+        return [paths.path("scores", eval_set=e, method=m, base=b) for e, m, b in self.evaluations()]
 
     # ---- specs written to disk ----------------------------------------------------------------------------
     def run_spec(self, method: str, base: str) -> dict:

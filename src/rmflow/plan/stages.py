@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rmflow import methods
+from rmflow.plan import paths
 
 
 class StagesMixin:
@@ -41,11 +42,9 @@ class StagesMixin:
     def stage_dir(self, method: str, base: str, stage: str) -> str:
         """Where a stage writes: the model directory for the last stage, else results/stages/<method>/<base>/<stage>.
         Also the rules' output pattern (method "{method}", base "{base}"), so the path is written once."""
-        from rmflow.plan import RESULTS  # rmflow.plan (the package) imports this module
-
         if self.stage_is_final(stage):
-            return f"{RESULTS}/models/{method}/{base}"  # a staged method has no final_model_dir of its own
-        return f"{RESULTS}/stages/{method}/{base}/{stage}"
+            return paths.path("model", method=method, base=base)  # a staged method has no final_model_dir of its own
+        return paths.path("stage", method=method, base=base, stage=stage)
 
     def stage_inputs(self, method: str, base: str, stage: str) -> dict[str, str]:
         """What one stage reads ({name: path or hub id}), from the method's own hook."""

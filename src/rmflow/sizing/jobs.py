@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rmflow import methods
-from rmflow.plan import RESULTS
+from rmflow.plan import RESULTS, paths
 from rmflow.sizing.shapes import facts
 from rmflow.train.config import TrainConfig
 
@@ -89,7 +89,7 @@ def data_facts(plan, section: str, name: str) -> Data:
     path = entry["path"] if isinstance(entry["path"], list) else [entry["path"]]
     sheet = facts()["datasets"]
     known = [sheet.get(f"{p}/{entry['data_dir']}") if entry.get("data_dir") else sheet.get(p) for p in path]
-    report = Path(f"{RESULTS}/data/prepared/{name}.report.json")
+    report = Path(paths.path("prepared_report", dataset=name))
     rows = None
     if report.is_file():
         try:
