@@ -58,21 +58,19 @@ class Command:
     run: Callable[[Any], None]  # run(options)
 
 
-def _element(annotation) -> tuple[type, bool, bool]:
-    """(the value type argparse converts to, whether it is a list, whether None is allowed)."""
-    optional = False
+def _element(annotation) -> tuple[type, bool]:
+    """(the value type argparse converts to, whether the option takes a list); ``X | None`` is read as X."""
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        optional, annotation = True, args[0]
+        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
     if typing.get_origin(annotation) is list:
-        return typing.get_args(annotation)[0], True, optional
-    return annotation, False, optional
+        return typing.get_args(annotation)[0], True
+    return annotation, False
 
 
 def add_options(parser: argparse.ArgumentParser, options: type) -> None:
     hints = typing.get_type_hints(options)
     for f in dataclasses.fields(options):
-        meta, (kind, many, _) = f.metadata, _element(hints[f.name])
+        meta, (kind, many) = f.metadata, _element(hints[f.name])
         required = f.default is MISSING and f.default_factory is MISSING
         default = f.default_factory() if f.default_factory is not MISSING else (None if required else f.default)
         kwargs = {"help": meta.get("help")}
