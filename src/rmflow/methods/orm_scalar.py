@@ -41,8 +41,8 @@ def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None
     from rmflow.train.start import start_run
     from rmflow.train.token_cache import encode_all
 
-    run = start_run(spec, lambda source: outcome_rows(read_step_rows(source)), data, init, num_labels=1)
-    config, source, conversations, tokenizer, model = run.config, run.source, run.rows, run.tokenizer, run.model
+    config, source, _, conversations, tokenizer, model = start_run(
+        spec, lambda source: outcome_rows(read_step_rows(source)), data, init, num_labels=1)
     ids = encode_all(tokenizer, [conv for conv, _ in conversations], config.max_length, config.truncation_side)
     examples = [(seq, label) for seq, (_, label) in zip(ids, conversations)]
     lengths = [len(ids) for ids, _ in examples]

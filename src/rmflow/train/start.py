@@ -4,15 +4,15 @@ revision or a load option is handled the same way by all of them."""
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from rmflow.spec import RunSpec
 from rmflow.train.config import TrainConfig
 
 
-@dataclass(frozen=True)
-class RunStart:
+class RunStart(NamedTuple):
+    """What a trainer starts from, in the order a trainer unpacks it."""
+
     config: TrainConfig  # the spec's training options
     source: str  # the rows it trains on: ``data`` or the spec's train_data
     start: str  # the weights it starts from: ``init`` (an SSRM round's previous model) or the spec's base

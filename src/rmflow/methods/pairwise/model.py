@@ -37,9 +37,8 @@ def train_pm(spec: RunSpec, out_dir: str, extra_metrics: dict | None = None, dat
         check_pm_rows(rows, source)
         return rows
 
-    run = start_run(spec, read_checked, data, init, auto_class="AutoModelForCausalLM")
-    config, source, start, rows, tokenizer, model = run.config, run.source, run.start, run.rows, run.tokenizer, \
-        run.model
+    config, source, start, rows, tokenizer, model = start_run(spec, read_checked, data, init,
+                                                              auto_class="AutoModelForCausalLM")
     answers = answer_token_ids(tokenizer)
     prompts = prompts_ids(tokenizer, [r["messages"][0]["content"] for r in rows], config.max_length,
                           config.truncation_side)

@@ -30,9 +30,7 @@ def train_scalar(spec: RunSpec, out_dir: str, num_labels: int, pair_loss: MakeLo
     from rmflow.train.start import start_run
     from rmflow.train.token_cache import encode_all
 
-    run = start_run(spec, read_pairs, data, init, num_labels=num_labels)
-    config, source, start, rows, tokenizer, model = run.config, run.source, run.start, run.rows, run.tokenizer, \
-        run.model
+    config, source, start, rows, tokenizer, model = start_run(spec, read_pairs, data, init, num_labels=num_labels)
     if prepare_model:
         prepare_model(model)
     margins = None

@@ -37,9 +37,8 @@ def train_steps(spec: RunSpec, out_dir: str, outcome: bool, options, data: str |
     from rmflow.train.save import save_run
     from rmflow.train.start import start_run
 
-    run = start_run(spec, read_step_rows, data, init, auto_class="AutoModelForCausalLM")
-    config, source, start, rows, tokenizer, model = run.config, run.source, run.start, run.rows, run.tokenizer, \
-        run.model
+    config, source, start, rows, tokenizer, model = start_run(spec, read_step_rows, data, init,
+                                                              auto_class="AutoModelForCausalLM")
     plus, minus = label_ids(tokenizer)
     ids_of = {PLUS: plus, MINUS: minus}
     examples, too_long = [], 0
