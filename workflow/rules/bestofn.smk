@@ -64,7 +64,7 @@ rule rank:
         model=rank_model,
         data=rank_data,
     output:
-        stats=paths.pattern("rank") + "/stats.json",
+        stats=paths.pattern("rank_stats"),
     log:
         f"{RESULTS}/logs/rank/{{method}}/{{base}}.log",
     benchmark:

@@ -290,7 +290,7 @@ class Plan(BasesMixin, StagesMixin, ReleasedMixin):
         if self.bestofn_files():
             extra += [f"{RESULTS}/bestofn.csv", f"{RESULTS}/bestofn.png"]
         if self.config.get("rank", {}).get("data"):
-            extra.append(f"{self.rank_dir()}/stats.json")
+            extra.append(self.rank_stats())
         gathered = ["leaderboard.csv", "leaderboard.md", "leaderboard.tex", "leaderboard_subsets.csv",
                     "pairwise_significance.csv", "plots/sections_ci.png", "plots/length_bias.png",
                     "plots/train_loss.png", "plots/run_metrics.csv", "config_used.yaml"]
@@ -300,8 +300,8 @@ class Plan(BasesMixin, StagesMixin, ReleasedMixin):
         cfg = self.config["rank"]
         return cfg.get("base") or self.bases_of(cfg["method"])[0]
 
-    def rank_dir(self) -> str:
-        return paths.path("rank", method=self.config["rank"]["method"], base=self.rank_base())
+    def rank_stats(self) -> str:
+        return paths.path("rank_stats", method=self.config["rank"]["method"], base=self.rank_base())
 
     def bestofn_pairs(self) -> list[tuple[str, str]]:
         cfg = self.config.get("bestofn", {})

@@ -27,7 +27,7 @@ PATHS = {
     "scores": "eval/{eval_set}/{method}/{base}/scores.json",
     "examples": "eval/{eval_set}/{method}/{base}/examples.parquet",
     "bestofn": "bestofn/{set}/{method}/{base}.json",
-    "rank": "rank/{method}/{base}",
+    "rank_stats": "rank/{method}/{base}/stats.json",  # the ranking's other files sit beside it
 }
 
 

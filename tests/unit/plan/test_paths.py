@@ -28,3 +28,11 @@ def test_no_rule_or_plan_module_spells_out_a_path_the_table_holds():
     found = {str(s.relative_to(REPO)): prefix for s in sources if s.name != "paths.py"
              for prefix in prefixes if f'{{RESULTS}}/{prefix}' in s.read_text()}
     assert not found, found
+
+
+def test_no_rule_builds_an_output_path_onto_a_pattern():
+    # a file under a table entry gets its own entry: `pattern("rank") + "/stats.json"` is what `snakemake --lint`
+    # refuses (an absolute-looking "/stats.json"), and a second spelling of where the file lives
+    rules = [*(REPO / "workflow/rules").glob("*.smk"), REPO / "Snakefile"]
+    built = {str(r.relative_to(REPO)) for r in rules if re.search(r"paths\.pattern\([^)]*\)\s*\+", r.read_text())}
+    assert not built, built
