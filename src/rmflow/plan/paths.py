@@ -3,8 +3,10 @@
 ``pattern("model")`` is ``results/models/{method}/{base}``, its braces left for Snakemake's wildcards;
 ``path("model", method="bt", base="tiny")`` is ``results/models/bt/tiny``. Every model is under ``models/``, whatever
 its method (a staged method's last stage writes it there, its other stages under ``stages/``), so the plots and the
-metrics table find every training log in the same place. Logs and benchmark files are each rule's own and stay in
-its rule file.
+metrics table find every training log in the same place. The other stages cannot sit inside the model's folder:
+Snakemake refuses an output inside another job's output directory (ChildIOException) and deletes a job's outputs
+before it runs, so the last stage would wipe the stages it reads. Logs and benchmark files are each rule's own and
+stay in its rule file.
 """
 
 from __future__ import annotations
