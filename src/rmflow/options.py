@@ -16,6 +16,9 @@ import typing
 from dataclasses import MISSING, dataclass, field
 from typing import Any, Callable
 
+# rows per scoring forward pass: the default of every scorer and scoring command (evaluate.batch_size in the schema)
+SCORE_BATCH_SIZE = 16
+
 
 def opt(default: Any = MISSING, help: str | None = None, *, choices: list | tuple | None = None,
         nargs: str | None = None, positional: bool = False, factory: Callable[[], Any] | None = None,
@@ -41,7 +44,7 @@ def set_threads(n: int | None) -> None:
 class Compute:
     """Options every scoring step shares: rows per forward pass and torch threads (the rule's threads)."""
 
-    batch_size: int = opt(16, "rows per forward pass")
+    batch_size: int = opt(SCORE_BATCH_SIZE, "rows per forward pass")
     threads: int | None = opt(None, "torch threads (default: torch's own)")
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from rmflow.errors import RmflowError
+from rmflow.options import SCORE_BATCH_SIZE
 
 log = logging.getLogger(__name__)
 SCORE_TOLERANCE = 1e-5
@@ -78,7 +79,7 @@ def rank_rows(module, scorer, rows: list[dict], mode: str, top_k: int) -> tuple[
 
 
 def main(method: str, model_dir: str, data: str, out_dir: str, mode: str = "knockout", top_k: int = 2,
-         batch_size: int = 16) -> dict:
+         batch_size: int = SCORE_BATCH_SIZE) -> dict:
     from pathlib import Path
 
     from rmflow import methods

@@ -53,3 +53,20 @@ def test_workflow_defaults_equal_the_commands_own(section, command, options):
         assert props[key]["default"] == _default(command, dest), f"{section}.{key}"
     if "tie_rule" in options:
         assert set(props["tie_rule"]["enum"]) == set(rewardbench.TIE_RULES)
+
+
+
+def test_the_scoring_batch_is_written_once():
+    """The scoring batch (rows per forward pass) was written as 16 in 28 signatures; each now reads
+    options.SCORE_BATCH_SIZE, which the scoring commands and the schema's evaluate.batch_size share."""
+    import re
+
+    from rmflow.options import SCORE_BATCH_SIZE
+
+    assert SCHEMA["properties"]["evaluate"]["properties"]["batch_size"]["default"] == SCORE_BATCH_SIZE
+    for command in ("evaluate", "bestofn", "rank"):
+        assert _default(command, "batch_size") == SCORE_BATCH_SIZE, command
+    literal = re.compile(r"\bbatch_size\s*(:\s*int\s*)?=\s*\d|\"batch_size\",\s*\d")
+    spelt = [f"{path.relative_to(REPO)}:{i}" for path in sorted((REPO / "src/rmflow").rglob("*.py"))
+             for i, line in enumerate(path.read_text().splitlines(), 1) if literal.search(line)]
+    assert not spelt

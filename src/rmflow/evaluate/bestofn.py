@@ -14,6 +14,7 @@ import random
 from pathlib import Path
 
 from rmflow.errors import RmflowError
+from rmflow.options import SCORE_BATCH_SIZE
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +130,7 @@ def score_candidates(scorer, rows: list[dict], resume_file: str | None, fingerpr
 
 
 def main(method: str, base: str, model_dir: str, data: str, ns: list[int], subsets: int, seed: int, out: str,
-         steps_data: str | None = None, batch_size: int = 16, set_name: str | None = None,
+         steps_data: str | None = None, batch_size: int = SCORE_BATCH_SIZE, set_name: str | None = None,
          step_text: dict | None = None, resume_file: str | None = None) -> dict:
     from rmflow import methods
     from rmflow.data.formats import read_prepared

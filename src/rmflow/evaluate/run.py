@@ -11,6 +11,7 @@ from rmflow.errors import RmflowError
 from rmflow.evaluate.eval_sets import check_choice, ids_digest, load, read_prepared
 from rmflow.evaluate.rewardbench import TIE_RULES, pairwise_credit, scalar_credit, score_report
 from rmflow.io import atomic_path, write_json
+from rmflow.options import SCORE_BATCH_SIZE
 from rmflow.sizing import utilisation
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,8 @@ def _hub_sources(model_dir: str | None, external, scorer, data: str, revision: s
 
 def main(model_dir: str | None, method: str, data: str, benchmark: str, out_dir: str, eval_set: str, base: str,
          split: str = "filtered", revision: str | None = None, tie_rule: str = "official",
-         batch_size: int = 16, external=None, sections: str | None = None, prepared: str | None = None) -> dict:
+         batch_size: int = SCORE_BATCH_SIZE, external=None, sections: str | None = None,
+         prepared: str | None = None) -> dict:
     """Score ``data`` with a trained model (``model_dir`` of ``method``) or, with ``external`` (an
     ``rmflow.methods.external.Config``), any existing reward model; write examples.parquet and scores.json.
     ``prepared``: the rows ``rmflow prepare-eval`` validated (the workflow's); ``data`` then only names the source."""

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from rmflow.errors import RmflowError
 from rmflow.methods.frozen.backbone import copy_backbone, embed, fingerprint, load_backbone, probe_hub  # noqa: F401 - tree uses them
+from rmflow.options import SCORE_BATCH_SIZE
 from rmflow.spec import RunSpec
 
 log = logging.getLogger(__name__)
@@ -284,7 +285,7 @@ class ArmoScorer:
 
     kind = "scalar"
 
-    def __init__(self, model_dir: str, batch_size: int = 16, device: str | None = None):
+    def __init__(self, model_dir: str, batch_size: int = SCORE_BATCH_SIZE, device: str | None = None):
         import torch
         from safetensors.torch import load_file
 
@@ -347,7 +348,7 @@ def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None
         main_stage2(str(spec_path), backbone, f"{scratch}/stage1", data or spec.train_data, out_dir)
 
 
-def load_scorer(model_dir: str, device: str = "cpu", batch_size: int = 16):
+def load_scorer(model_dir: str, device: str = "cpu", batch_size: int = SCORE_BATCH_SIZE):
     return ArmoScorer(model_dir, batch_size, device)
 
 

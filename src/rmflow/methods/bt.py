@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rmflow.methods.scalar.train import load_scalar_scorer, train_scalar
+from rmflow.options import SCORE_BATCH_SIZE
 from rmflow.spec import RunSpec
 
 VERSION = 1
@@ -40,6 +41,6 @@ def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None
     train_scalar(spec, out_dir, num_labels=1, pair_loss=pair_loss, data=data, init=init)
 
 
-def load_scorer(model_dir: str, device: str = "cpu", batch_size: int = 16):
+def load_scorer(model_dir: str, device: str = "cpu", batch_size: int = SCORE_BATCH_SIZE):
     """A scorer over a saved BT model, loaded with plain transformers."""
     return load_scalar_scorer(model_dir, device, batch_size)

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from rmflow.errors import RmflowError
+from rmflow.options import SCORE_BATCH_SIZE
 from rmflow.spec import RunSpec
 
 VERSION = 1
@@ -94,14 +95,14 @@ def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None
         write_text(tmp / "rmflow_run.json", dataclasses.replace(spec, hub={"model": model} if model else {}).to_json())
 
 
-def load_scorer(model_dir: str, device: str = "cpu", batch_size: int = 16):
+def load_scorer(model_dir: str, device: str = "cpu", batch_size: int = SCORE_BATCH_SIZE):
     path = Path(model_dir) / DECLARATION
     if not path.is_file():
         raise RmflowError("not an external reward model declaration (no external.json)", file=str(path))
     return scorer_for(Config(**json.loads(path.read_text(encoding="utf-8"))), device, batch_size)
 
 
-def scorer_for(config: Config, device: str = "cpu", batch_size: int = 16):
+def scorer_for(config: Config, device: str = "cpu", batch_size: int = SCORE_BATCH_SIZE):
     """The scorer a declaration asks for, loaded with rmflow's one model loader."""
     from rmflow.models.load import load_for_scoring, load_tokenizer
 

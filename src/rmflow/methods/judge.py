@@ -17,6 +17,7 @@ from pathlib import Path
 
 from rmflow.errors import RmflowError
 from rmflow.methods.pairwise.pm import render_context
+from rmflow.options import SCORE_BATCH_SIZE
 from rmflow.spec import RunSpec
 
 log = logging.getLogger(__name__)
@@ -150,7 +151,7 @@ def verdict_probability(top_logprobs: dict[str, float]) -> float:
     return math.exp(a - top) / (math.exp(a - top) + math.exp(b - top))
 
 
-def load_scorer(model_dir: str, device: str = "cpu", batch_size: int = 16):
+def load_scorer(model_dir: str, device: str = "cpu", batch_size: int = SCORE_BATCH_SIZE):
     from rmflow.methods.pairwise.model import PairwiseScorer
     from rmflow.models.load import load_for_scoring, load_tokenizer
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rmflow.methods.scalar.train import load_scalar_scorer, train_scalar
+from rmflow.options import SCORE_BATCH_SIZE
 from rmflow.spec import RunSpec
 
 VERSION = 1
@@ -107,5 +108,5 @@ def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None
                  prepare_model=keep_orthogonality)
 
 
-def load_scorer(model_dir: str, device: str = "cpu", batch_size: int = 16):
+def load_scorer(model_dir: str, device: str = "cpu", batch_size: int = SCORE_BATCH_SIZE):
     return load_scalar_scorer(model_dir, device, batch_size, num_labels=2, head=QUALITY_HEAD)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from rmflow.methods.prm import READS, Config  # noqa: F401 - the ORM's options and data are the PRM's
 from rmflow.methods.steps.model import load_step_scorer, train_steps
+from rmflow.options import SCORE_BATCH_SIZE
 from rmflow.spec import RunSpec
 
 VERSION = 1
@@ -22,5 +23,5 @@ def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None
     train_steps(spec, out_dir, OUTCOME, spec.options, data, init)
 
 
-def load_scorer(model_dir: str, device: str = "cpu", batch_size: int = 16):
+def load_scorer(model_dir: str, device: str = "cpu", batch_size: int = SCORE_BATCH_SIZE):
     return load_step_scorer(model_dir, OUTCOME, device, batch_size)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from rmflow.methods.prm import READS, Config  # noqa: F401 - same data and options as the PRM
 from rmflow.methods.scalar.train import load_scalar_scorer
+from rmflow.options import SCORE_BATCH_SIZE
 from rmflow.spec import RunSpec
 
 VERSION = 1
@@ -68,5 +69,5 @@ def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None
                                                  "positive_share": sum(y for _, y in examples) / len(examples)})
 
 
-def load_scorer(model_dir: str, device: str = "cpu", batch_size: int = 16):
+def load_scorer(model_dir: str, device: str = "cpu", batch_size: int = SCORE_BATCH_SIZE):
     return load_scalar_scorer(model_dir, device, batch_size)

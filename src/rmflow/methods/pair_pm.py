@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from rmflow.methods.pairwise.model import load_pm_scorer, rank, train_pm  # noqa: F401 - rank is public API
 from rmflow.methods.pairwise.pm import A, B, check_score_position, standard_to_pm
+from rmflow.options import SCORE_BATCH_SIZE
 from rmflow.spec import RunSpec
 
 VERSION = 1
@@ -44,5 +45,5 @@ def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None
     train_pm(spec, out_dir, {"both_orders": spec.options.both_orders}, data, init)
 
 
-def load_scorer(model_dir: str, device: str = "cpu", batch_size: int = 16):
+def load_scorer(model_dir: str, device: str = "cpu", batch_size: int = SCORE_BATCH_SIZE):
     return load_pm_scorer(model_dir, device, batch_size)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from rmflow.methods.pairwise.model import load_pm_scorer, train_pm
 from rmflow.methods.pairwise.pm import TIE, A, B, pm_row, standard_to_pm
+from rmflow.options import SCORE_BATCH_SIZE
 from rmflow.spec import RunSpec
 
 VERSION = 1
@@ -85,5 +86,5 @@ def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None
     train_pm(spec, out_dir, {"include_original": spec.options.include_original}, data, init)
 
 
-def load_scorer(model_dir: str, device: str = "cpu", batch_size: int = 16):
+def load_scorer(model_dir: str, device: str = "cpu", batch_size: int = SCORE_BATCH_SIZE):
     return load_pm_scorer(model_dir, device, batch_size, three_way=True)

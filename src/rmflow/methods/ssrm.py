@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from rmflow.errors import RmflowError
 from rmflow.methods.pairwise.model import load_pm_scorer, train_pm
 from rmflow.methods.pairwise.pm import pm_row, standard_to_pm
-from rmflow.options import Command, Compute, opt, set_threads
+from rmflow.options import SCORE_BATCH_SIZE, Command, Compute, opt, set_threads
 from rmflow.spec import RunSpec
 
 log = logging.getLogger(__name__)
@@ -158,7 +158,7 @@ def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None
     train_pm(spec, out_dir, {"ssrm": asdict(spec.options)}, data, init)
 
 
-def load_scorer(model_dir: str, device: str = "cpu", batch_size: int = 16):
+def load_scorer(model_dir: str, device: str = "cpu", batch_size: int = SCORE_BATCH_SIZE):
     return load_pm_scorer(model_dir, device, batch_size)
 
 
@@ -179,7 +179,8 @@ def main_split(spec_path: str, data: str, pool_data: str | None, out_labeled: st
     write_json(out_report, report)
 
 
-def main_label(model_dir: str, pool_path: str, shard: int, shards: int, out: str, batch_size: int = 16) -> None:
+def main_label(model_dir: str, pool_path: str, shard: int, shards: int, out: str,
+               batch_size: int = SCORE_BATCH_SIZE) -> None:
     import polars as pl
 
     from rmflow.methods._io import write_rows
@@ -207,7 +208,7 @@ def main_select(spec_path: str, shard_paths: list[str], labeled_path: str, itera
 
 
 def main_report(stats_paths: list[str], model_dirs: list[str], eval_data: str, eval_split: str, out: str,
-                batch_size: int = 16) -> None:
+                batch_size: int = SCORE_BATCH_SIZE) -> None:
     """One row per iteration: rows kept, their pseudo-label accuracy, and the model's accuracy on an eval set."""
     import json
 

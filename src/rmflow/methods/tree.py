@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rmflow.errors import RmflowError
+from rmflow.options import SCORE_BATCH_SIZE
 from rmflow.spec import RunSpec
 
 log = logging.getLogger(__name__)
@@ -140,7 +141,7 @@ def main_fit(spec_path: str, backbone: str, stage1_dir: str, data: str, out_dir:
 class TreeScorer:
     kind = "pairwise"
 
-    def __init__(self, model_dir: str, batch_size: int = 16, device: str | None = None):
+    def __init__(self, model_dir: str, batch_size: int = SCORE_BATCH_SIZE, device: str | None = None):
         from safetensors.numpy import load_file
 
         from rmflow.methods.frozen.backbone import load_backbone
@@ -227,5 +228,5 @@ def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None
         main_fit(str(tree_spec), init, f"{scratch}/stage1", data or spec.train_data, out_dir)
 
 
-def load_scorer(model_dir: str, device: str = "cpu", batch_size: int = 16):
+def load_scorer(model_dir: str, device: str = "cpu", batch_size: int = SCORE_BATCH_SIZE):
     return TreeScorer(model_dir, batch_size, device)

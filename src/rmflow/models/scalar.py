@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from rmflow.options import SCORE_BATCH_SIZE
 from rmflow.train.batching import pad
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,8 @@ class ScalarScorer:
     kind = "scalar"
 
     def __init__(self, model, tokenizer, max_length: int = 4096, truncation_side: str = "left",
-                 batch_size: int = 16, device: str = "cpu", head: int = 0, max_batch_tokens: int = 8192):
+                 batch_size: int = SCORE_BATCH_SIZE, device: str = "cpu", head: int = 0,
+                 max_batch_tokens: int = 8192):
         self.model, self.tokenizer, self.head = model.eval().to(device), tokenizer, head
         self.max_length, self.truncation_side = max_length, truncation_side
         self.batch_size, self.device = batch_size, device

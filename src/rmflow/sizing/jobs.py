@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rmflow import methods
+from rmflow.options import SCORE_BATCH_SIZE
 from rmflow.plan import RESULTS, paths
 from rmflow.sizing.shapes import facts
 from rmflow.train.config import TrainConfig
@@ -165,7 +166,7 @@ def scoring_length(plan, method: str, base: str) -> int:
 
 
 def eval_batch(plan) -> int:
-    return plan.config.get("evaluate", {}).get("batch_size", 16)
+    return plan.config.get("evaluate", {}).get("batch_size", SCORE_BATCH_SIZE)
 
 
 def planned_jobs(plan) -> list[Job]:

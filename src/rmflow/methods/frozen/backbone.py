@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from rmflow.errors import RmflowError
+from rmflow.options import SCORE_BATCH_SIZE
 
 
 def load_backbone(ref: str, device: str | None = None, system_turn: str | None = None, bf16: bool | None = None,
@@ -22,7 +23,7 @@ def load_backbone(ref: str, device: str | None = None, system_turn: str | None =
 
 
 def embed(model, tokenizer, conversations: list[list[dict]], max_length: int, truncation_side: str,
-          generation_prompt: bool = False, batch_size: int = 16, position: str | None = None):
+          generation_prompt: bool = False, batch_size: int = SCORE_BATCH_SIZE, position: str | None = None):
     """Last-layer hidden state at the last token of each conversation (of its prompt, with ``generation_prompt``).
     ``position`` user_turn_end reads a prompt at the end-of-turn token of its last turn instead, as the seed's
     gate does (``train.batching.encode_user_turn_end``)."""
@@ -50,7 +51,8 @@ def token_budget_batches(lengths: list[int], batch_size: int, max_batch_tokens: 
     return out + [current] if current else out
 
 
-def embed_ids(model, tokenizer, encoded: list[list[int]], batch_size: int = 16, max_batch_tokens: int = 8192):
+def embed_ids(model, tokenizer, encoded: list[list[int]], batch_size: int = SCORE_BATCH_SIZE,
+              max_batch_tokens: int = 8192):
     import numpy as np
     import torch
     from tqdm.auto import tqdm

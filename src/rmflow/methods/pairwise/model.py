@@ -17,6 +17,7 @@ from rmflow.methods.pairwise.pm import (
     pm_prompt,
     prompts_ids,
 )
+from rmflow.options import SCORE_BATCH_SIZE
 from rmflow.spec import RunSpec
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ class PairwiseScorer:
 
     kind = "pairwise"
 
-    def __init__(self, model, tokenizer, max_length: int, truncation_side: str, batch_size: int = 16,
+    def __init__(self, model, tokenizer, max_length: int, truncation_side: str, batch_size: int = SCORE_BATCH_SIZE,
                  device: str = "cpu", three_way: bool = False, render=pm_prompt,
                  position: str = AFTER_GENERATION_PROMPT):
         self.model, self.tokenizer, self.render = model.eval().to(device), tokenizer, render
@@ -128,7 +129,7 @@ class PairwiseScorer:
         return out
 
 
-def load_pm_scorer(model_dir: str, device: str = "cpu", batch_size: int = 16, three_way: bool = False):
+def load_pm_scorer(model_dir: str, device: str = "cpu", batch_size: int = SCORE_BATCH_SIZE, three_way: bool = False):
     from rmflow.models.load import load_for_scoring, load_tokenizer
 
     spec = RunSpec.read(f"{model_dir}/rmflow_run.json")

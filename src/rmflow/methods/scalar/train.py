@@ -6,6 +6,7 @@ import logging
 import os
 from typing import Callable
 
+from rmflow.options import SCORE_BATCH_SIZE
 from rmflow.spec import RunSpec
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,7 @@ def forward_in_parts(model, sequences: list[list[int]], pad_id: int, device, max
     return torch.cat(parts)[inverse]
 
 
-def load_scalar_scorer(model_dir: str, device: str = "cpu", batch_size: int = 16, num_labels: int = 1,
+def load_scalar_scorer(model_dir: str, device: str = "cpu", batch_size: int = SCORE_BATCH_SIZE, num_labels: int = 1,
                        head: int = 0):
     """A scorer over a saved scalar RM, loaded with plain transformers; ``head`` picks the reward output."""
     import os

@@ -16,6 +16,7 @@ from rmflow.methods.steps.chats import (
     pack,
     packed_label_loss,
 )
+from rmflow.options import SCORE_BATCH_SIZE
 from rmflow.spec import RunSpec
 
 log = logging.getLogger(__name__)
@@ -79,8 +80,8 @@ class StepScorer:
 
     kind = "scalar"
 
-    def __init__(self, model, tokenizer, outcome: bool, aggregation: str, max_length: int, batch_size: int = 16,
-                 device: str = "cpu"):
+    def __init__(self, model, tokenizer, outcome: bool, aggregation: str, max_length: int,
+                 batch_size: int = SCORE_BATCH_SIZE, device: str = "cpu"):
         self.model, self.tokenizer = model.eval().to(device), tokenizer
         self.outcome, self.aggregation, self.max_length = outcome, aggregation, max_length
         self.batch_size, self.device = batch_size, device
@@ -137,7 +138,7 @@ class StepScorer:
         return {"aggregation": self.aggregation}
 
 
-def load_step_scorer(model_dir: str, outcome: bool, device: str = "cpu", batch_size: int = 16):
+def load_step_scorer(model_dir: str, outcome: bool, device: str = "cpu", batch_size: int = SCORE_BATCH_SIZE):
     from rmflow.models.load import load_for_scoring, load_tokenizer
 
     spec = RunSpec.read(f"{model_dir}/rmflow_run.json")
