@@ -1,8 +1,8 @@
 """From a validated config to the workflow's runs, paths and specs. Imports no torch: the DAG stays cheap.
 
-Everything the Snakefile needs to know about names lives here, so rules stay a table of contents and errors about
-names (unknown method, undefined base model, a method on a base the run does not have, a data set of the wrong
-kind) surface before any job is submitted.
+Everything the Snakefile needs to know about names lives here, so rules stay a table of contents; the checks that
+every name is defined and planned (unknown method, undefined base model, a method on a base the run does not have,
+a data set of the wrong kind) are in ``plan.checks`` and run as the plan is built, before any job is submitted.
 
 A run trains every (method, base) pair it plans: ``run.methods × run.base_models`` by default, or for a method with
 ``bases:`` only those (a list of names, or a mapping from name to per-pair ``train``/``options``/``dataset``
@@ -15,10 +15,9 @@ import dataclasses
 import re
 
 from rmflow import methods
-from rmflow.data.formats import FORMATS
 from rmflow.data.loaders import looks_local
 from rmflow.errors import RmflowError
-from rmflow.plan import paths
+from rmflow.plan import checks, paths
 from rmflow.plan.bases import BasesMixin
 from rmflow.plan.paths import RESULTS
 from rmflow.plan.released import RELEASED, ReleasedMixin
@@ -27,8 +26,6 @@ from rmflow.spec import RunSpec
 from rmflow.train.config import TrainConfig
 
 GPU_PRESETS = ("cpu", "a100_80g", "a40_48g")
-KIND_NAMES = {"pairs": "preference pairs", "steps": "step-labelled conversations", "attributes": "attribute ratings",
-              "candidates": "best-of-N candidate sets", "rewardbench2": "RewardBench 2 rows"}
 
 
 def use_workflow_source(src) -> None:
@@ -54,109 +51,17 @@ class Plan(BasesMixin, StagesMixin, ReleasedMixin):
                 try:
                     methods.register(name, entry["module"])
                 except RmflowError as exc:
-                    self._fail(str(exc).removeprefix(f"field '{exc.field}': "), exc.field)
-        for i, name in enumerate(self.methods):
-            self._check_method(name, f"run.methods[{i}]")
-        for name in self.bases:
-            self._check_base(name)
-        for name in self.externals:
-            self._check_released(name)
+                    self.fail(str(exc).removeprefix(f"field '{exc.field}': "), exc.field)
         self.pairs: list[tuple[str, str]] = [(m, b) for m in self.methods for b in self.bases_of(m)]
-        for name in self.eval_sets:
-            self._check_eval_set(name)
-        for method, base in self.pairs:
-            self.method_options(method, base)
-            self._train_config(method, base)
-            self._check_data(method, base)
-            self._check_requires(method, base)
-        self._check_bestofn()
-        self._check_rank()
+        checks.check(self)
 
-    # ---- checks -------------------------------------------------------------------------------------------
-    def _fail(self, message: str, key: str) -> None:
+    def fail(self, message: str, key: str) -> None:
+        """Raise a config error that names the config files and the key (every check of the plan ends here)."""
         raise RmflowError(message, file=self.where, field=key)
-
-    def _defined(self, section: str, name: str) -> dict:
-        entries = self.config.get(section, {})
-        if name not in entries:
-            self._fail(f"'{name}' is not defined (defined: {', '.join(sorted(entries)) or 'none'})",
-                       f"{section}.{name}")
-        return entries[name]
-
-    def _check_eval_set(self, name: str) -> None:
-        from rmflow.evaluate.eval_sets import check_choice
-
-        entry = self._defined("eval_sets", name)
-        try:
-            check_choice(entry.get("benchmark", "rewardbench_v1"), entry.get("sections"))
-        except RmflowError as exc:
-            self._fail(str(exc).removeprefix(f"field '{exc.field}': "), f"eval_sets.{name}.{exc.field}")
-
-    def _check_method(self, name: str, key: str) -> None:
-        if name not in methods.available():
-            self._fail(f"unknown method '{name}' (available: {', '.join(methods.available())})", key)
-        if methods.hook(self.module(name), "EXTERNAL", False):
-            self._fail(f"'{name}' is not a training method: declare existing models under reward_models and pick "
-                       "them with run.reward_models", key)
-        for base in self._listed_bases(name):
-            if base not in self.bases:
-                self._fail(f"method '{name}' lists base '{base}', which is not in run.base_models "
-                           f"({', '.join(self.bases)})", f"methods.{name}.bases")
-
-    def _check_data(self, method: str, base: str) -> None:
-        for name, kind in self.datasets_of(method, base).items():
-            entry = self._defined("datasets", name)
-            have = FORMATS[entry.get("format", "standard")].kind
-            if have != kind:
-                self._fail(f"method '{method}' reads {KIND_NAMES[kind]} (kind '{kind}') from data set '{name}', "
-                           f"whose format '{entry.get('format', 'standard')}' gives {KIND_NAMES[have]} "
-                           f"(kind '{have}')", f"datasets.{name}.format")
-
-    def _check_requires(self, method: str, base: str) -> None:
-        """A method that reads another's outputs (ArmoRM: the BT model of the same base) needs that pair planned."""
-        needs = methods.hook(self.module(method), "requires", lambda config: [])(self.method_options(method, base))
-        for other in needs:
-            if other not in self.methods:
-                self._fail(f"method '{method}' reads the outputs of '{other}', which is not in run.methods",
-                           "run.methods")
-            if (other, base) not in self.pairs:
-                self._fail(f"method '{method}' on base '{base}' reads the outputs of '{other}' on that base, which "
-                           f"this run does not plan ('{other}' runs on: {', '.join(self.bases_of(other))})",
-                           f"methods.{other}.bases")
-
-    def _check_bestofn(self) -> None:
-        cfg = self.config.get("bestofn", {})
-        for name in cfg.get("methods") or []:
-            if name not in self.scalar_methods():
-                self._fail(f"best-of-N method '{name}' is not a scalar method of this run "
-                           f"({', '.join(self.scalar_methods())})", "bestofn.methods")
-        wanted = [(name, "candidates", "sets") for name in cfg.get("sets") or []]
-        wanted += [(cfg["steps"], "steps", "steps")] if cfg.get("steps") else []
-        for name, kind, key in wanted:
-            entry = self._defined("datasets", name)
-            if FORMATS[entry.get("format", "standard")].kind != kind:
-                self._fail(f"best-of-N {key} '{name}' must be {KIND_NAMES[kind]} (a format of kind '{kind}')",
-                           f"bestofn.{key}")
-
-    def _check_rank(self) -> None:
-        rank = self.config.get("rank", {})
-        if not rank.get("data"):
-            return
-        if rank["method"] not in self.methods:  # the schema fills its default
-            self._fail(f"ranks with method '{rank['method']}', which is not in run.methods", "rank.method")
-        if rank.get("base") and rank["base"] not in self.bases:
-            self._fail(f"ranks with base '{rank['base']}', which is not in run.base_models", "rank.base")
-        if (rank["method"], self.rank_base()) not in self.pairs:
-            self._fail(f"ranks with '{rank['method']}' on base '{self.rank_base()}', a pair this run does not plan",
-                       "rank.base")
 
     # ---- per (method, base) resolution --------------------------------------------------------------------
     def method_entry(self, method: str) -> dict:
         return self.config.get("methods", {}).get(method, {})
-
-    def _listed_bases(self, method: str) -> list[str]:
-        listed = self.method_entry(method).get("bases")
-        return list(listed) if listed is not None else []
 
     def bases_of(self, method: str) -> list[str]:
         """The bases a method trains on: its own ``bases:`` list, else every base of the run (in run order)."""
@@ -188,7 +93,7 @@ class Plan(BasesMixin, StagesMixin, ReleasedMixin):
         try:
             return TrainConfig.from_dict(values)
         except (RmflowError, TypeError) as exc:
-            self._fail(str(exc), f"train ({method}/{base})")
+            self.fail(str(exc), f"train ({method}/{base})")
 
     def dataset_of(self, method: str, base: str) -> str:
         return (self.pair_entry(method, base).get("dataset") or self.method_entry(method).get("dataset")

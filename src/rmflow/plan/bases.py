@@ -13,7 +13,6 @@ import os
 import re
 
 from rmflow.errors import RmflowError
-from rmflow.models.load import check_model_ref
 
 SOURCES = ("model", "tiny", "gguf")
 SYSTEM_TURN_RULES = ("template", "merge", "error")
@@ -27,30 +26,6 @@ class BasesMixin:
         """A base's entry without null sources (a config layer may set ``model: null`` to swap in a ``gguf``)."""
         entry = self.config["base_models"][base]
         return {k: v for k, v in entry.items() if not (k in SOURCES and v is None)}
-
-    def _check_base(self, name: str) -> None:
-        entry = self._defined("base_models", name)
-        given = [key for key in SOURCES if entry.get(key) is not None]
-        if len(given) != 1:
-            self._fail("needs exactly one of 'model' (hub id or local directory), 'tiny' or 'gguf' "
-                       f"(given: {', '.join(given) or 'none'})", f"base_models.{name}")
-        if entry.get("model") is not None:
-            try:
-                check_model_ref(entry["model"])
-            except RmflowError as exc:  # the file's own name stays in the message (a cut-short weights file)
-                self._fail(str(exc) if exc.file else str(exc).split(": ", 1)[-1], f"base_models.{name}.model")
-        if entry.get("gguf") is not None:
-            try:
-                check_gguf_source(entry["gguf"])
-            except RmflowError as exc:
-                self._fail(str(exc), f"base_models.{name}.gguf")
-        if entry.get("chat_template") and "gguf" not in entry:
-            self._fail("chat_template is read only for GGUF bases (a hub or local model brings its tokenizer's)",
-                       f"base_models.{name}.chat_template")
-        template = entry.get("chat_template")
-        if template and not is_named_template(template) and not os.path.isfile(os.path.expanduser(template)):
-            self._fail(f"'{template}' is neither a chat template shipped with rmflow ({', '.join(named_templates())})"
-                       " nor a file", f"base_models.{name}.chat_template")
 
     def is_built(self, base: str) -> bool:
         """Tiny and GGUF bases are built into results/bases/ by a rule; hub and local ones are read as is."""

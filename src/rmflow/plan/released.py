@@ -22,13 +22,6 @@ class ReleasedMixin:
         """Whether ``method`` is the module that scores released models (its EXTERNAL flag)."""
         return bool(methods.hook(self.module(method), "EXTERNAL", False))
 
-    def _check_released(self, name: str) -> None:
-        self._defined("reward_models", name)
-        if name in self.bases:
-            self._fail(f"reward model '{name}' has the name of a base model of this run; rename one",
-                       f"reward_models.{name}")
-        self.released_config(name)
-
     def released_config(self, name: str):
         """The declaration of a released reward model (``reward_models.<name>``), checked like method options."""
         try:

@@ -25,9 +25,9 @@ class StagesMixin:
                 names.setdefault(name, None)
                 final = i == len(stages) - 1
                 if last.setdefault(name, final) != final:
-                    self._fail(f"stage '{name}' is the last stage of one method and not of another: give them "
-                               "different names (a stage's rule writes either the model or a stage folder)",
-                               f"methods.{m}")
+                    self.fail(f"stage '{name}' is the last stage of one method and not of another: give them "
+                              "different names (a stage's rule writes either the model or a stage folder)",
+                              f"methods.{m}")
         self._stage_final = last
         return list(names)
 
