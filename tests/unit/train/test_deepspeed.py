@@ -154,14 +154,18 @@ def test_zero3_parameters_are_really_partitioned(tmp_path, tiny_base):
         f"model = AutoModelForSequenceClassification.from_pretrained({str(tiny_base)!r}, num_labels=1)\n"
         "model, opt = acc.prepare(model, torch.optim.AdamW(model.parameters()))\n"
         "w = dict(model.module.named_parameters())['model.layers.0.self_attn.q_proj.weight']\n"
-        "print('probe', acc.process_index, acc.num_processes, w.ds_tensor.numel(), w.ds_numel, flush=True)\n")
+        # each rank writes its own file: two ranks printing to one pipe can run their lines together (CI saw one
+        # rank's line lost that way)
+        "import json, pathlib\n"
+        f"pathlib.Path({str(tmp_path)!r}, f'probe-{{acc.process_index}}.json').write_text(json.dumps("
+        "[acc.process_index, acc.num_processes, w.ds_tensor.numel(), w.ds_numel]))\n")
     proc = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--multi_gpu",
                            "--main_process_port", "29547", str(script)], capture_output=True, text=True, timeout=600,
                           env={**os.environ, "DS_ACCELERATOR": "cpu"})
     assert proc.returncode == 0, proc.stderr[-3000:]
-    probes = sorted(line.split()[1:] for line in proc.stdout.splitlines() if line.startswith("probe"))
-    assert [p[:2] for p in probes] == [["0", "2"], ["1", "2"]]
-    assert all(2 * int(local) == int(full) for _, _, local, full in probes), probes
+    probes = sorted(json.loads(f.read_text()) for f in tmp_path.glob("probe-*.json"))
+    assert [p[:2] for p in probes] == [[0, 2], [1, 2]], proc.stdout[-2000:]
+    assert all(2 * local == full for _, _, local, full in probes), probes
 
 
 @pytestmark_zero
