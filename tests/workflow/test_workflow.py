@@ -179,7 +179,7 @@ def test_paper_outputs_significance_plots_and_latex(finished_run):
     assert (results / "plots/bestofn.svg").exists()
     metrics = pl.read_csv(results / "plots/run_metrics.csv")
     assert metrics.height == board.height and metrics.filter(pl.col("model") == "tiny_llama/bt")["final_loss"][0] > 0
-    # ArmoRM's gate and SSRM's last round keep their own directories; the plan tells plots where they are
+    # ArmoRM's gate (under models/, after its probe stage) and SSRM's last round (with its rounds): the plan tells plots
     for model in ("tiny_llama/armo", "tiny_gemma/ssrm"):
         assert metrics.filter(pl.col("model") == model)["final_loss"].drop_nulls().len() > 0, model
     drawn = (results / "logs/plots.log").read_text()

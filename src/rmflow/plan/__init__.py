@@ -144,7 +144,7 @@ class Plan(BasesMixin, StagesMixin, ReleasedMixin):
 
     def model_dir_args(self) -> list[str]:
         """``method/base=directory`` for every planned model, wherever its method keeps it (rmflow plots --models):
-        the figures and run_metrics.csv find ArmoRM's gate and SSRM's last round where the plan put them."""
+        the figures and run_metrics.csv find SSRM's last round with its rounds, every other model under models/."""
         return [f"{m}/{b}={self.model_dir(m, b)}" for m, b in self.pairs]
 
     def reads_data(self, method: str) -> bool:

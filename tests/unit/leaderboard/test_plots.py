@@ -22,7 +22,7 @@ def _model(directory, losses=None, **metrics):
 
 def test_loss_curves_and_run_metrics_come_from_every_models_own_directory(tmp_path):
     dirs = {("bt", "tiny"): _model(tmp_path / "models/bt/tiny", [0.7, 0.5], final_loss=0.5),
-            # ArmoRM's gate and SSRM's last round live outside results/models (their methods' own layouts)
+            # a model is read wherever the plan says it is (SSRM's last round stays with its rounds)
             ("armo", "tiny"): _model(tmp_path / "armo/tiny/model", [0.69, 0.4], final_loss=0.4),
             ("ssrm", "tiny"): _model(tmp_path / "ssrm/tiny/iter2/model", [0.6, 0.3], final_loss=0.3),
             ("judge", "tiny"): _model(tmp_path / "judge/tiny/model")}  # trains nothing: no curve
