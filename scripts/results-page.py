@@ -2,7 +2,7 @@
 """Write a documentation page of a run's results from the run's own outputs, stamped with commit and machine.
 
     python scripts/results-page.py --results results --title "The default run" --command "make run" \
-        --out docs/results/default-run.md
+        --out docs/runs/default-run.md
 
 It reads what the workflow wrote (``leaderboard.md``, ``plots/run_metrics.csv``, ``bestofn.csv``,
 ``config_used.yaml``, the figures) and copies the figures beside the page; nothing on the page is typed by hand, so

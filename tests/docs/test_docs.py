@@ -61,6 +61,6 @@ def test_the_docs_build_fails_on_a_broken_link_or_a_page_missing_from_the_site(t
     pytest.importorskip("mkdocs")
     shutil.copy(REPO / "mkdocs.yml", tmp_path)
     shutil.copytree(REPO / "docs", tmp_path / "docs")
-    (tmp_path / "docs/results/default-run.md").unlink()
+    (tmp_path / "docs/runs/default-run.md").unlink()
     built = _build(tmp_path, tmp_path / "site")
-    assert built.returncode != 0 and "results/default-run.md" in built.stderr
+    assert built.returncode != 0 and "runs/default-run.md" in built.stderr
