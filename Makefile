@@ -32,7 +32,7 @@ lint: $(VENV)/.installed
 	snakemake --lint
 
 # the documentation site (mkdocs.yml; strict: a broken link or a page missing from the nav fails it). Not --quiet:
-# mkdocs 1.6 then stops counting warnings, and --strict passes a broken link (tests/unit/test_docs.py)
+# mkdocs 1.6 then stops counting warnings, and --strict passes a broken link (tests/docs/test_docs.py)
 docs: $(VENV)/.installed
 	mkdocs build --strict
 

@@ -55,7 +55,6 @@ def test_workflow_defaults_equal_the_commands_own(section, command, options):
         assert set(props["tie_rule"]["enum"]) == set(rewardbench.TIE_RULES)
 
 
-
 def test_the_scoring_batch_is_written_once():
     """The scoring batch (rows per forward pass) was written as 16 in 28 signatures; each now reads
     options.SCORE_BATCH_SIZE, which the scoring commands and the schema's evaluate.batch_size share."""

@@ -84,9 +84,6 @@ class Plan(BasesMixin, StagesMixin, ReleasedMixin):
             raise RmflowError(f"{exc} ({where})", file=self.where) from exc
 
     def train_config(self, method: str, base: str) -> TrainConfig:
-        return self._train_config(method, base)
-
-    def _train_config(self, method: str, base: str) -> TrainConfig:
         values = {**self.config.get("train", {}), **self.config["base_models"][base].get("train", {}),
                   **self.method_entry(method).get("train", {}), **self.pair_entry(method, base).get("train", {}),
                   **self.config.get("train_overrides", {})}
@@ -258,7 +255,7 @@ class Plan(BasesMixin, StagesMixin, ReleasedMixin):
             base=base,
             base_model=self.base_model_ref(base),
             train_data=self.train_data(method, base),
-            train=self._train_config(method, base),
+            train=self.train_config(method, base),
             options=self.method_options(method, base),
             method_version=methods.get(method).VERSION,
             revision=entry.get("revision"),
