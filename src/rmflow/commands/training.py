@@ -50,16 +50,28 @@ def train(a: Train) -> None:
     module = methods.get(spec.method, where=f"{a.spec}: method")
     if a.processes * a.machines > 1 and not launch.inside_launcher():
         threads = max(1, (a.threads or 0) // a.processes) if a.threads else None
-        sys.exit(launch.relaunch(_worker_args(a, threads), a.processes, a.machines))
+        before = launch.model_stamp(a.out)
+        code = launch.relaunch(_worker_args(a, threads), a.processes, a.machines)
+        code = launch.judge_exit(code, a.out, before)
+        if code == 0 and not launch.per_node_launcher():  # every rank has exited: the checkpoints have done their job
+            _drop_checkpoints(a.checkpoint_dir)
+        sys.exit(code)
     set_threads(a.threads)
     overrides = {k: v for k, v in (("data", a.data), ("init", a.init)) if v}
     tracking_dir = a.tracking_dir or f"results/tracking/{spec.method}/{spec.base}"
     with checkpoint_directory(a.checkpoint_dir), tracking_run(f"{spec.method}/{spec.base}", tracking_dir):
         module.train(spec, a.out, **overrides)
-    if a.checkpoint_dir:  # the model is saved: the checkpoints have done their job
+    # A launched worker never deletes them: another rank may still abort in teardown, and then the launcher
+    # decides (the model sealed: a success; not sealed: the retry resumes from these checkpoints).
+    if not launch.inside_launcher():
+        _drop_checkpoints(a.checkpoint_dir)
+
+
+def _drop_checkpoints(directory: str | None) -> None:
+    if directory:
         import shutil
 
-        shutil.rmtree(a.checkpoint_dir, ignore_errors=True)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _worker_args(a: Train, threads: int | None) -> list[str]:

@@ -84,3 +84,34 @@ def relaunch(train_args: list[str], processes: int, machines: int) -> int:
     cmd = launch_command(train_args, processes, machines, port=port)
     log.info("launching %d process(es) on %d machine(s): %s", processes * machines, machines, " ".join(cmd))
     return subprocess.run(cmd, check=False).returncode
+
+
+def per_node_launcher() -> bool:
+    """This process is one node's launcher under the outer ``srun`` (the outer one decides the job's fate)."""
+    return PER_NODE_MARK in os.environ
+
+
+def model_stamp(out_dir: str) -> tuple[int, int] | None:
+    """The model directory's identity before training (None: absent). ``atomic_dir`` renames a new directory into
+    place, so a sealed model has a new inode whatever the clocks of a shared file system say."""
+    try:
+        stat = os.stat(out_dir)
+    except FileNotFoundError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns
+
+
+def judge_exit(code: int, out_dir: str, before: tuple[int, int] | None) -> int:
+    """The launch's exit code as the job's: a model this launch sealed is a success even when a worker aborted
+    afterwards, in teardown (a ZeRO-3 worker has been seen to abort there: "terminate called without an active
+    exception"). Failing the job then would make Snakemake delete the finished model and the retry start over."""
+    if code == 0:
+        return 0
+    after = model_stamp(out_dir)
+    if after is not None and after != before:
+        log.warning("the model was saved (%s) before a worker exited with code %d (an abort in teardown): the "
+                    "training is done and kept", out_dir, code)
+        return 0
+    log.error("training exited with code %d before the model was saved; its checkpoints are kept, so a rerun "
+              "resumes from the newest one", code)
+    return code

@@ -202,3 +202,47 @@ def test_several_machines_start_one_launcher_per_node():
     # --overlap: the job step running this holds the allocation (tests/slurm runs the nested srun for real)
     assert cmd[:6] == ["srun", "--overlap", "--nodes=2", "--ntasks=2", "--ntasks-per-node=1", "--kill-on-bad-exit=1"]
     assert f"--export=ALL,{PER_NODE_MARK}=1" in cmd and cmd[-4:] == ["--processes", "4", "--machines", "2"]
+
+
+@pytest.mark.slow
+def test_an_abort_in_teardown_keeps_a_sealed_model_and_an_abort_before_sealing_resumes(run_setup, tiny_base,
+                                                                                         monkeypatch):
+    """A worker dying after the model is sealed (as a ZeRO-3 worker did in teardown) is a success and the model
+    stays; one dying before the model is saved fails the job, keeps the checkpoints, and the rerun resumes from
+    the newest and ends as an uninterrupted run does. Two gloo processes, as on a node of GPUs."""
+    import os
+
+    from rmflow import methods
+
+    tests = str(Path(__file__).resolve().parents[2])  # tests/: the toy method module (tests/toy_teardown.py)
+    monkeypatch.syspath_prepend(tests)
+    methods.register("toy_teardown", "toy_teardown")  # also sets RMFLOW_METHOD_MODULES for the processes below
+    work, _ = run_setup
+    spec = spec_for("toy_teardown", tiny_base, work / "train.parquet", test_defaults=False,
+                    train={**TRAIN, "grad_accum": 1, "max_steps": 4, "checkpoint_every": 2})
+    spec_file = work / "toy.json"
+    spec_file.write_text(spec.to_json())
+
+    def run(name: str, fault: str | None, scratch: Path) -> subprocess.CompletedProcess:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")])}
+        env.pop("TOY_FAULT", None)
+        return subprocess.run(_train_cmd(spec_file, work / name, "--checkpoint-dir", str(scratch), "--processes",
+                                         "2"), capture_output=True, text=True, timeout=600,
+                              env={**env, **({"TOY_FAULT": fault} if fault else {})})
+
+    after = run("after_seal", "after_seal", work / "after-scratch")
+    assert after.returncode == 0, after.stderr[-3000:]
+    assert "before a worker exited with code" in after.stderr, after.stderr[-3000:]  # it aborted; it was judged
+    assert (work / "after_seal/model.safetensors").is_file()
+    assert not (work / "after-scratch").exists()  # every rank has ended: the checkpoints went
+
+    before = run("before_seal", "before_seal", work / "before-scratch")
+    assert before.returncode != 0 and "before the model was saved" in before.stderr, before.stderr[-3000:]
+    assert not (work / "before_seal").exists()
+    assert sorted(p.name for p in (work / "before-scratch").glob("step-*")) == ["step-00000002", "step-00000004"]
+    rerun = run("before_seal", None, work / "before-scratch")
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "resuming from" in rerun.stderr and "step-00000004" in rerun.stderr
+    assert not (work / "before-scratch").exists()
+    a, b = _weights(work / "after_seal"), _weights(work / "before_seal")
+    assert all(a[k].equal(b[k]) for k in a)  # the resumed run ends where the run that never failed ended
