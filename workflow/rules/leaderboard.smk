@@ -1,5 +1,12 @@
 # Gather: every scores.json (+ examples.parquet) of this run -> the leaderboard with bootstrap intervals, its
 # Markdown/LaTeX renderings, per-subset accuracies, paired tests against the best, the figures and the report items.
+# When jobs fail (keep-going), the onerror handler below gathers the same tables from the scores that exist and
+# lists the planned rows without one in leaderboard_missing.csv (rmflow.plan.failures); a rerun fills the gaps.
+from rmflow.plan.failures import gather_what_exists
+
+
+onerror:
+    gather_what_exists(workflow.dag, PLAN, PUBLISHED_TABLE)
 
 
 rule leaderboard:
@@ -35,6 +42,7 @@ rule leaderboard:
         sources=f"{RESULTS}/leaderboard_sources.csv",
         published_csv=f"{RESULTS}/leaderboard_published.csv",
         published_md=f"{RESULTS}/leaderboard_published.md",
+        missing=f"{RESULTS}/leaderboard_missing.csv",
     log:
         f"{RESULTS}/logs/leaderboard.log",
     benchmark:
@@ -48,7 +56,7 @@ rule leaderboard:
         "python -m rmflow leaderboard --scores {input.scores} --csv {output.csv} --md {output.md}"
         " --subsets {output.subsets} --tex {output.tex} --significance {output.significance}"
         " --sources {output.sources} --published {input.published} --published-csv {output.published_csv}"
-        " --published-md {output.published_md}"
+        " --published-md {output.published_md} --missing {output.missing}"
         " --bootstrap {params.cfg[bootstrap]}"
         " --seed {params.cfg[seed]} --level {params.cfg[level]} --ci-style {params.cfg[ci_style]} > {log} 2>&1"
 

@@ -74,15 +74,40 @@ class Leaderboard:
     seed: int = opt(0)
     level: float = opt(0.95)
     ci_style: str = opt("pm", choices=["pm", "brackets"])
+    missing: str | None = opt(None, "also write the planned rows without a score here (leaderboard_missing.csv; "
+                                    "its header alone when none is missing)")
+    planned: str | None = opt(None, "a gather manifest (results/logs/gather/planned.json): gather those of its "
+                                    "planned scores that exist and list the others in --missing")
     print: bool = opt(False, "also print the Markdown table")
 
 
 def leaderboard(a: Leaderboard) -> None:
-    from rmflow import leaderboard
+    import json
 
-    files = a.scores or leaderboard.find_scores(a.root)
+    from rmflow import leaderboard
+    from rmflow.leaderboard import missing
+
+    files, absent, planned = a.scores or leaderboard.find_scores(a.root), [], []
+    if a.planned:
+        content = json.loads(open(a.planned, encoding="utf-8").read())
+        planned = [p for p in content["planned"] if p["benchmark"] != "bestofn"]
+        absent = missing.missing_rows(content["planned"], content["failures"])
+        files = [p["output"] for p in planned if p["output"] not in {r["output"] for r in absent}]
+    if a.missing:
+        missing.write_missing(absent, a.missing)
+    note = missing.note(len(absent), len(content["planned"]), a.missing or a.planned) if absent else ""
+    if not files:
+        from rmflow.io import write_text
+
+        write_text(a.md, note + "\nNo planned row has a score yet: there is no table to show.\n")
+        raise RmflowError(f"no planned score exists yet: nothing to gather (see {a.missing})")
     options = leaderboard.Options(n_boot=a.bootstrap, seed=a.seed, level=a.level, ci_style=a.ci_style)
     markdown = leaderboard.main(files, a.csv, a.md, a.subsets, a.tex, a.significance, options)
+    if note:
+        from rmflow.io import write_text
+
+        markdown = f"{note}\n{markdown}"
+        write_text(a.md, markdown)
     if a.sources:
         from rmflow.leaderboard.sources import write_sources
 
@@ -95,6 +120,35 @@ def leaderboard(a: Leaderboard) -> None:
         published.main(a.csv, files, a.published, a.published_csv, a.published_md)
     if a.print:
         print(markdown)
+
+
+@dataclass(kw_only=True)
+class Gather:
+    manifest: str = opt(help="results/logs/gather/planned.json, written by the workflow's onerror handler")
+
+
+def gather(a: Gather) -> None:
+    """After failed jobs: every gathered output the rules would write, from the files that exist
+    (rmflow.plan.failures writes the manifest)."""
+    import json
+    from pathlib import Path
+
+    content = json.loads(Path(a.manifest).read_text(encoding="utf-8"))
+    out, cfg = content["results"], content["leaderboard"]
+    leaderboard(Leaderboard(
+        planned=a.manifest, missing=f"{out}/leaderboard_missing.csv", csv=f"{out}/leaderboard.csv",
+        md=f"{out}/leaderboard.md", subsets=f"{out}/leaderboard_subsets.csv", tex=f"{out}/leaderboard.tex",
+        significance=f"{out}/pairwise_significance.csv", sources=f"{out}/leaderboard_sources.csv",
+        published=cfg["published"], published_csv=f"{out}/leaderboard_published.csv",
+        published_md=f"{out}/leaderboard_published.md", bootstrap=cfg["bootstrap"], seed=cfg["seed"],
+        level=cfg["level"], ci_style=cfg["ci_style"]))
+    present = [p for p in content["planned"] if Path(p["output"]).exists()]
+    plots(Plots(leaderboard=f"{out}/leaderboard.csv", models=content["models"], out_dir=f"{out}/plots",
+                scores=[p["output"] for p in present if p["benchmark"] != "bestofn"]))
+    bestofn_files = [p["output"] for p in present if p["benchmark"] == "bestofn"]
+    if bestofn_files:
+        bestofn(BestOfN(step="table", files=bestofn_files, csv=f"{out}/bestofn.csv", png=f"{out}/bestofn.png",
+                        svg=f"{out}/plots/bestofn.svg"))
 
 
 @dataclass(kw_only=True)
@@ -206,6 +260,8 @@ COMMANDS = [
     Command("evaluate", "score a RewardBench-format set and write examples.parquet + scores.json", Evaluate,
             evaluate),
     Command("leaderboard", "gather scores.json files into the leaderboard tables", Leaderboard, leaderboard),
+    Command("gather", "after failed jobs: the leaderboard, figures and best-of-N table from what exists, and the "
+                      "list of what is missing", Gather, gather),
     Command("plots", "figures (PNG + SVG) and per-run metrics from the gathered results", Plots, plots),
     Command("explain", "why a model scores one conversation as it does (ArmoRM: its top-K objectives)", Explain,
             explain),

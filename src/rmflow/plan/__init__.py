@@ -196,7 +196,10 @@ class Plan(BasesMixin, StagesMixin, ReleasedMixin):
         gathered = ["leaderboard.csv", "leaderboard.md", "leaderboard.tex", "leaderboard_subsets.csv",
                     "pairwise_significance.csv", "plots/sections_ci.png", "plots/length_bias.png",
                     "plots/train_loss.png", "plots/run_metrics.csv", "config_used.yaml"]
-        return [f"{RESULTS}/{name}" for name in gathered] + extra
+        # every planned score and best-of-N file is a target of its own, not only an input of the tables: after a
+        # failed run the tables gathered from what exists (rmflow.plan.failures) stand in place, and the next run
+        # must still see the missing files as wanted, make them, and then rebuild the tables from them
+        return [f"{RESULTS}/{name}" for name in gathered] + self.score_files() + self.bestofn_files() + extra
 
     def rank_base(self) -> str:
         cfg = self.config["rank"]
