@@ -62,11 +62,12 @@ def spec_for(method: str, base_model="unused", train_data="unused", *, options: 
                    options=dict(options or {}), **spec_values)
 
 
-def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run ``rmflow`` exactly as a rule does (PYTHONPATH=<repo>/src), in a subprocess; returns the completed process.
-    The source is this test tree's own, so a copy of the tree (mutmut's mutants/) tests its own code."""
+    The source is this test tree's own, so a copy of the tree (mutmut's mutants/) tests its own code. ``env`` is
+    added to ours."""
     source = [str(REPO / "src"), os.environ.get("PYTHONPATH")]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, source))}
+    env = {**os.environ, **(env or {}), "PYTHONPATH": os.pathsep.join(filter(None, source))}
     return subprocess.run([sys.executable, "-m", "rmflow.cli", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=600, env=env)
 

@@ -14,7 +14,7 @@ class Evaluate(Compute):
     method: str | None = opt(None)
     external: str | None = opt(None, "or any existing reward model: a hub id or local directory")
     scorer: str | None = opt(None, "--external: how it scores (default classifier)",
-                             choices=["classifier", "custom_forward", "pairwise_pm", "judge_endpoint"])
+                             choices=["classifier", "armo", "custom_forward", "pairwise_pm", "judge_endpoint"])
     logit: int | None = opt(None, "--external classifier: which output is the reward")
     score_position: str | None = opt(None, "--external pairwise_pm: where the A/B logits are read (user_turn_end: "
                                            "RLHFlow's own scorer)",

@@ -5,6 +5,9 @@ Declared under ``reward_models:`` in the config (and picked by ``run.reward_mode
 evaluate --external`` for a one-off score. Four kinds of scorer (a trained judge is the fifth, method ``judge``):
 - ``classifier``: a ``*ForSequenceClassification``; the reward is output ``logit`` (ODIN-style two-head models have
   two), read at the last real token as for rmflow's own scalar RMs;
+- ``armo``: RLHFlow's released ArmoRM through rmflow's own implementation of its architecture
+  (rmflow.models.armo: its safetensors on transformers' LlamaModel plus the released gate, regression layer and
+  transform matrix), with no remote code: the released file does not import under transformers 5;
 - ``custom_forward``: a model with its own code (``trust_remote_code: true`` on it alone) whose forward output holds
   the reward in ``reward_field`` (RLHFlow's ArmoRM: ``score``, beside per-objective ``rewards``);
 - ``pairwise_pm``: a causal LM speaking the pair-PM protocol (methods.md §2: "[CONTEXT] … [RESPONSE A] … [RESPONSE
@@ -28,7 +31,8 @@ VERSION = 1
 KIND = "declared"  # the scorer's own kind decides: classifier -> scalar, the others -> pairwise
 READS = None
 EXTERNAL = True  # not a training method: never in run.methods
-SCORERS = ("classifier", "custom_forward", "pairwise_pm", "judge_endpoint")
+SCORERS = ("classifier", "armo", "custom_forward", "pairwise_pm", "judge_endpoint")
+SCALAR_SCORERS = ("classifier", "armo", "custom_forward")
 DECLARATION = "external.json"
 
 
@@ -39,7 +43,7 @@ class Config:
     model: str | None = None  # hub id or local directory (not for judge_endpoint)
     revision: str | None = None
     trust_remote_code: bool = False
-    scorer: str = "classifier"  # classifier | pairwise_pm | judge_endpoint
+    scorer: str = "classifier"  # classifier | armo | custom_forward | pairwise_pm | judge_endpoint
     logit: int = 0  # classifier: which output is the reward (several for multi-head models)
     reward_field: str = "score"  # custom_forward: the forward output's field holding the reward (ArmoRM: score)
     rewards_field: str | None = "rewards"  # custom_forward: per-objective rewards, kept for rmflow explain
@@ -71,7 +75,7 @@ class Config:
 
 
 def kind_of(config: Config) -> str:
-    return "scalar" if config.scorer in ("classifier", "custom_forward") else "pairwise"
+    return "scalar" if config.scorer in SCALAR_SCORERS else "pairwise"
 
 
 def sizing(config: Config) -> dict:
@@ -119,6 +123,14 @@ def scorer_for(config: Config, device: str = "cpu", batch_size: int = SCORE_BATC
         model = load_for_scoring(config.model, tokenizer, auto_class="AutoModelForCausalLM", **common)
         return PairwiseScorer(model, tokenizer, config.max_length, config.truncation_side, batch_size, device,
                               position=config.score_position)
+    if config.scorer == "armo":
+        from rmflow.models.armo import ArmoRewardModel, gate_pattern
+        from rmflow.models.custom_forward import CustomForwardScorer
+
+        model = load_for_scoring(config.model, tokenizer, model_class=ArmoRewardModel, revision=config.revision)
+        model.gate_pattern = gate_pattern(tokenizer)
+        return CustomForwardScorer(model, tokenizer, "score", "rewards", config.max_length, config.truncation_side,
+                                   device)
     if config.scorer == "custom_forward":
         from rmflow.models.custom_forward import CustomForwardScorer
 

@@ -171,8 +171,9 @@ def attention_of(model) -> str:
 
 def load_model(ref: str, tokenizer, *, auto_class: str = "AutoModelForSequenceClassification",
                revision: str | None = None, trust_remote_code: bool = False, dtype=None,
-               attn_implementation: str | None = None, **kwargs):
-    """Load ``ref`` with the given auto class, resize for an added pad token and set ``pad_token_id``.
+               attn_implementation: str | None = None, model_class=None, **kwargs):
+    """Load ``ref`` with the given auto class (or rmflow's own ``model_class``, which runs no code of the
+    repository's), resize for an added pad token and set ``pad_token_id``.
 
     ``dtype`` None keeps transformers' default (the checkpoint's stored dtype); training goes through
     ``load_for_training`` (fp32) and scoring through ``load_for_scoring``."""
@@ -180,8 +181,8 @@ def load_model(ref: str, tokenizer, *, auto_class: str = "AutoModelForSequenceCl
 
     check_model_ref(ref)
     _prepare_hub(ref)
-    cls = getattr(transformers, auto_class)
-    if not trust_remote_code:
+    cls = model_class or getattr(transformers, auto_class)
+    if not trust_remote_code and model_class is None:
         from rmflow.models.custom_forward import custom_code_of
 
         code = custom_code_of(ref, auto_class, revision)
@@ -203,6 +204,10 @@ def load_model(ref: str, tokenizer, *, auto_class: str = "AutoModelForSequenceCl
         raise _hub_hint(ref, exc) from exc
     except OSError as exc:
         raise _hub_hint(ref, exc) from exc
+    except ImportError as exc:
+        if not trust_remote_code:
+            raise
+        raise remote_code_error(ref, auto_class, revision, exc) from exc
     model.rmflow_attention_note = note
     if model.get_input_embeddings().num_embeddings < len(tokenizer):
         # the new [PAD] row is only ever read at masked positions: a plain init, not transformers' mean-resizing
@@ -210,3 +215,18 @@ def load_model(ref: str, tokenizer, *, auto_class: str = "AutoModelForSequenceCl
         model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
     model.config.pad_token_id = tokenizer.pad_token_id
     return model
+
+
+def remote_code_error(ref: str, auto_class: str, revision: str | None, exc: ImportError) -> RmflowError:
+    """A model's own code that no longer imports (RLHFlow's ArmoRM under transformers 5: ``LLAMA_INPUTS_DOCSTRING``
+    is gone), said with the model, the import, the installed transformers and the way out, instead of a traceback."""
+    import transformers
+
+    from rmflow.models.custom_forward import custom_code_of
+
+    code = custom_code_of(ref, auto_class, revision) or "its modelling file"
+    return RmflowError(
+        f"the own code of '{ref}' ({code}) does not import under the installed transformers "
+        f"{transformers.__version__}: {exc}. For RLHFlow's ArmoRM declare scorer: armo (rmflow's implementation of "
+        "its architecture; no remote code); otherwise score it in an environment with the transformers version its "
+        "code was written for", field="trust_remote_code")
