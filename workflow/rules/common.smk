@@ -281,5 +281,5 @@ onstart:
             partitions=partitions,
             more_problems=deepspeed_problems(trainings, env_files)
             + hub_check.check(config)
-            + refusals(PLAN, scheduled, partitions),
+            + refusals(PLAN, scheduled, partitions, workflow.execution_settings.retries + 1),
         )

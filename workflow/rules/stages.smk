@@ -26,7 +26,9 @@ for stage in PLAN.stage_names():
             gpus=gpus_asked,  # the GPUs this job asked for: the command refuses to run without them
             inputs=stage_arguments(stage),
             stage=stage,
+            # a large set's embeddings, kept chunk by chunk outside the declared output: a timed-out job resumes
+            resume=lambda w: f"{RESULTS}/scratch/stages/{w.method}/{w.base}",
         shell:
             "python -m rmflow --rule stage_{params.stage} --gpus {params.gpus} stage --method {wildcards.method}"
             " --stage {params.stage} --spec {input.spec} --inputs {params.inputs:q} --out {output}"
-            " --threads {threads} > {log} 2>&1"
+            " --checkpoint-dir {params.resume}/{params.stage} --threads {threads} > {log} 2>&1"

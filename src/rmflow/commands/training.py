@@ -113,6 +113,8 @@ class Stage:
     inputs: str = opt(help='JSON {name: path or hub id}: what the stage reads (the method\'s stage_inputs; e.g. '
                            '{"backbone": ..., "data": ...})')
     out: str = opt()
+    checkpoint_dir: str | None = opt(None, "embeddings of a large set kept here chunk by chunk (outside the rule's "
+                                           "outputs); a rerun resumes from them, and they go once the stage is done")
     threads: int | None = opt(None)
 
 
@@ -128,8 +130,12 @@ def stage(a: Stage) -> None:
         inputs = json.loads(a.inputs)
     except json.JSONDecodeError as exc:
         raise RmflowError(f"--inputs is not a JSON object ({exc})", field="inputs") from exc
+    from rmflow.train.checkpoint import checkpoint_directory
+
     set_threads(a.threads)
-    methods.hook(module, "run_stage")(a.stage, a.spec, inputs, a.out)
+    with checkpoint_directory(a.checkpoint_dir):
+        methods.hook(module, "run_stage")(a.stage, a.spec, inputs, a.out)
+    _drop_checkpoints(a.checkpoint_dir)
 
 
 COMMANDS = [

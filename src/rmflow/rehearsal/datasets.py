@@ -2,8 +2,8 @@
 
 The text is rmflow's synthetic suite (``rmflow.data.synth``: checkable preferences, arithmetic with labelled steps),
 so the rehearsal hub builds on a fresh clone. What each repository mirrors - split names and the files that carry
-them, data_dir folders, column names and types, quirks - is stated in ``LAYOUTS`` with the card it comes from, and
-copied into the manifest.
+them, data_dir folders, column names and types, quirks - is each repository's recorded layout (rmflow.hub_facts,
+with the card it comes from), copied into the manifest; a test compares every stand-in with those facts.
 """
 
 from __future__ import annotations
@@ -16,54 +16,34 @@ from dataclasses import dataclass, field
 
 from rmflow.data import synth
 
-# data-set id -> (layout facts and where they come from, what the stand-in simplifies)
-LAYOUTS = {
-    "hendrydong/preference_700K": (
-        "split train in data/train-*.parquet; columns chosen, rejected: lists of {role, content} (the seed's "
-        "standard format, bradley-terry-rm README; hub viewer). One row without an assistant turn: the mixture's "
-        "malformed rows, dropped and counted under on_invalid: skip", "48 rows instead of 700K"),
-    "RLHFlow/pair-preference-dataset-mix1": (
-        "split train; column messages = [user '[CONTEXT] ... [RESPONSE A] ... [RESPONSE B] ...', assistant A|B] "
-        "(pair-pm/process_pair_data.py's template). One row whose whitespace is off the template", "48 rows"),
-    "RLHFlow/preference_data_v2_80K_wsafety": ("as pair-preference-dataset-mix1", "48 rows"),
-    "RLHFlow/pair_preference_model_dataset": ("as pair-preference-dataset-mix1", "48 rows"),
-    "RLHFlow/UltraFeedback-preference-standard": (
-        "split train; columns chosen, rejected (standard format; pair-pm/SSRM/pseudo_label.py)", "48 rows"),
-    "RLHFlow/ArmoRM-Multi-Objective-Data-v0.1": (
-        "split train; column messages + the 19 attribute columns of armo-rm/stage-1_prepare.py, each row labelled "
-        "only by its source's attributes (null elsewhere), values already in [0, 1]", "48 rows, 4 sources"),
-    "RLHFlow/pair_data_v2_80K_wsafety": ("split train; columns chosen, rejected (armo-rm/stage-2_prepare.py)",
-                                         "48 rows"),
-    "nvidia/HelpSteer2": (
-        "root train.jsonl.gz and validation.jsonl.gz (splits train, validation): prompt, response and five 0-4 "
-        "integer attributes, multi-turn prompts joined with '<extra_id_1>User' / '<extra_id_1>Assistant' (the "
-        "card); preference/preference.jsonl.gz (data_dir preference, one split 'train' holding a column split = "
-        "train|val): prompt, response_1, response_2, preference_strength -3..3, preference_statement, "
-        "preference_elaboration (the card, decision_tree/collect_llm_preferences.py)",
-        "48 attribute rows, 40 preference rows; no disagreements/ folder"),
-    "RLHFlow/Mistral-PRM-Data": (
-        "split train; column conversations = [user 'problem Step 1: ...', assistant +|-, user 'Step 2: ...', ...] "
-        "(Math-Shepherd hard labels; math-rm README)", "arithmetic problems, 32 trajectories"),
-    "RLHFlow/Mistral-ORM-Data": (
-        "split train; column conversations = [user problem + whole solution, assistant +|-] (math-rm README)",
-        "the same 32 trajectories"),
-    "RLHFlow/Mistral-GSM8K-Test": (
-        "split train only (data/train-*.parquet; prm_evaluate.py asks for 'test'); columns prompt, answers "
-        "(list of str: 'Step k: ... ки' lines, Math-Shepherd's tag), label (list of 0/1)", "6 problems x 8 answers"),
-    "RLHFlow/Mistral-MATH500-Test": ("as Mistral-GSM8K-Test (split train only)", "6 problems x 8 answers"),
-    "RLHFlow/Deepseek-GSM8K-Test": (
-        "split test; columns prompt, answers (steps separated by blank lines, no tags), label", "6 problems x 8"),
-    "RLHFlow/Deepseek-MATH500-Test": ("as Deepseek-GSM8K-Test (split test)", "6 problems x 8 answers"),
-    "allenai/reward-bench": (
-        "splits raw and filtered in data/{raw,filtered}-00000-of-00001.parquet; columns prompt, chosen, "
-        "chosen_model, rejected, rejected_model, subset, id (int); the 23 official subset names (the card)",
-        "2 rows per subset"),
-    "allenai/reward-bench-2": (
-        "split test in data/test-00000-of-00001.parquet; columns id, prompt, chosen (list), rejected (list), "
-        "num_correct, num_incorrect, total_completions, models, subset; subsets Factuality, Precise IF, Math, "
-        "Safety, Focus (1 chosen, 3 rejected) and Ties (ids ref:<n> / tied:<n>, several correct answers)",
-        "3 prompts per subset, 2 Ties pairs"),
+# data-set id -> what the stand-in simplifies; what it mirrors (splits, files, columns, quirks) is each
+# repository's recorded layout in rmflow/hub_facts, with its source
+SIMPLIFIED = {
+    'hendrydong/preference_700K': '48 rows instead of 700K',
+    'RLHFlow/pair-preference-dataset-mix1': '48 rows',
+    'RLHFlow/preference_data_v2_80K_wsafety': '48 rows',
+    'RLHFlow/pair_preference_model_dataset': '48 rows',
+    'RLHFlow/UltraFeedback-preference-standard': '48 rows',
+    'RLHFlow/ArmoRM-Multi-Objective-Data-v0.1': '48 rows, 4 sources',
+    'RLHFlow/pair_data_v2_80K_wsafety': '48 rows',
+    'nvidia/HelpSteer2': '48 attribute rows, 40 preference rows; no disagreements/ folder',
+    'RLHFlow/Mistral-PRM-Data': 'arithmetic problems, 32 trajectories',
+    'RLHFlow/Mistral-ORM-Data': 'the same 32 trajectories',
+    'RLHFlow/Mistral-GSM8K-Test': '6 problems x 8 answers',
+    'RLHFlow/Mistral-MATH500-Test': '6 problems x 8 answers',
+    'RLHFlow/Deepseek-GSM8K-Test': '6 problems x 8',
+    'RLHFlow/Deepseek-MATH500-Test': '6 problems x 8 answers',
+    'allenai/reward-bench': '2 rows per subset',
+    'allenai/reward-bench-2': '3 prompts per subset, 2 Ties pairs',
 }
+
+
+def layout(repo_id: str) -> str:
+    from rmflow import hub_facts
+
+    return hub_facts.value(repo_id, "layout")
+
+
 V1_SUBSETS = ["alpacaeval-easy", "alpacaeval-length", "alpacaeval-hard", "mt-bench-easy", "mt-bench-med",
               "mt-bench-hard", "llmbar-natural", "llmbar-adver-neighbor", "llmbar-adver-GPTInst",
               "llmbar-adver-GPTOut", "llmbar-adver-manual", "refusals-dangerous", "refusals-offensive",
@@ -108,7 +88,7 @@ def _repo(repo_id: str, files: dict[str, list[dict]]) -> DataRepo:
     for name, rows in files.items():
         repo.files[name] = _jsonl_gz(rows) if name.endswith(".jsonl.gz") else _parquet(rows)
         repo.rows[name] = len(rows)
-    facts, simplified = LAYOUTS[repo_id]
+    facts, simplified = layout(repo_id), SIMPLIFIED[repo_id]
     repo.files["README.md"] = (f"---\npretty_name: {repo_id} (rmflow rehearsal stand-in)\n---\n# {repo_id}\n\n"
                                f"Layout: {facts}.\n\nSimplified: {simplified}.\n").encode("utf-8")
     return repo
@@ -224,7 +204,7 @@ def _rewardbench2(seed: int) -> list[dict]:
 
 
 def build_all(seed: int = 0) -> list[DataRepo]:
-    """Every data-set stand-in (the ids of LAYOUTS), deterministic from ``seed``."""
+    """Every data-set stand-in (the ids of SIMPLIFIED), deterministic from ``seed``."""
     shard = "data/train-00000-of-00001.parquet"
     malformed = {"chosen": [{"role": "user", "content": "Name a colour."}],
                  "rejected": [{"role": "user", "content": "Name a colour."}, {"role": "assistant", "content": "No."}]}

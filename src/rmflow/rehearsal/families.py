@@ -11,7 +11,7 @@ instead of the real 32k-256k vocabularies (so token ids differ), random weights.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 LLAMA3_TEMPLATE = (
     "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = '<|start_header_id|>' + "
@@ -68,9 +68,7 @@ class Family:
     pad: str | None                  # None: the family has no pad token (rmflow adds [PAD] for training)
     extra_specials: tuple[str, ...]
     chat_template: str
-    architecture: str                # the *ForCausalLM class; reward models swap in *ForSequenceClassification
     config_class: str
-    config: dict = field(default_factory=dict)
     eos_ids_also: tuple[str, ...] = ()   # more end tokens in config/generation_config eos_token_id (Llama-3.x)
 
 
@@ -82,37 +80,22 @@ FAMILIES = {
     "llama3": Family(
         "llama3", "meta-llama/Meta-Llama-3-8B-Instruct config.json, tokenizer_config.json", True,
         "PreTrainedTokenizerFast", "<|begin_of_text|>", "<|eot_id|>", None, None,
-        ("<|end_of_text|>", *LLAMA3_SPECIALS), LLAMA3_TEMPLATE, "LlamaForCausalLM", "LlamaConfig",
-        {"rope_theta": 500000.0, "max_position_embeddings": 8192, "hidden_act": "silu", "rms_norm_eps": 1e-5,
-         "tie_word_embeddings": False, "attention_bias": False},
-        eos_ids_also=("<|end_of_text|>",)),
+        ("<|end_of_text|>", *LLAMA3_SPECIALS), LLAMA3_TEMPLATE, "LlamaConfig", eos_ids_also=("<|end_of_text|>",)),
     "llama31": Family(
         "llama31", "meta-llama/Llama-3.1-8B-Instruct config.json, tokenizer_config.json", True,
         "PreTrainedTokenizerFast", "<|begin_of_text|>", "<|eot_id|>", None, None,
         ("<|end_of_text|>", *LLAMA3_SPECIALS, "<|eom_id|>", "<|python_tag|>", "<|finetune_right_pad_id|>"),
-        LLAMA31_TEMPLATE, "LlamaForCausalLM", "LlamaConfig",
-        {"rope_theta": 500000.0, "max_position_embeddings": 131072, "hidden_act": "silu", "rms_norm_eps": 1e-5,
-         "tie_word_embeddings": False, "attention_bias": False,
-         "rope_scaling": {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-                          "original_max_position_embeddings": 8192, "rope_type": "llama3"}},
-        eos_ids_also=("<|end_of_text|>", "<|eom_id|>")),
+        LLAMA31_TEMPLATE, "LlamaConfig", eos_ids_also=("<|end_of_text|>", "<|eom_id|>")),
     "mistral": Family(
         "mistral", "mistralai/Mistral-7B-Instruct-v0.2 config.json, tokenizer_config.json", False,
-        "LlamaTokenizer", "<s>", "</s>", "<unk>", None, (), MISTRAL_TEMPLATE, "MistralForCausalLM", "MistralConfig",
-        {"rope_theta": 1000000.0, "sliding_window": None, "max_position_embeddings": 32768, "hidden_act": "silu",
-         "rms_norm_eps": 1e-5, "tie_word_embeddings": False}),
+        "LlamaTokenizer", "<s>", "</s>", "<unk>", None, (), MISTRAL_TEMPLATE, "MistralConfig"),
     "gemma": Family(
         "gemma", "google/gemma-2b-it config.json, tokenizer_config.json", False, "GemmaTokenizer", "<bos>", "<eos>",
-        "<unk>", "<pad>", ("<start_of_turn>", "<end_of_turn>"), GEMMA_TEMPLATE, "GemmaForCausalLM", "GemmaConfig",
-        {"hidden_activation": "gelu_pytorch_tanh", "rope_theta": 10000.0, "max_position_embeddings": 8192,
-         "rms_norm_eps": 1e-6, "tie_word_embeddings": True}),
+        "<unk>", "<pad>", ("<start_of_turn>", "<end_of_turn>"), GEMMA_TEMPLATE, "GemmaConfig"),
     "gemma2": Family(
         "gemma2", "google/gemma-2-9b-it and gemma-2-27b-it config.json, tokenizer_config.json", False,
         "GemmaTokenizer", "<bos>", "<eos>", "<unk>", "<pad>", ("<start_of_turn>", "<end_of_turn>"), GEMMA_TEMPLATE,
-        "Gemma2ForCausalLM", "Gemma2Config",
-        {"hidden_activation": "gelu_pytorch_tanh", "attn_logit_softcapping": 50.0, "final_logit_softcapping": 30.0,
-         "query_pre_attn_scalar": 16, "sliding_window": 4096, "cache_implementation": "hybrid",
-         "max_position_embeddings": 8192, "rms_norm_eps": 1e-6, "tie_word_embeddings": True}),
+        "Gemma2Config"),
 }
 SIZES = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
          "num_key_value_heads": 2, "head_dim": 16}
@@ -156,24 +139,37 @@ def build_tokenizer(family: Family, corpus: list[str], pad: str | None = None):
     return tokenizer
 
 
-def build_model(family: Family, tokenizer, *, classifier: bool, seed: int, num_labels: int = 1):
-    """The family's architecture at the rehearsal size, random weights from ``seed``, stored in bf16."""
+def build_model(family: Family, tokenizer, *, architecture: str, behaviour: dict, seed: int, num_labels: int = 1):
+    """``architecture`` at the rehearsal size with the repository's recorded ``behaviour`` keys (rmflow.hub_facts),
+    random weights from ``seed``, stored in bf16. The keys tied to the real size follow the stand-in's
+    (``SIZE_TIED``)."""
     import torch
     import transformers
 
     eos = [tokenizer.convert_tokens_to_ids(family.eos)] + [tokenizer.convert_tokens_to_ids(t)
                                                            for t in family.eos_ids_also]
+    behaviour = {k: v for k, v in behaviour.items() if k not in SIZE_TIED}
     sizes = dict(SIZES)
-    if family.name == "gemma2":
+    if "query_pre_attn_scalar" in SIZE_TIED and family.config_class == "Gemma2Config":
         sizes["query_pre_attn_scalar"] = sizes["head_dim"]
     config = getattr(transformers, family.config_class)(
         vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id, eos_token_id=eos if len(eos) > 1 else eos[0],
-        pad_token_id=tokenizer.pad_token_id, **{**family.config, **sizes})
-    config.architectures = [family.architecture.replace("ForCausalLM", "ForSequenceClassification")
-                            if classifier else family.architecture]
+        pad_token_id=tokenizer.pad_token_id, **{**behaviour, **sizes})
+    config.architectures = [architecture]
+    classifier = architecture.endswith("ForSequenceClassification")
     if classifier:
         config.num_labels = num_labels
-    cls = getattr(transformers, config.architectures[0])
+    cls = getattr(transformers, architecture)
     torch.manual_seed(seed)
     model = cls(config)
     return model.to(torch.bfloat16)
+
+
+# recorded behaviour keys the stand-in cannot keep, because they follow the real model's size or vocabulary, and why
+SIZE_TIED = {
+    "query_pre_attn_scalar": "Gemma-2 scales queries by this (the real 9B: its head_dim 256; 27B: hidden/heads 144); "
+                             "the stand-in's is its own head_dim",
+    "gating_hidden_dim": "ArmoRM's gate width (1024) scaled down with the hidden size",
+    "pad_token_id": "the stand-in vocabulary's own id of the same pad token",
+    "torch_dtype": "stand-ins are stored in bf16",
+}

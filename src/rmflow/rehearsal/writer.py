@@ -16,6 +16,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from rmflow import hub_facts
 from rmflow.errors import RmflowError
 from rmflow.rehearsal import datasets as data_standins
 from rmflow.rehearsal.families import FAMILIES, build_model, build_tokenizer
@@ -86,15 +87,23 @@ def model_files(repo_id: str, tokenizers: dict, seed: int) -> dict[str, bytes]:
     family = FAMILIES[family_name]
     tokenizer = tokenizers[(family_name, pad)]
     seed = seed + int(hashlib.sha1(repo_id.encode()).hexdigest()[:6], 16)
+    architecture, behaviour = hub_facts.value(repo_id, "architecture"), hub_facts.value(repo_id, "behaviour")
+    if architecture is None or behaviour is None:
+        raise RmflowError(f"no recorded facts for {repo_id} (rmflow/hub_facts/{hub_facts.file_of(repo_id).name})",
+                          field="rehearsal-hub")
     if kind == "armo_custom":
-        model = _armo_model(family, tokenizer, seed)
+        model = _armo_model(family, tokenizer, seed, behaviour)
     else:
-        model = build_model(family, tokenizer, classifier=kind == "classifier", seed=seed)
+        model = build_model(family, tokenizer, architecture=architecture, behaviour=behaviour, seed=seed)
     files = _saved([model.save_pretrained, tokenizer.save_pretrained])
-    if kind == "armo_custom":
-        from rmflow.rehearsal.armo_code import MODELING_CUSTOM
+    if kind == "armo_custom":  # saved by rmflow's class: the released class name and auto_map written over it
+        from rmflow.rehearsal.armo_code import modeling_file
 
-        files["modeling_custom.py"] = MODELING_CUSTOM.lstrip().encode("utf-8")
+        files["modeling_custom.py"] = modeling_file(model.rmflow_gate_pattern).encode("utf-8")
+        config_json = json.loads(files["config.json"])
+        config_json.update(architectures=[architecture],
+                           auto_map=dict(hub_facts.value(repo_id, "custom_code")["auto_map"]))
+        files["config.json"] = (json.dumps(config_json, indent=2, sort_keys=True) + "\n").encode("utf-8")
     config = json.loads(files["tokenizer_config.json"])
     config["tokenizer_class"] = family.tokenizer_class
     # these repositories keep the template inside tokenizer_config.json (transformers 5 writes a separate file)
@@ -107,38 +116,31 @@ def model_files(repo_id: str, tokenizers: dict, seed: int) -> dict[str, bytes]:
     return files
 
 
-def _armo_model(family, tokenizer, seed: int):
-    import importlib.util
-    import sys
-
+def _armo_model(family, tokenizer, seed: int, behaviour: dict):
+    """The ArmoRM stand-in: its recorded config keys (the gate's width scaled down) on a Llama backbone, built with
+    rmflow's implementation of the released architecture (the same module names, so the same safetensors keys) and
+    saved under the released class name and auto_map."""
     import torch
-    import transformers
 
-    from rmflow.rehearsal.armo_code import MODELING_CUSTOM
+    from rmflow.models.armo import ArmoRewardModel, gate_pattern
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "modeling_custom.py"
-        path.write_text(MODELING_CUSTOM, encoding="utf-8")
-        spec = importlib.util.spec_from_file_location("modeling_custom", path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules.setdefault("modeling_custom", module)
-        spec.loader.exec_module(module)
-    base = build_model(family, tokenizer, classifier=False, seed=seed)
-    config = transformers.LlamaConfig(**{k: v for k, v in base.config.to_dict().items()
-                                         if k not in ("architectures", "model_type", "transformers_version")})
-    pattern = tokenizer.encode("<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n",
-                               add_special_tokens=False)
+    base = build_model(family, tokenizer, architecture="LlamaForCausalLM", behaviour=behaviour, seed=seed)
+    config = base.config
+    pattern = gate_pattern(tokenizer)
     turns = [{"role": "user", "content": "Hi."}, {"role": "assistant", "content": "Hello."}]
     sample = tokenizer.apply_chat_template(turns, tokenize=True)
     sample = sample["input_ids"] if hasattr(sample, "keys") else sample
     if not any(sample[j:j + len(pattern)] == pattern for j in range(len(sample))):
         raise RmflowError("the ArmoRM stand-in's gating pattern does not occur in a templated conversation")
-    config.update({"num_objectives": 19, "gating_temperature": 10, "gating_hidden_dim": 32, "gating_n_hidden": 3,
-                   "gating_token_pattern": pattern, "architectures": ["LlamaForRewardModelWithGating"],
-                   "auto_map": {"AutoModelForSequenceClassification":
-                                "modeling_custom.LlamaForRewardModelWithGating"}})
+    config.gating_hidden_dim = 32  # SIZE_TIED: the released 1024 scaled with the hidden size
     torch.manual_seed(seed)
-    return module.LlamaForRewardModelWithGating(config).to(torch.bfloat16)
+    model = ArmoRewardModel(config, gate_pattern=pattern)
+    with torch.no_grad():  # the released matrix and scale are learned; zeros would make every score 0
+        model.reward_transform_matrix.copy_(torch.eye(config.num_objectives)
+                                            + 0.1 * torch.randn(config.num_objectives, config.num_objectives))
+        model.gating.logit_scale.fill_(1.5)
+    model.rmflow_gate_pattern = pattern
+    return model.to(torch.bfloat16)
 
 
 def build(out: str | Path, config: dict, seed: int = 0) -> dict:
@@ -169,8 +171,10 @@ def build(out: str | Path, config: dict, seed: int = 0) -> dict:
             manifest["models"][repo_id] = {
                 "revision": commit, "role": role, "architecture": config_json["architectures"][0],
                 "dtype": config_json.get("dtype") or config_json.get("torch_dtype"),
-                "mirrors": f"{FAMILIES[family_name].source}: architecture class, behaviour-changing config keys, "
-                           "special tokens, chat template" + (f", pad token {pad}" if pad else ""),
+                "mirrors": f"rmflow/hub_facts/{hub_facts.file_of(repo_id).name} (architecture class, "
+                           "behaviour-changing config keys, custom code) and "
+                           f"{FAMILIES[family_name].source} (special tokens, chat template)"
+                           + (f", pad token {pad}" if pad else ""),
                 "simplified": SIMPLIFIED_MODEL + (f"; the pad token {pad} is the one the seed's scripts add, not "
                                                   "checked against this repository" if pad else ""),
                 "files": sorted(files)}
@@ -178,7 +182,7 @@ def build(out: str | Path, config: dict, seed: int = 0) -> dict:
         for repo_id in sorted(wanted["dataset"]):
             repo = repos[repo_id]
             commit = write_repo(cache, repo_id, "dataset", repo.files)
-            facts, simplified = data_standins.LAYOUTS[repo_id]
+            facts, simplified = data_standins.layout(repo_id), data_standins.SIMPLIFIED[repo_id]
             manifest["datasets"][repo_id] = {"revision": commit, "layout": facts, "simplified": simplified,
                                              "rows": repo.rows}
             log.info("dataset %s at %s", repo_id, commit[:10])

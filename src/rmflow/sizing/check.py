@@ -9,6 +9,7 @@ the one being written) and saved model under ``results/``, and the hub models in
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ class Estimate:
     est_disk_gb: float
     fits: bool = True
     est_checkpoints_gb: float = 0.0  # of est_disk_gb: resumable checkpoints, deleted when the training ends
+    attempts: int = 1  # submissions a resumable job needs to finish within its runtime
     advice: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     job: str = ""
@@ -149,8 +151,9 @@ def _combined_advice(work: Work, setup: est.Setup, fits) -> str:
     return "nothing here fits: " + " + ".join(taken) + " is still over; a GPU with more memory"
 
 
-def estimate_job(job: Job, resources: dict, partitions: dict | None, mfu: dict) -> Estimate:
-    """One job's estimate, checked against its request and (when known) its partition."""
+def estimate_job(job: Job, resources: dict, partitions: dict | None, mfu: dict, attempts: int = 1) -> Estimate:
+    """One job's estimate, checked against its request and (when known) its partition. ``attempts``: how often a
+    failed job is submitted (the profile's retries + 1): a resumable job may take that many runtimes."""
     gpus = gpus_in_request(resources.get("gres"), resources.get("gpu") or resources.get("gpus"))
     nodes = int(resources.get("nodes") or 1)
     gpu_type = gpu_type_of(resources.get("gres")) or (str(resources.get("gpu_model") or "").lower() or None)
@@ -208,13 +211,20 @@ def estimate_job(job: Job, resources: dict, partitions: dict | None, mfu: dict) 
         elif out.est_gpu_mem_gb > (1 - WARN_WITHIN) * gpu_mem:
             out.warnings.append(f"~{out.est_gpu_mem_gb:.0f} GB per GPU is within 10 % of {gpu_mem:.0f} GB")
     if hours is not None and limit_h is not None:
-        if hours > limit_h:
+        needed = math.ceil(hours / ((1 - WARN_WITHIN) * limit_h))
+        if hours > limit_h and work.resumable and needed <= attempts:
+            out.attempts = needed
+            out.assumptions.append(f"resumable: ~{hours:.1f} h in {needed} attempts of its {limit_h:.0f} h runtime "
+                                   f"(its work is kept chunk by chunk under results/scratch; {attempts} allowed)")
+        elif hours > limit_h:
             out.fits = False
             more = f"runtime: {int(hours * 1.2 * 60)} (minutes, 20 % spare)"
             if partition is not None and partition.max_time_min is not None \
                     and hours * 60 > partition.max_time_min:
                 more = (f"more GPUs or a partition with a longer MaxTime (partition '{partition.name}' allows "
                         f"{partition.max_time_min / 60:.0f} h)")
+            if work.resumable:
+                more += f" (resumable: {needed} attempts of {limit_h:.0f} h would do; {attempts} allowed)"
             out.advice.append(f"needs ~{hours:.1f} h, over its runtime of {limit_h:.0f} h: {more}")
         elif hours > (1 - WARN_WITHIN) * limit_h:
             out.warnings.append(f"~{hours:.1f} h is within 10 % of its runtime of {limit_h:.0f} h")

@@ -58,6 +58,9 @@ class Work:
     batch_tokens: int | None = None  # or a padded-token budget per forward (scoring, embedding)
     logit_positions: float = 0  # LM-head logits per text
     per_process: bool = False  # texts counts one process's share (a max_steps run): all GPUs do as many
+    # its work is kept chunk by chunk under results/scratch and a rerun resumes (embedding, best-of-N scoring): a
+    # job longer than its runtime still finishes over the profile's retries
+    resumable: bool = False
     train: TrainConfig | None = None
     data: list[Data] = field(default_factory=list)
 
@@ -85,11 +88,15 @@ def sizing_of(plan, method: str, base: str) -> dict:
 
 def data_facts(plan, section: str, name: str) -> Data:
     """Rows and text length of a configured data set: its prepare report's row count where the run already
-    prepared it, else the fact sheet's numbers for its hub id, else unknown."""
+    prepared it, else the recorded rows of its hub id (rmflow.hub_facts: a count, or a card's size bucket planned at
+    its upper end), with rmflow's estimate of the text length (sizing/facts.yaml); else unknown."""
+    from rmflow import hub_facts
+
     entry = plan.config[section][name]
     path = entry["path"] if isinstance(entry["path"], list) else [entry["path"]]
-    sheet = facts()["datasets"]
-    known = [sheet.get(f"{p}/{entry['data_dir']}") if entry.get("data_dir") else sheet.get(p) for p in path]
+    lengths = facts()["datasets"]
+    key = [f"{p}/{entry['data_dir']}" if entry.get("data_dir") else p for p in path]
+    recorded = [hub_facts.rows(p, entry.get("data_dir")) for p in path]
     report = Path(paths.path("prepared_report", dataset=name))
     rows = None
     if report.is_file():
@@ -97,13 +104,13 @@ def data_facts(plan, section: str, name: str) -> Data:
             rows = json.loads(report.read_text(encoding="utf-8"))["rows_kept"]
         except (OSError, ValueError, KeyError):
             rows = None
-    if not all(known):
-        return Data(rows, None, source=f"{name}: no facts (not in rmflow's fact sheet)")
-    fact_rows = sum(k["rows"] for k in known)
-    tokens = sum(k["tokens_per_text"] * k["rows"] for k in known) / max(fact_rows, 1)
-    source = f"{report} (rows)" if rows is not None else "; ".join(k["source"] for k in known)
-    return Data(rows if rows is not None else fact_rows, tokens, known[0].get("texts_per_row", 1.0), source,
-                estimate=any(k.get("estimate") for k in known))
+    if not all(recorded) or not all(k in lengths for k in key):
+        return Data(rows, None, source=f"{name}: no facts (not in rmflow.hub_facts or the length sheet)")
+    fact_rows = sum(r[0] for r in recorded)
+    tokens = sum(lengths[k]["tokens_per_text"] * r[0] for k, r in zip(key, recorded)) / max(fact_rows, 1)
+    source = f"{report} (rows)" if rows is not None else "; ".join(f"{p}: {r[2]}" for p, r in zip(path, recorded))
+    return Data(rows if rows is not None else fact_rows, tokens, lengths[key[0]].get("texts_per_row", 1.0), source,
+                estimate=True)
 
 
 def _model_of(plan, method: str, base: str) -> tuple[str, str | None]:
@@ -155,7 +162,7 @@ def embed_work(plan, method: str, base: str, data: Data, texts_per_row: float) -
     ref, revision = _model_of(plan, method, base)
     return Work("embed", ref, revision, "classifier", (data.rows or 0) * texts_per_row,
                 min(data.tokens_per_text or train.max_length, train.max_length), train.max_length, 16,
-                batch_tokens=max(DEFAULT_EMBED_TOKENS, train.max_length), data=[data])
+                batch_tokens=max(DEFAULT_EMBED_TOKENS, train.max_length), data=[data], resumable=True)
 
 
 def scoring_length(plan, method: str, base: str) -> int:

@@ -21,15 +21,20 @@ from rmflow.sizing.shapes import facts
 log = logging.getLogger(__name__)
 
 
-def profile_resources(profile: str | None) -> tuple[dict, dict]:
-    """(default-resources, set-resources) of a Snakemake profile directory (its config.yaml)."""
+def profile_settings(profile: str | None) -> dict:
+    """A Snakemake profile directory's config.yaml ({} without a profile)."""
     if not profile:
-        return {}, {}
+        return {}
     path = Path(profile) / "config.yaml"
     try:
-        text = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise RmflowError(f"cannot read the profile ({exc})", file=str(path)) from exc
+
+
+def profile_resources(profile: str | None) -> tuple[dict, dict]:
+    """(default-resources, set-resources) of a Snakemake profile directory (its config.yaml)."""
+    text = profile_settings(profile)
     return dict(text.get("default-resources") or {}), dict(text.get("set-resources") or {})
 
 
@@ -74,8 +79,8 @@ def cluster(sinfo: str | None):
         return None, f"{exc}; compared with the profile's requests only"
 
 
-def estimate_all(jobs: list[Job], resources_of, partitions, mfu: dict) -> list[Estimate]:
-    return [estimate_job(job, resources_of(job.rule), partitions, mfu) for job in jobs]
+def estimate_all(jobs: list[Job], resources_of, partitions, mfu: dict, attempts: int = 1) -> list[Estimate]:
+    return [estimate_job(job, resources_of(job.rule), partitions, mfu, attempts) for job in jobs]
 
 
 def warnings_of(estimates: list[Estimate]) -> list[str]:
@@ -88,13 +93,14 @@ def problems_of(estimates: list[Estimate]) -> list[str]:
     return [f"{e.job}: " + "; ".join(e.advice) for e in estimates if not e.fits]
 
 
-def refusals(plan, scheduled: list[tuple[str, dict, dict]], partitions) -> list[str]:
-    """The ``onstart`` check: ``(rule, wildcards, resources)`` of each job Snakemake will submit."""
+def refusals(plan, scheduled: list[tuple[str, dict, dict]], partitions, attempts: int = 1) -> list[str]:
+    """The ``onstart`` check: ``(rule, wildcards, resources)`` of each job Snakemake will submit; ``attempts``: the
+    run's retries + 1."""
     by_name = {job.name: job for job in planned_jobs(plan)}
     jobs = [job_for(plan, rule, wildcards, by_name) for rule, wildcards, _ in scheduled]
     resources = {job.name: res for job, (_, _, res) in zip(jobs, scheduled)}
     mfu, _ = measured_mfu()
-    estimates = [estimate_job(job, resources[job.name], partitions, mfu) for job in jobs]
+    estimates = [estimate_job(job, resources[job.name], partitions, mfu, attempts) for job in jobs]
     disk, _ = disk_problems(estimates, jobs)
     for warning in warnings_of(estimates):
         log.warning("%s", warning)
@@ -125,6 +131,10 @@ def _group_name(group: list[Estimate]) -> str:
     return f"{group[0].rule}[{', '.join(parts)}]"
 
 
+def _attempts(e: Estimate) -> str:
+    return f" ({e.attempts} attempts, resumable)" if e.attempts > 1 else ""
+
+
 def table(estimates: list[Estimate]) -> str:
     """The GPU jobs as a Markdown table, jobs with the same rule, model and estimates on one row (x N)."""
     rows: dict[tuple, list[Estimate]] = {}
@@ -141,7 +151,8 @@ def table(estimates: list[Estimate]) -> str:
         name = e.job if len(group) == 1 else _group_name(group)
         lines.append(f"| {name} | {e.gpus} | {e.gpu_type or '-'} | {_fmt(e.est_gpu_mem_gb)} | "
                      f"{_fmt(e.gpu_mem_gb)} | {_fmt(e.est_hours, 1)} | {_fmt(e.time_limit_hours)} | "
-                     f"{_fmt(e.est_disk_gb or None)} | {'yes' if e.fits else 'NO'}{' (warned)' if warned else ''} |")
+                     f"{_fmt(e.est_disk_gb or None)} | {'yes' if e.fits else 'NO'}{_attempts(e)}"
+                     f"{' (warned)' if warned else ''} |")
     cpu = [e for e in estimates if not e.gpus]
     lines.append(f"\n{len(cpu)} CPU jobs ({', '.join(sorted({e.rule for e in cpu}))}): no GPU estimate; "
                  f"{sum(not e.fits for e in cpu)} refused")
@@ -160,9 +171,10 @@ def main(config_files: list[str], profile: str | None, json_out: str | None, sin
     plan = Plan(config, layers)
     jobs = planned_jobs(plan)
     defaults, per_rule = profile_resources(profile)
+    attempts = int(profile_settings(profile).get("retries") or 0) + 1
     partitions, where = cluster(sinfo)
     mfu, mfu_source = measured_mfu()
-    estimates = estimate_all(jobs, lambda rule: resources_for(rule, defaults, per_rule), partitions, mfu)
+    estimates = estimate_all(jobs, lambda rule: resources_for(rule, defaults, per_rule), partitions, mfu, attempts)
     disk, disk_warnings = disk_problems(estimates, jobs)
     disk += request_problems(jobs, lambda rule: resources_for(rule, defaults, per_rule), partitions, profile)
     if json_out:
@@ -172,6 +184,9 @@ def main(config_files: list[str], profile: str | None, json_out: str | None, sin
                                   encoding="utf-8")
     print(table(estimates))
     print(f"cluster: {where}\ntime: {mfu_source}")
+    buckets = dict.fromkeys(a.removeprefix("data: ") for e in estimates for a in e.assumptions if "size bucket" in a)
+    for note in buckets:  # rows read off a card's size bucket: said, with the card
+        print(f"rows: {note}")
     for warning in warnings_of(estimates):
         print(f"warning: {warning}", file=sys.stderr)
     for warning in disk_warnings:

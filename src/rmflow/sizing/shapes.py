@@ -99,7 +99,9 @@ def shape_of(ref: str, revision: str | None = None) -> ModelShape | None:
             return from_config_json(json.loads(found.read_text(encoding="utf-8")), where)
         except (OSError, ValueError, TypeError, KeyError):
             return None
-    known = facts()["models"].get(ref)
-    if known:
-        return ModelShape(**known, source=f"rmflow's fact sheet for {ref} (its config.json)")
+    from rmflow import hub_facts
+
+    recorded = hub_facts.config_json(ref)
+    if recorded:
+        return from_config_json(recorded, f"the recorded config.json of {ref} (rmflow.hub_facts)")
     return None

@@ -393,3 +393,49 @@ def test_armo_gate_from_the_saved_head_uses_its_temperature(tmp_path, synthetic,
     accuracy = np.mean([c > r for c, r in zip(scored["score_chosen"], scored["score_rejected"])])
     recorded = json.loads((tmp_path / "model/metrics.json").read_text())["validation_accuracy"]
     assert accuracy == pytest.approx(recorded, abs=1e-6)  # the recorded one went through float32
+
+
+@pytest.mark.slow
+def test_a_large_embedding_is_kept_chunk_by_chunk_and_a_rerun_resumes(trained_bt, synthetic, tmp_path, monkeypatch,
+                                                                       caplog):
+    """Inside the stage command's checkpoint directory, ArmoRM's and the tree's embeddings of a set larger than a
+    chunk are saved chunk by chunk; a job killed after the first chunk resumes from it, and the result equals the
+    embedding in one pass."""
+    import logging
+
+    from rmflow.methods.frozen import backbone
+    from rmflow.train.checkpoint import checkpoint_directory
+
+    model, tokenizer = backbone.load_backbone(str(trained_bt), device="cpu")
+    texts = [r["chosen"] for r in synthetic["train"][:12]]
+    whole = backbone.embed(model, tokenizer, texts, 128, "left")
+    monkeypatch.setattr(backbone, "EMBED_CHUNK", 5)
+    real, calls = backbone._embed_batches, []
+
+    def killed_after_one(*args):
+        if calls:
+            raise KeyboardInterrupt("the job's time limit")
+        calls.append(len(args[2]))
+        return real(*args)
+
+    monkeypatch.setattr(backbone, "_embed_batches", killed_after_one)
+    with checkpoint_directory(tmp_path), pytest.raises(KeyboardInterrupt):
+        backbone.embed(model, tokenizer, texts, 128, "left")
+    saved = sorted(p.name for p in tmp_path.rglob("chunk-*.safetensors"))
+    assert saved == ["chunk-00000.safetensors"]
+
+    def counting(*args):
+        calls.append(len(args[2]))
+        return real(*args)
+
+    calls.clear()
+    monkeypatch.setattr(backbone, "_embed_batches", counting)
+    with checkpoint_directory(tmp_path), caplog.at_level(logging.INFO, logger=backbone.__name__):
+        resumed = backbone.embed(model, tokenizer, texts, 128, "left")
+    assert calls == [5, 2] and "read from" in caplog.text  # chunk 0 read back; chunks 1 and 2 embedded
+    assert np.allclose(resumed, whole, atol=1e-5)
+    # other texts (or another model) never read these chunks
+    calls.clear()
+    with checkpoint_directory(tmp_path):
+        backbone.embed(model, tokenizer, texts[::-1], 128, "left")
+    assert calls == [5, 5, 2]

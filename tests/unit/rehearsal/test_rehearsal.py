@@ -196,3 +196,88 @@ def test_hub_check_offline_finds_every_paper_reference_cached_and_names_a_missin
         in proc.stderr
     assert "base_models.gemma_2b_it.model: google/gemma-2b-it@v9 is not in the Hugging Face cache" in proc.stderr
     assert "`hf download google/gemma-2b-it --revision v9`" in proc.stderr
+
+
+def _expected_rope(behaviour: dict) -> dict | None:
+    """transformers 5 writes rope_theta and rope_scaling into one rope_parameters entry."""
+    if "rope_theta" not in behaviour:
+        return None
+    scaling = behaviour.get("rope_scaling") or {"rope_type": "default"}
+    return {**scaling, "rope_theta": behaviour["rope_theta"]}
+
+
+def test_every_stand_in_matches_its_recorded_facts(rehearsal_hub):
+    """rmflow/hub_facts holds, per hub id of the paper recipe, the facts of the real repository with their sources;
+    the rehearsal hub is generated from them, and this compares every stand-in with them: architecture, model type,
+    every behaviour key (but those tied to the real size, said in SIZE_TIED), custom code (auto_map, classes, the
+    real imports), weight format; a data set's files, splits and columns."""
+    import fnmatch
+    import gzip
+
+    import polars as pl
+
+    from rmflow import hub_facts
+    from rmflow.rehearsal.families import SIZE_TIED
+
+    cache = rehearsal_hub / "hub"
+    manifest = json.loads((rehearsal_hub / "rehearsal-manifest.json").read_text())
+    assert set(manifest["models"]) | set(manifest["datasets"]) == set(hub_facts.all_facts())
+    mismatches = []
+    for repo_id in manifest["models"]:
+        facts = hub_facts.facts(repo_id)
+        snapshot = cache / f"models--{repo_id.replace('/', '--')}/snapshots" / manifest["models"][repo_id]["revision"]
+        config = json.loads((snapshot / "config.json").read_text())
+        if config["architectures"] != [facts["architecture"]["value"]]:
+            mismatches.append((repo_id, "architecture", config["architectures"]))
+        if config["model_type"] != facts["model_type"]["value"]:
+            mismatches.append((repo_id, "model_type", config["model_type"]))
+        behaviour = facts["behaviour"]["value"]
+        for key, value in behaviour.items():
+            if key in SIZE_TIED or key in ("rope_theta", "rope_scaling"):
+                continue
+            if config.get(key) != value:
+                mismatches.append((repo_id, key, config.get(key), value))
+        if _expected_rope(behaviour) is not None and config.get("rope_parameters") != _expected_rope(behaviour):
+            mismatches.append((repo_id, "rope", config.get("rope_parameters"), _expected_rope(behaviour)))
+        code = (facts.get("custom_code") or {}).get("value")
+        if code:
+            source = (snapshot / code["file"]).read_text()
+            if config.get("auto_map") != code["auto_map"]:
+                mismatches.append((repo_id, "auto_map", config.get("auto_map")))
+            mismatches += [(repo_id, "import", line) for line in code["imports"] if line not in source]
+            mismatches += [(repo_id, "class", name) for name in code["classes"] if f"class {name}(" not in source]
+        weights = (facts.get("weights") or {}).get("value")
+        if weights and weights["format"] == "safetensors" and not list(snapshot.glob("*.safetensors")):
+            mismatches.append((repo_id, "weights", sorted(p.name for p in snapshot.iterdir())))
+    for repo_id in manifest["datasets"]:
+        facts = hub_facts.facts(repo_id)
+        snapshot = cache / f"datasets--{repo_id.replace('/', '--')}/snapshots" / manifest["datasets"][repo_id][
+            "revision"]
+        files = sorted(str(p.relative_to(snapshot)) for p in snapshot.rglob("*") if p.is_file() and p.name !=
+                       "README.md")
+        patterns = facts["files"]["value"]
+        mismatches += [(repo_id, "no file for", g) for g in patterns if not fnmatch.filter(files, g)]
+        mismatches += [(repo_id, "file not in the facts", f) for f in files
+                       if not any(fnmatch.fnmatch(f, g) for g in patterns)]
+        for split in facts["splits"]["value"]:  # each split has its file
+            if not any(split in f for f in files):
+                mismatches.append((repo_id, "split", split))
+        data_dirs = facts.get("data_dirs") or {}
+        for entry, data_dir in [(facts, None)] + [(entry, name) for name, entry in data_dirs.items()]:
+            if "columns" not in entry:
+                continue
+            wanted = set(entry["columns"]["value"])
+            for f in files:
+                in_layout = f.startswith(f"{data_dir}/") if data_dir else \
+                    not any(f.startswith(f"{d}/") for d in data_dirs)
+                if not in_layout:
+                    continue
+                if f.endswith(".parquet"):
+                    columns = set(pl.read_parquet(snapshot / f).columns)
+                elif f.endswith(".jsonl.gz"):
+                    columns = set(json.loads(gzip.open(snapshot / f).readline()))
+                else:
+                    continue
+                if columns != wanted:
+                    mismatches.append((repo_id, f, "columns", sorted(columns ^ wanted)))
+    assert not mismatches, mismatches

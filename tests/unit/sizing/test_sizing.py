@@ -16,7 +16,7 @@ from helpers import REPO, hub_cache, snakemake
 from rmflow.errors import RmflowError
 from rmflow.sizing import estimate as est
 from rmflow.sizing import main as plan_main
-from rmflow.sizing.shapes import ModelShape, facts
+from rmflow.sizing.shapes import ModelShape, from_config_json
 
 PAPER = REPO / "config/paper.yaml"
 SINFO = REPO / "tests/data/sinfo-paper-cluster"  # the cluster profiles/slurm describes
@@ -25,7 +25,9 @@ FIELDS = {"rule", "method", "base", "gpus", "gpu_type", "est_gpu_mem_gb", "gpu_m
 
 
 def _shape(name: str) -> ModelShape:
-    return ModelShape(**facts()["models"][name])
+    from rmflow import hub_facts
+
+    return from_config_json(hub_facts.config_json(name), f"rmflow.hub_facts: {name}")
 
 
 def test_bt_on_llama3_8b_under_zero3_matches_a_hand_computation():
@@ -130,8 +132,10 @@ def test_an_oversized_layer_is_refused_with_its_estimate_and_advice(tmp_path, mo
     assert bt["fits"] is False and bt["advice"] and bt["est_gpu_mem_gb"] == pytest.approx(gb, abs=1)
 
 
-def _profile(tmp_path, **rule_changes) -> Path:
+def _profile(tmp_path, retries: int | None = None, **rule_changes) -> Path:
     profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
+    if retries is not None:
+        profile["retries"] = retries
     for rule, changes in rule_changes.items():
         profile["set-resources"][rule].update(changes)
     folder = tmp_path / "profile"
@@ -142,9 +146,9 @@ def _profile(tmp_path, **rule_changes) -> Path:
 
 def test_time_maxtime_and_gpu_type_refusals(tmp_path, monkeypatch, roomy_disk):
     monkeypatch.chdir(tmp_path)
-    _, error = _plan(tmp_path, profile=_profile(tmp_path, stage_gate={"runtime": 60}))
-    assert "stage_gate[method=armo, base=llama3_8b_instruct]: needs ~" in error
-    assert re.search(r"h, over its runtime of 1 h: runtime: \d+ \(minutes, 20 % spare\)", error)
+    _, error = _plan(tmp_path, profile=_profile(tmp_path, train_a40_48g={"runtime": 600}))
+    assert "train_a40_48g[method=bt, base=gemma_2b_it]: needs ~" in error
+    assert re.search(r"h, over its runtime of 10 h: runtime: \d+ \(minutes, 20 % spare\)", error)
     _, error = _plan(tmp_path, profile=_profile(tmp_path, evaluate={"runtime": 7 * 1440}))
     assert "runtime 168 h is over partition 'gpu-a100' MaxTime 72 h" in error
     _, error = _plan(tmp_path, profile=_profile(tmp_path, bestofn={"gres": "gpu:h100:1"}))
@@ -213,3 +217,21 @@ def test_hub_models_already_in_the_cache_need_no_more_room(tmp_path, monkeypatch
     (folder / "config.json").write_text(json.dumps({"model_type": "gemma2"}))
     hub_cache(tmp_path / "hub", "google/gemma-2-27b-it", folder)
     assert hub_cache_gb(jobs) == pytest.approx(8_030_261_248 * 2 / 1e9, rel=0.01)
+
+
+def test_a_resumable_job_longer_than_its_runtime_fits_within_the_profiles_retries(tmp_path, monkeypatch, roomy_disk):
+    """ArmoRM's gate embeds a set whose card says 100K-1M pairs, planned at 1M: ~83 h against 72 h. Its embeddings
+    are kept chunk by chunk, so it fits in 2 attempts where the profile retries (2 retries: 3 attempts), and is
+    refused, saying what would do, where it does not."""
+    monkeypatch.chdir(tmp_path)
+    jobs, error = _plan(tmp_path)
+    gate = next(j for j in jobs if j["rule"] == "stage_gate")
+    assert gate["fits"] and gate["attempts"] == 2 and gate["est_hours"] > gate["time_limit_hours"]
+    assert any("size bucket 100,000-1,000,000: planned at its upper end (1,000,000)" in a
+               for a in gate["assumptions"]), gate["assumptions"]
+    assert any(a.startswith("resumable: ~") for a in gate["assumptions"])
+    jobs, error = _plan(tmp_path, profile=_profile(tmp_path, retries=0))
+    assert "stage_gate[method=armo, base=llama3_8b_instruct]: needs ~" in error
+    assert "(resumable: 2 attempts of 72 h would do; 1 allowed)" in error
+    train = next(j for j in jobs if j["job"] == "train_a40_48g[method=bt, base=gemma_2b_it]")
+    assert train["attempts"] == 1  # a training resumes too, but its hours are planned to fit one runtime

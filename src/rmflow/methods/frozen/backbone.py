@@ -4,11 +4,14 @@ seed reads."""
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 from rmflow.errors import RmflowError
 from rmflow.options import SCORE_BATCH_SIZE
+
+log = logging.getLogger(__name__)
 
 
 def load_backbone(ref: str, device: str | None = None, system_turn: str | None = None, bf16: bool | None = None,
@@ -53,6 +56,59 @@ def token_budget_batches(lengths: list[int], batch_size: int, max_batch_tokens: 
 
 def embed_ids(model, tokenizer, encoded: list[list[int]], batch_size: int = SCORE_BATCH_SIZE,
               max_batch_tokens: int = 8192):
+    """The embeddings of ``encoded``. Inside ``checkpoint_directory`` (the stage command's --checkpoint-dir) a set
+    of more than ``EMBED_CHUNK`` texts is embedded chunk by chunk, each chunk saved there (safetensors) as soon as
+    it exists, and a rerun of the same texts with the same model loads the saved chunks instead of recomputing them:
+    ArmoRM's gate and the tree on a set of 100K-1M pairs outlast a job's time limit."""
+    import numpy as np
+
+    from rmflow.train.checkpoint import active_directory
+
+    directory = active_directory()
+    if directory is None or len(encoded) <= EMBED_CHUNK:
+        return _embed_batches(model, tokenizer, encoded, batch_size, max_batch_tokens)
+    from safetensors.numpy import load_file, save_file
+
+    from rmflow.io import atomic_path
+
+    folder = Path(directory) / f"embed-{_embedding_key(model, encoded)}"
+    parts = []
+    chunks = range(0, len(encoded), EMBED_CHUNK)
+    for k, start in enumerate(chunks):
+        path = folder / f"chunk-{k:05d}.safetensors"
+        if path.is_file():
+            try:
+                parts.append(load_file(str(path))["embeddings"])
+                log.info("embeddings of texts %d-%d read from %s", start, start + EMBED_CHUNK - 1, path)
+                continue
+            except Exception as exc:  # noqa: BLE001 - a damaged chunk is recomputed, never used
+                log.warning("%s is not readable (%s): embedding that chunk again", path, exc)
+        part = _embed_batches(model, tokenizer, encoded[start:start + EMBED_CHUNK], batch_size, max_batch_tokens)
+        with atomic_path(path) as tmp:
+            save_file({"embeddings": part}, str(tmp))
+        log.info("embedded chunk %d of %d (texts %d-%d); kept in %s", k + 1, len(chunks), start,
+                 start + len(part) - 1, path)
+        parts.append(part)
+    return np.concatenate(parts)
+
+
+# texts embedded between two saves: 20K texts of ~500 tokens on an 8B backbone are ~20 minutes of an A100
+EMBED_CHUNK = 20_000
+
+
+def _embedding_key(model, encoded: list[list[int]]) -> str:
+    """What saved chunks belong to: the model (its path, size and dtype) and every token id embedded."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    digest.update(f"{model.config._name_or_path}:{model.config.hidden_size}:{model.dtype}".encode())
+    for ids in encoded:
+        digest.update(len(ids).to_bytes(4, "little"))
+        digest.update(b"".join(int(i).to_bytes(4, "little") for i in ids))
+    return digest.hexdigest()[:24]
+
+
+def _embed_batches(model, tokenizer, encoded: list[list[int]], batch_size: int, max_batch_tokens: int):
     import numpy as np
     import torch
     from tqdm.auto import tqdm
