@@ -35,24 +35,35 @@ def test_the_paper_dag_runs_on_slurm_against_the_rehearsal_hub(slurm_cluster, te
     work = tmp_path / "run"
     proc = snakemake(work, "all", "--profile", str(test_profile), configs=CONFIGS, timeout=3000)
     out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-6000:]
+    if FULL:
+        assert proc.returncode == 0, out[-6000:]
+    else:  # the slice makes one released model fail (tests/configs/rehearsal-slice.yaml): the run ends in tables
+        assert proc.returncode != 0 and "the leaderboard was gathered from the scores that exist" in out, out[-6000:]
+        missing = pl.read_csv(work / "results/leaderboard_missing.csv")
+        assert sorted(missing["eval_set"]) == ["rewardbench", "rewardbench2"], missing
+        assert set(missing["base"]) == {"armo_remote_code"} and set(missing["failed_rule"]) == {"evaluate"}
+        for row in missing.iter_rows(named=True):
+            assert (work / row["log"]).is_file() and "LLAMA_INPUTS_DOCSTRING" in row["error"], row
+            assert "scorer: armo" in row["error"]
+        assert (work / "results/leaderboard.md").read_text().startswith("**2 of ")
     submitted = re.findall(r"has been submitted with SLURM jobid (\d+)", out)
     assert len(submitted) >= (80 if FULL else 70)  # trainings, evaluations, SSRM shards, best-of-N: all by sbatch
     done = set(re.findall(r"Finished jobid: \d+ \(Rule: (\w+)\)", out))
     assert {"train_a100_80g", "train_a40_48g", "ssrm_split", "ssrm_train", "ssrm_label", "ssrm_select",
             "stage_probe", "stage_gate", "stage_fit", "bestofn", "evaluate", "transform_data", "prepare_data",
-            "setup_untrained", "leaderboard"} <= done, done
+            "setup_untrained"} | ({"leaderboard"} if FULL else set()) <= done, done
 
     plan = Plan(load_config(*CONFIGS, schema_path=REPO / "workflow/schemas/config.schema.yaml"))
     board = pl.read_csv(work / "results/leaderboard.csv")
-    planned = {(m, b) for e, m, b in plan.evaluations() if e == "rewardbench"}
+    failed = set() if FULL else {"armo_remote_code"}
+    planned = {(m, b) for e, m, b in plan.evaluations() if e == "rewardbench" and b not in failed}
     # every trained (method, base) of the paper, and the five released models (three in the slice)
     assert len(planned) == 16 + (5 if FULL else 3)
     assert {m for m, _ in planned} == {"bt", "pair_pm", "ssrm", "rrm", "armo", "odin", "prm", "orm", "orm_scalar",
                                        "tree", "judge", "external"}
     rows = set(board.filter(pl.col("Eval Set") == "rewardbench").select("Method", "Base Model").iter_rows())
     assert rows == planned, (sorted(rows ^ planned))
-    assert board.height == len(plan.evaluations())
+    assert board.height == len([b for _, _, b in plan.evaluations() if b not in failed])
 
     revisions = {**manifest["models"], **manifest["datasets"]}
     for method, base in sorted(planned):
