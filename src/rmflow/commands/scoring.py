@@ -82,30 +82,23 @@ class Leaderboard:
 
 
 def leaderboard(a: Leaderboard) -> None:
-    import json
-
     from rmflow import leaderboard
+    from rmflow.io import write_text
     from rmflow.leaderboard import missing
 
-    files, absent, planned = a.scores or leaderboard.find_scores(a.root), [], []
-    if a.planned:
-        content = json.loads(open(a.planned, encoding="utf-8").read())
-        planned = [p for p in content["planned"] if p["benchmark"] != "bestofn"]
-        absent = missing.missing_rows(content["planned"], content["failures"])
-        files = [p["output"] for p in planned if p["output"] not in {r["output"] for r in absent}]
+    if a.planned:  # after failed jobs: the planned scores that exist, and the rows of those that do not
+        files, absent, planned = missing.from_manifest(a.planned)
+    else:
+        files, absent, planned = a.scores or leaderboard.find_scores(a.root), [], 0
     if a.missing:
         missing.write_missing(absent, a.missing)
-    note = missing.note(len(absent), len(content["planned"]), a.missing or a.planned) if absent else ""
+    note = missing.note(len(absent), planned, a.missing or a.planned) if absent else ""
     if not files:
-        from rmflow.io import write_text
-
         write_text(a.md, note + "\nNo planned row has a score yet: there is no table to show.\n")
         raise RmflowError(f"no planned score exists yet: nothing to gather (see {a.missing})")
     options = leaderboard.Options(n_boot=a.bootstrap, seed=a.seed, level=a.level, ci_style=a.ci_style)
     markdown = leaderboard.main(files, a.csv, a.md, a.subsets, a.tex, a.significance, options)
     if note:
-        from rmflow.io import write_text
-
         markdown = f"{note}\n{markdown}"
         write_text(a.md, markdown)
     if a.sources:

@@ -45,6 +45,18 @@ def missing_rows(planned: list[dict], failures: dict[str, dict]) -> list[dict]:
     return rows
 
 
+def from_manifest(manifest: str) -> tuple[list[str], list[dict], int]:
+    """From a gather manifest (rmflow.plan.failures): the planned score files that exist, the rows of every planned
+    output that does not (scores and best-of-N files), and how many outputs were planned."""
+    import json
+
+    content = json.loads(Path(manifest).read_text(encoding="utf-8"))
+    absent = missing_rows(content["planned"], content["failures"])
+    gone = {row["output"] for row in absent}
+    files = [p["output"] for p in content["planned"] if p["benchmark"] != "bestofn" and p["output"] not in gone]
+    return files, absent, len(content["planned"])
+
+
 def write_missing(rows: list[dict], out_csv: str) -> None:
     import polars as pl
 
