@@ -58,7 +58,14 @@ def _describe(error) -> str:
         keys = ", ".join(f"'{path}.{k}'" if error.absolute_path else f"'{k}'" for k in unknown)
         hint = f" (allowed here: {', '.join(allowed)})" if allowed else ""
         return f"unknown config key {keys}{hint}"
+    if error.validator == "pattern" and error.schema.get("pattern") == NAME_PATTERN:
+        return (f"config key '{path}': the name {error.instance!r} is not allowed: a name becomes a folder under "
+                f"results/ and a word of shell commands, so it holds only letters, digits, '_', '.' and '-' and "
+                "starts with a letter or digit")
     return f"config key '{path}': {error.message}"
+
+
+NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # the schema's definitions.name (a test keeps them equal)
 
 
 @functools.lru_cache(maxsize=4)

@@ -262,6 +262,17 @@ BAD_CONFIGS = {
     "missing_base_path": ({"base_models": {"mine": {"model": "./models/missing"}},
                            "run": {"base_models": ["mine"]}},
                           "base_models.mine.model': base model path './models/missing' does not exist"),
+    # hostile and careless names: refused at config load, before any shell command or path is made of them
+    "hostile_base_name": ({"base_models": {"t$(touch PWNED)": {"tiny": {"family": "llama"}}},
+                           "run": {"base_models": ["t$(touch PWNED)"]}},
+                          "the name 't$(touch PWNED)' is not allowed"),
+    "path_traversal_eval_set": ({"eval_sets": {"../../../../../evil": {"path": "results/data/synthetic/test.jsonl"}},
+                                 "run": {"eval_sets": ["../../../../../evil"]}},
+                                "the name '../../../../../evil' is not allowed"),
+    "misspelt_method_entry": ({"methods": {"pair_mp": {"options": {"margin": 1.0}}}},
+                              "no method is called 'pair_mp' (did you mean 'pair_pm'?)"),
+    "space_in_a_dataset_name": ({"datasets": {"my pairs": {"path": "x.jsonl", "format": "standard"}}},
+                                "config key 'datasets': the name 'my pairs' is not allowed"),
 }
 
 
@@ -277,6 +288,21 @@ def test_bad_config_stops_before_any_job(tmp_path, case):
     if case == "unknown_key":  # names the file that holds the key, not every layered config
         assert "config/config.yaml" not in proc.stderr.split("unknown config key")[0].splitlines()[-1]
     assert not (work / "results").exists()
+    assert not list(tmp_path.rglob("PWNED")) and not (tmp_path.parent / "evil").exists()
+
+
+def test_every_name_a_rule_interpolates_into_its_shell_command_is_quoted():
+    """Names are refused unless they are identifiers (schema definitions.name); the rules quote them anyway, and
+    every path, so nothing a config says is ever read by the shell as code."""
+    from rmflow.config import NAME_PATTERN
+
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    assert schema["definitions"]["name"]["pattern"] == NAME_PATTERN
+    unquoted = re.compile(r"\{(wildcards\.\w+|input(\.\w+)?|output(\.\w+)?|log)\}")
+    found = [f"{p.name}:{i}: {line.strip()}" for p in sorted((REPO / "workflow/rules").glob("*.smk"))
+             for i, line in enumerate(p.read_text().splitlines(), 1)
+             if line.strip().startswith('"') and unquoted.search(line)]
+    assert not found, found
 
 
 @pytest.mark.slow

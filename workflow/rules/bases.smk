@@ -14,7 +14,7 @@ rule base_spec:
     params:
         data=built_spec_data,
     shell:
-        "python -m rmflow write-json --out {output} --data={params.data:q} > {log} 2>&1"
+        "python -m rmflow write-json --out {output:q} --data={params.data:q} > {log:q} 2>&1"
 
 
 rule build_base:
@@ -33,5 +33,5 @@ rule build_base:
     params:
         corpus=tokenizer_corpus,
     shell:
-        "python -m rmflow build-base --spec {input.spec} --corpus={params.corpus:q} --out {output}"
-        " --threads {threads} > {log} 2>&1"
+        "python -m rmflow build-base --spec {input.spec:q} --corpus={params.corpus:q} --out {output:q}"
+        " --threads {threads} > {log:q} 2>&1"

@@ -27,12 +27,12 @@ rule bestofn:
         resume=lambda w: f"{RESULTS}/scratch/bestofn/{w.set}/{w.method}/{w.base}.partial.jsonl",
     shell:
         "python -m rmflow --rule bestofn --gpus {params.gpus}"
-        " bestofn run --method {wildcards.method} --base {wildcards.base} --model-dir {input.model}"
-        " --data {input.data} --set {wildcards.set} --steps-data={params.steps:q} --step-text={params.step_text:q}"
+        " bestofn run --method {wildcards.method:q} --base {wildcards.base:q} --model-dir {input.model:q}"
+        " --data {input.data:q} --set {wildcards.set:q} --steps-data={params.steps:q} --step-text={params.step_text:q}"
         " --ns {params.cfg[ns]}"
-        " --subsets {params.cfg[subsets]} --seed {params.cfg[seed]} --batch-size {params.batch_size} --out {output}"
-        " --resume-file {params.resume}"
-        " --threads {threads} > {log} 2>&1"
+        " --subsets {params.cfg[subsets]} --seed {params.cfg[seed]} --batch-size {params.batch_size} --out {output:q}"
+        " --resume-file {params.resume:q}"
+        " --threads {threads} > {log:q} 2>&1"
 
 
 rule bestofn_table:
@@ -55,8 +55,8 @@ rule bestofn_table:
     conda:
         "../../envs/table.yaml"
     shell:
-        "python -m rmflow bestofn table --files {input} --csv {output.csv} --png {output.png} --svg {output.svg}"
-        " > {log} 2>&1"
+        "python -m rmflow bestofn table --files {input:q} --csv {output.csv:q} --png {output.png:q} --svg {output.svg:q}"
+        " > {log:q} 2>&1"
 
 
 rule rank:
@@ -78,6 +78,6 @@ rule rank:
         batch_size=config["evaluate"]["batch_size"],
     shell:
         "python -m rmflow --rule rank --gpus {params.gpus}"
-        " rank --method {wildcards.method} --model-dir {input.model} --data {input.data}"
+        " rank --method {wildcards.method:q} --model-dir {input.model:q} --data {input.data:q}"
         " --mode {params.cfg[mode]} --top-k {params.cfg[top_k]} --batch-size {params.batch_size}"
-        " --out-dir $(dirname {output.stats}) --threads {threads} > {log} 2>&1"
+        " --out-dir $(dirname {output.stats:q}) --threads {threads} > {log:q} 2>&1"

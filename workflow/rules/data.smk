@@ -24,7 +24,7 @@ rule synthetic_data:
         n_test=config["synthetic"]["n_test_per_subset"],
     shell:
         "python -m rmflow make-synthetic --seed {params.seed} --n-train {params.n_train} --n-test {params.n_test}"
-        " --out-dir $(dirname {output.train}) > {log} 2>&1"
+        " --out-dir $(dirname {output.train:q}) > {log:q} 2>&1"
 
 
 rule samples:
@@ -43,7 +43,7 @@ rule samples:
         sizes=sample_sizes,
     shell:
         "python -m rmflow make-samples --shared {params.shared:q} --sizes {params.sizes:q}"
-        " --out-dir $(dirname {output.manifest}) > {log} 2>&1"
+        " --out-dir $(dirname {output.manifest:q}) > {log:q} 2>&1"
 
 
 rule prepare_eval:
@@ -61,9 +61,9 @@ rule prepare_eval:
     params:
         data=eval_params,
     shell:
-        "python -m rmflow prepare-eval --name {wildcards.eval_set} --data {params.data[path]:q}"
+        "python -m rmflow prepare-eval --name {wildcards.eval_set:q} --data {params.data[path]:q}"
         " --benchmark {params.data[benchmark]} --split {params.data[split]:q} --revision={params.data[revision]:q}"
-        " --out {output.rows} --report {output.report} > {log} 2>&1"
+        " --out {output.rows:q} --report {output.report:q} > {log:q} 2>&1"
 
 
 # Every eval set is validated before anything that leads to a GPU job starts: every training, probe and best-of-N
@@ -82,7 +82,7 @@ rule eval_sets_checked:
     params:
         data=command_json({"eval_sets": sorted(PLAN.eval_sets)}, "eval sets"),
     shell:
-        "python -m rmflow write-json --out {output} --data={params.data:q} > {log} 2>&1"
+        "python -m rmflow write-json --out {output:q} --data={params.data:q} > {log:q} 2>&1"
 
 
 rule prepare_data:
@@ -101,7 +101,7 @@ rule prepare_data:
     params:
         data=dataset_params,
     shell:
-        "python -m rmflow prepare-data --name {wildcards.dataset} --source {params.data[sources]} --format {params.data[format]}"
+        "python -m rmflow prepare-data --name {wildcards.dataset:q} --source {params.data[sources]} --format {params.data[format]}"
         " --split {params.data[split]:q} --revision={params.data[revision]:q} --data-dir={params.data[data_dir]:q}"
-        " --where={params.data[where]:q} --on-invalid {params.data[on_invalid]} --out {output.rows}"
-        " --report {output.report} > {log} 2>&1"
+        " --where={params.data[where]:q} --on-invalid {params.data[on_invalid]} --out {output.rows:q}"
+        " --report {output.report:q} > {log:q} 2>&1"

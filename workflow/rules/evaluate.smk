@@ -21,8 +21,8 @@ rule evaluate:
         batch_size=config["evaluate"]["batch_size"],
     shell:
         "python -m rmflow --rule evaluate --gpus {params.gpus}"
-        " evaluate --model-dir {input.model} --method {wildcards.method} --data {params.data[path]:q}"
+        " evaluate --model-dir {input.model:q} --method {wildcards.method:q} --data {params.data[path]:q}"
         " --split {params.data[split]:q} --revision={params.data[revision]:q} --benchmark {params.data[benchmark]}"
-        " --sections={params.data[sections]:q} --prepared {input.rows}"
-        " --tie-rule {params.tie_rule} --batch-size {params.batch_size} --eval-set {wildcards.eval_set}"
-        " --base {wildcards.base} --out-dir $(dirname {output.scores}) --threads {threads} > {log} 2>&1"
+        " --sections={params.data[sections]:q} --prepared {input.rows:q}"
+        " --tie-rule {params.tie_rule} --batch-size {params.batch_size} --eval-set {wildcards.eval_set:q}"
+        " --base {wildcards.base:q} --out-dir $(dirname {output.scores:q}) --threads {threads} > {log:q} 2>&1"

@@ -53,12 +53,12 @@ rule leaderboard:
     params:
         cfg=config["leaderboard"],
     shell:
-        "python -m rmflow leaderboard --scores {input.scores} --csv {output.csv} --md {output.md}"
-        " --subsets {output.subsets} --tex {output.tex} --significance {output.significance}"
-        " --sources {output.sources} --published {input.published} --published-csv {output.published_csv}"
-        " --published-md {output.published_md} --missing {output.missing}"
+        "python -m rmflow leaderboard --scores {input.scores:q} --csv {output.csv:q} --md {output.md:q}"
+        " --subsets {output.subsets:q} --tex {output.tex:q} --significance {output.significance:q}"
+        " --sources {output.sources:q} --published {input.published:q} --published-csv {output.published_csv:q}"
+        " --published-md {output.published_md:q} --missing {output.missing:q}"
         " --bootstrap {params.cfg[bootstrap]}"
-        " --seed {params.cfg[seed]} --level {params.cfg[level]} --ci-style {params.cfg[ci_style]} > {log} 2>&1"
+        " --seed {params.cfg[seed]} --level {params.cfg[level]} --ci-style {params.cfg[ci_style]} > {log:q} 2>&1"
 
 
 rule plots:
@@ -103,8 +103,8 @@ rule plots:
     params:
         models=PLAN.model_dir_args(),
     shell:
-        "python -m rmflow plots --leaderboard {input.board} --scores {input.scores} --models {params.models:q}"
-        " --out-dir $(dirname {output.sections}) > {log} 2>&1"
+        "python -m rmflow plots --leaderboard {input.board:q} --scores {input.scores:q} --models {params.models:q}"
+        " --out-dir $(dirname {output.sections:q}) > {log:q} 2>&1"
 
 
 rule config_used:
@@ -123,4 +123,4 @@ rule config_used:
     params:
         data=lambda wildcards: command_json(config, "the config used"),
     shell:
-        "python -m rmflow write-json --yaml --out {output} --data={params.data:q} > {log} 2>&1"
+        "python -m rmflow write-json --yaml --out {output:q} --data={params.data:q} > {log:q} 2>&1"

@@ -21,8 +21,8 @@ rule ssrm_split:
     params:
         pool=ssrm_pool_source,
     shell:
-        "python -m rmflow ssrm split --spec {input.spec} --data {input.data} --pool={params.pool:q}"
-        " --out-labeled {output.labeled} --out-pool {output.pool} --report {output.report} > {log} 2>&1"
+        "python -m rmflow ssrm split --spec {input.spec:q} --data {input.data:q} --pool={params.pool:q}"
+        " --out-labeled {output.labeled:q} --out-pool {output.pool:q} --report {output.report:q} > {log:q} 2>&1"
 
 
 rule ssrm_train:
@@ -46,9 +46,9 @@ rule ssrm_train:
         checkpoints=lambda w: f"{RESULTS}/scratch/checkpoints/ssrm/{w.base}/iter{w.k}",
     shell:
         "python -m rmflow --rule ssrm_train --gpus {params.gpus}"
-        " train --spec {input.spec} --data {input.data} --init {params.init:q} --out {output}"
-        " --threads {threads} --checkpoint-dir {params.checkpoints} --processes {resources.processes}"
-        " --machines {resources.nodes} > {log} 2>&1"
+        " train --spec {input.spec:q} --data {input.data:q} --init {params.init:q} --out {output:q}"
+        " --threads {threads} --checkpoint-dir {params.checkpoints:q} --processes {resources.processes}"
+        " --machines {resources.nodes} > {log:q} 2>&1"
 
 
 rule ssrm_label:
@@ -68,8 +68,8 @@ rule ssrm_label:
         batch_size=config["evaluate"]["batch_size"],
     shell:
         "python -m rmflow --rule ssrm_label --gpus {params.gpus}"
-        " ssrm label --model-dir {input.model} --pool {input.pool} --shard {wildcards.shard}"
-        " --shards {params.shards} --batch-size {params.batch_size} --out {output} --threads {threads} > {log} 2>&1"
+        " ssrm label --model-dir {input.model:q} --pool {input.pool:q} --shard {wildcards.shard:q}"
+        " --shards {params.shards} --batch-size {params.batch_size} --out {output:q} --threads {threads} > {log:q} 2>&1"
 
 
 rule ssrm_select:
@@ -85,8 +85,8 @@ rule ssrm_select:
     conda:
         "../../envs/data.yaml"
     shell:
-        "python -m rmflow ssrm select --spec {input.spec} --shard-files {input.shards} --labeled {input.labeled}"
-        " --iteration {wildcards.k} --out-train {output.train} --stats {output.stats} > {log} 2>&1"
+        "python -m rmflow ssrm select --spec {input.spec:q} --shard-files {input.shards:q} --labeled {input.labeled:q}"
+        " --iteration {wildcards.k:q} --out-train {output.train:q} --stats {output.stats:q} > {log:q} 2>&1"
 
 
 rule ssrm_report:
@@ -105,6 +105,6 @@ rule ssrm_report:
         batch_size=config["evaluate"]["batch_size"],
     shell:
         "python -m rmflow --rule ssrm_report --gpus {params.gpus}"
-        " ssrm report --stats-files {input.stats} --model-dirs {input.models} --data {params.data[path]:q}"
-        " --split {params.data[split]:q} --batch-size {params.batch_size} --out {output} --threads {threads}"
-        " > {log} 2>&1"
+        " ssrm report --stats-files {input.stats:q} --model-dirs {input.models:q} --data {params.data[path]:q}"
+        " --split {params.data[split]:q} --batch-size {params.batch_size} --out {output:q} --threads {threads}"
+        " > {log:q} 2>&1"

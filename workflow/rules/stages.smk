@@ -29,6 +29,6 @@ for stage in PLAN.stage_names():
             # a large set's embeddings, kept chunk by chunk outside the declared output: a timed-out job resumes
             resume=lambda w: f"{RESULTS}/scratch/stages/{w.method}/{w.base}",
         shell:
-            "python -m rmflow --rule stage_{params.stage} --gpus {params.gpus} stage --method {wildcards.method}"
-            " --stage {params.stage} --spec {input.spec} --inputs {params.inputs:q} --out {output}"
-            " --checkpoint-dir {params.resume}/{params.stage} --threads {threads} > {log} 2>&1"
+            "python -m rmflow --rule stage_{params.stage} --gpus {params.gpus} stage --method {wildcards.method:q}"
+            " --stage {params.stage} --spec {input.spec:q} --inputs {params.inputs:q} --out {output:q}"
+            " --checkpoint-dir {params.resume:q}/{params.stage} --threads {threads} > {log:q} 2>&1"

@@ -13,7 +13,7 @@ rule run_spec:
     params:
         data=run_spec_data,
     shell:
-        "python -m rmflow write-json --out {output} --data={params.data:q} > {log} 2>&1"
+        "python -m rmflow write-json --out {output:q} --data={params.data:q} > {log:q} 2>&1"
 
 
 rule transform_data:
@@ -30,8 +30,8 @@ rule transform_data:
     conda:
         "../../envs/data.yaml"
     shell:
-        "python -m rmflow transform --spec {input.spec} --data {input.data} --out {output.data}"
-        " --report {output.report} > {log} 2>&1"
+        "python -m rmflow transform --spec {input.spec:q} --data {input.data:q} --out {output.data:q}"
+        " --report {output.report:q} > {log:q} 2>&1"
 
 
 rule setup_untrained:
@@ -47,7 +47,7 @@ rule setup_untrained:
     conda:
         "../../envs/train.yaml"
     shell:
-        "python -m rmflow train --spec {input.spec} --out {output} > {log} 2>&1"
+        "python -m rmflow train --spec {input.spec:q} --out {output:q} > {log:q} 2>&1"
 
 
 for preset in GPU_PRESETS:
@@ -77,7 +77,7 @@ for preset in GPU_PRESETS:
             rule_name=f"train_{preset}",
             checkpoints=lambda w: f"{RESULTS}/scratch/checkpoints/{w.method}/{w.base}",
         shell:
-            "python -m rmflow --rule {params.rule_name} --gpus {params.gpus} train --spec {input.spec} --out {output}"
-            " --threads {threads} --checkpoint-dir {params.checkpoints} --processes {resources.processes}"
+            "python -m rmflow --rule {params.rule_name:q} --gpus {params.gpus} train --spec {input.spec:q} --out {output:q}"
+            " --threads {threads} --checkpoint-dir {params.checkpoints:q} --processes {resources.processes}"
             " --machines {resources.nodes}"
-            " > {log} 2>&1"
+            " > {log:q} 2>&1"

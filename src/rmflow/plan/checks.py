@@ -7,6 +7,7 @@ Snakefile is read, before anything is submitted. ``check`` runs them in the orde
 
 from __future__ import annotations
 
+import difflib
 import os
 
 from rmflow import methods
@@ -20,6 +21,11 @@ KIND_NAMES = {"pairs": "preference pairs", "steps": "step-labelled conversations
 
 
 def check(plan) -> None:
+    for name in plan.config.get("methods") or {}:  # an entry whose name is a typo would be silently unused
+        if name not in methods.available():
+            close = difflib.get_close_matches(name, methods.available(), n=1)
+            plan.fail(f"no method is called '{name}'" + (f" (did you mean '{close[0]}'?)" if close else "")
+                      + "; a method outside rmflow names its module (methods.<name>.module)", f"methods.{name}")
     for i, name in enumerate(plan.methods):
         check_method(plan, name, f"run.methods[{i}]")
     for name in plan.bases:
