@@ -35,6 +35,9 @@ class Train:
                                            "the newest good one")
     tracking_dir: str | None = opt(None, "train.report_to: TensorBoard/W&B files here (default "
                                          "results/tracking/<method>/<base>)")
+    stale_checkpoints: str | None = opt(None, "checkpoints written for another run (a changed spec or data): refuse "
+                                              "(default) or restart (moved aside; also RMFLOW_STALE_CHECKPOINTS)",
+                                        choices=["refuse", "restart"])
     processes: int = opt(1, "processes per machine (one per GPU) via accelerate")
     machines: int = opt(1, "machines (SLURM nodes), one launcher on each")
 
@@ -43,7 +46,7 @@ def train(a: Train) -> None:
     from rmflow import methods
     from rmflow.spec import RunSpec
     from rmflow.train import launch
-    from rmflow.train.checkpoint import checkpoint_directory
+    from rmflow.train.checkpoint import checkpoint_directory, run_fingerprint
     from rmflow.train.tracking import tracking_run
 
     spec = RunSpec.read(a.spec)
@@ -59,7 +62,9 @@ def train(a: Train) -> None:
     set_threads(a.threads)
     overrides = {k: v for k, v in (("data", a.data), ("init", a.init)) if v}
     tracking_dir = a.tracking_dir or f"results/tracking/{spec.method}/{spec.base}"
-    with checkpoint_directory(a.checkpoint_dir), tracking_run(f"{spec.method}/{spec.base}", tracking_dir):
+    run = run_fingerprint(spec, a.data, a.init) if a.checkpoint_dir else None
+    with checkpoint_directory(a.checkpoint_dir, run, a.stale_checkpoints), \
+            tracking_run(f"{spec.method}/{spec.base}", tracking_dir):
         module.train(spec, a.out, **overrides)
     # A launched worker never deletes them: another rank may still abort in teardown, and then the launcher
     # decides (the model sealed: a success; not sealed: the retry resumes from these checkpoints).
@@ -78,7 +83,8 @@ def _worker_args(a: Train, threads: int | None) -> list[str]:
     """``rmflow train`` arguments for each launched worker (everything but the launch options)."""
     args = ["--spec", a.spec, "--out", a.out]
     for flag, value in (("--data", a.data), ("--init", a.init), ("--checkpoint-dir", a.checkpoint_dir),
-                        ("--tracking-dir", a.tracking_dir), ("--threads", threads)):
+                        ("--tracking-dir", a.tracking_dir), ("--threads", threads),
+                        ("--stale-checkpoints", a.stale_checkpoints)):
         if value:
             args += [flag, str(value)]
     return args

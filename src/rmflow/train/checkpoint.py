@@ -22,14 +22,23 @@ import signal
 import time
 from pathlib import Path
 
+from rmflow.errors import RmflowError
 from rmflow.io import share_tree
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 LOOP_STATE = "loop_state.json"
+RUN = "run.json"  # what the checkpoint belongs to: the run's training-relevant fields (run_fingerprint)
 PREEMPTED_EXIT = 75  # EX_TEMPFAIL: "try again later"; the rerun resumes from the checkpoint
+# a rerun whose run differs from its checkpoints' refuses to resume them; RMFLOW_STALE_CHECKPOINTS=restart (or
+# rmflow train --stale-checkpoints restart) moves them aside (<dir>.stale-<time>) and trains from the start
+STALE_ENV = "RMFLOW_STALE_CHECKPOINTS"
+# settings that change when or what is logged and saved, not the trained weights
+_NOT_IN_FINGERPRINT = {"checkpoint_every", "checkpoint_every_minutes", "log_every", "report_to"}
 _directory: Path | None = None
+_run: dict | None = None
+_stale: str = "refuse"
 
 
 class Preempted(SystemExit):
@@ -41,14 +50,43 @@ class Preempted(SystemExit):
 
 
 @contextlib.contextmanager
-def checkpoint_directory(path: str | os.PathLike | None):
-    """Turn checkpointing on for training started inside this block (the CLI's --checkpoint-dir)."""
-    global _directory
-    previous, _directory = _directory, Path(path) if path else None
+def checkpoint_directory(path: str | os.PathLike | None, run: dict | None = None, stale: str | None = None):
+    """Turn checkpointing on for training started inside this block (the CLI's --checkpoint-dir). ``run``: what the
+    checkpoints belong to (``run_fingerprint``); one written for another run is never resumed (``stale``: refuse,
+    the default, or restart)."""
+    global _directory, _run, _stale
+    previous = (_directory, _run, _stale)
+    _directory, _run = (Path(path) if path else None), run
+    _stale = stale or os.environ.get(STALE_ENV) or "refuse"
+    if _stale not in ("refuse", "restart"):
+        raise RmflowError(f"must be refuse or restart, not {_stale!r}", field=STALE_ENV)
     try:
         yield
     finally:
-        _directory = previous
+        _directory, _run, _stale = previous
+
+
+def run_fingerprint(spec, data: str | None = None, init: str | None = None) -> dict:
+    """The fields of a run that change its trained weights: method and its version and options, base and revision,
+    every training option but when to log and save, the data (path, size and SHA-256) and the model it starts from.
+    A checkpoint records them; a resume compares them field by field."""
+    import dataclasses
+
+    train = {k: v for k, v in dataclasses.asdict(spec.train).items() if k not in _NOT_IN_FINGERPRINT}
+    data = data or spec.train_data
+    fields = {"method": spec.method, "method_version": spec.method_version, "base": spec.base,
+              "base_model": spec.base_model, "revision": spec.revision, "init": init,
+              "options": dataclasses.asdict(spec.options) if dataclasses.is_dataclass(spec.options) else spec.options,
+              **{f"train.{k}": v for k, v in train.items()}, "data": data}
+    if data and Path(data).is_file():
+        fields["data_bytes"], fields["data_sha256"] = Path(data).stat().st_size, _sha256(Path(data))
+    return json.loads(json.dumps(fields, default=str))
+
+
+def _differences(recorded: dict, current: dict) -> list[str]:
+    keys = sorted(set(recorded) | set(current))
+    return [f"{k}: {recorded.get(k)!r} there, {current.get(k)!r} now" for k in keys
+            if recorded.get(k) != current.get(k)]
 
 
 def active_directory() -> Path | None:
@@ -145,6 +183,8 @@ class Checkpointer:
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             (tmp / LOOP_STATE).write_text(json.dumps(loop_state))
+            if _run is not None:
+                (tmp / RUN).write_text(json.dumps(_run, indent=1, sort_keys=True))
             files = {str(p.relative_to(tmp)): {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in _files(tmp)}
             (tmp / MANIFEST).write_text(json.dumps({"step": step, "files": files}, indent=1))
             share_tree(tmp)  # the modes a plain mkdir/open would give under the umask (rmflow.io)
@@ -161,6 +201,8 @@ class Checkpointer:
     def restore(self, accelerator) -> dict | None:
         """Load the newest good checkpoint into the prepared objects; return its loop state (None: start fresh)."""
         candidates = self._candidates()
+        if candidates and _run is not None and not self._belongs(candidates, accelerator):
+            return None
         skipped = []
         for path in candidates:
             problem = verify(path)
@@ -183,6 +225,30 @@ class Checkpointer:
             log.warning("no usable checkpoint in %s (%d corrupt: %s): training from the start", self.directory,
                         len(skipped), ", ".join(skipped))
         return None
+
+    def _belongs(self, candidates: list[Path], accelerator) -> bool:
+        """Whether the checkpoints were written for this run; if not, refuse (RmflowError) or, with the restart
+        policy, move them aside (every rank waits for that) and return False: training starts from step 0."""
+        recorded_file = candidates[0] / RUN
+        recorded = json.loads(recorded_file.read_text()) if recorded_file.is_file() else None
+        differences = _differences(recorded, _run) if recorded is not None else \
+            ["the checkpoint records no run (written before checkpoints recorded one)"]
+        if not differences:
+            return True
+        if _stale != "restart":
+            raise RmflowError(
+                f"the checkpoints in {self.directory} belong to another run; resuming them would train that run, "
+                f"not this one. Differences: {'; '.join(differences[:8])}"
+                f"{f' (+{len(differences) - 8} more)' if len(differences) > 8 else ''}. To start this run afresh "
+                f"(the old checkpoints moved aside, not deleted): {STALE_ENV}=restart, or rmflow train "
+                "--stale-checkpoints restart", field="checkpoint")
+        if accelerator.is_main_process:
+            aside = self.directory.with_name(f"{self.directory.name}.stale-{time.strftime('%Y%m%d-%H%M%S')}")
+            os.replace(self.directory, aside)
+            log.warning("checkpoints of another run moved to %s (%s); training from the start", aside,
+                        "; ".join(differences[:3]))
+        accelerator.wait_for_everyone()
+        return False
 
     def clear(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)

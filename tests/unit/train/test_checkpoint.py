@@ -246,3 +246,43 @@ def test_an_abort_in_teardown_keeps_a_sealed_model_and_an_abort_before_sealing_r
     assert not (work / "before-scratch").exists()
     a, b = _weights(work / "after_seal"), _weights(work / "before_seal")
     assert all(a[k].equal(b[k]) for k in a)  # the resumed run ends where the run that never failed ended
+
+
+@pytest.mark.slow
+def test_a_checkpoint_of_another_run_is_refused_and_restart_moves_it_aside(run_setup):
+    """A training killed after a checkpoint, rerun after train.lr changed: the checkpoint records its run's fields,
+    so the rerun refuses (naming the field), writes nothing and keeps the checkpoint; the documented restart moves
+    it aside and trains the new run from the start, as a run that never had a checkpoint does."""
+    import os
+
+    from rmflow.train.checkpoint import RUN, run_fingerprint
+
+    work, spec_file = run_setup
+    old = spec_file("stale_old", max_steps=4, checkpoint_every=2, lr=1e-3)
+    new = spec_file("stale_new", max_steps=4, checkpoint_every=2, lr=3e-3)
+    scratch = work / "stale-scratch"
+    with checkpoint_directory(scratch, run_fingerprint(RunSpec.read(str(old)))):  # killed after its checkpoints
+        from rmflow.methods import bt
+
+        bt.train(RunSpec.read(str(old)), str(work / "stale_old_model"))
+    recorded = json.loads((scratch / "step-00000004" / RUN).read_text())
+    assert recorded["train.lr"] == 1e-3 and len(recorded["data_sha256"]) == 64
+
+    refused = subprocess.run(_train_cmd(new, work / "stale_new_model", "--checkpoint-dir", str(scratch)),
+                             capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr[-2000:]
+    line = refused.stderr.strip().splitlines()[-1]
+    assert "belong to another run" in line and "train.lr: 0.001 there, 0.003 now" in line, line
+    assert "RMFLOW_STALE_CHECKPOINTS=restart" in line
+    assert not (work / "stale_new_model").exists() and (scratch / "step-00000004").is_dir()
+
+    restarted = subprocess.run(_train_cmd(new, work / "stale_new_model", "--checkpoint-dir", str(scratch)),
+                               capture_output=True, text=True, timeout=300,
+                               env={**os.environ, "RMFLOW_STALE_CHECKPOINTS": "restart"})
+    assert restarted.returncode == 0, restarted.stderr[-2000:]
+    aside = list(work.glob("stale-scratch.stale-*"))
+    assert len(aside) == 1 and (aside[0] / "step-00000004").is_dir()  # moved aside, not deleted
+    clean = subprocess.run(_train_cmd(new, work / "stale_clean_model"), capture_output=True, text=True, timeout=300)
+    assert clean.returncode == 0, clean.stderr[-2000:]
+    a, b = _weights(work / "stale_new_model"), _weights(work / "stale_clean_model")
+    assert all(a[k].equal(b[k]) for k in a)  # the new run's own weights, not the old run's
