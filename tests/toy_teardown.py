@@ -2,8 +2,9 @@
 worker aborting in teardown after saving), registered from outside rmflow (``RMFLOW_METHOD_MODULES``).
 
 ``TOY_FAULT=after_seal``: rank 1 aborts (SIGABRT, as "terminate called without an active exception" does) at
-interpreter exit, after the model is sealed. ``TOY_FAULT=before_seal``: rank 1 aborts when the loop has finished
-and checkpointed but before the model is saved. Unset: plain BT.
+interpreter exit, after the model is sealed. ``TOY_FAULT=before_seal``: every rank aborts when the loop has
+finished and checkpointed but before the model is saved (rank 0 writes the model, so it must die too, or the test
+would race it). Unset: plain BT.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def _rank() -> int:
 
 def train(spec, out_dir, data=None, init=None):
     fault = os.environ.get(FAULT)
-    if fault == "before_seal" and _rank() == 1:
+    if fault == "before_seal":
         from rmflow.train import save
 
         def abort_instead_of_saving(*args, **kwargs):

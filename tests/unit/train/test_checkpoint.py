@@ -216,7 +216,10 @@ def test_an_abort_in_teardown_keeps_a_sealed_model_and_an_abort_before_sealing_r
 
     tests = str(Path(__file__).resolve().parents[2])  # tests/: the toy method module (tests/toy_teardown.py)
     monkeypatch.syspath_prepend(tests)
-    methods.register("toy_teardown", "toy_teardown")  # also sets RMFLOW_METHOD_MODULES for the processes below
+    # register() sets RMFLOW_METHOD_MODULES for this process and the ones below: restored after the test, or every
+    # later test's subprocess would try to import the toy module
+    monkeypatch.setenv(methods.MODULES_ENV, os.environ.get(methods.MODULES_ENV, ""))
+    methods.register("toy_teardown", "toy_teardown")
     work, _ = run_setup
     spec = spec_for("toy_teardown", tiny_base, work / "train.parquet", test_defaults=False,
                     train={**TRAIN, "grad_accum": 1, "max_steps": 4, "checkpoint_every": 2})
