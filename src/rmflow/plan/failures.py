@@ -4,15 +4,15 @@ it that failed (in Snakemake's own DAG), writes that into a manifest and runs ``
 leaderboard, its subset/significance/published tables, the figures and the best-of-N table from every file that
 exists, plus ``leaderboard_missing.csv`` (rmflow.leaderboard.missing).
 
-Those files are written outside Snakemake's bookkeeping; the next run, once a failed job succeeds, sees a score
-newer than the tables and rebuilds them through the normal rules. Imports no torch and no polars: it runs inside the
-Snakemake process, which may have neither; ``rmflow gather`` runs in a subprocess as any job does.
+Those files are written outside Snakemake's bookkeeping. Every planned score and best-of-N file is a target of
+``all`` itself (Plan.targets), so the next run still sees the missing ones as wanted, makes them, and rebuilds the
+tables through the normal rules from the newer inputs. Imports no torch and no polars: it runs inside the Snakemake
+process, which may have neither; ``rmflow gather`` runs in a subprocess as any job does.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 import subprocess
@@ -22,7 +22,6 @@ from pathlib import Path
 from rmflow.plan import paths
 from rmflow.plan.paths import RESULTS
 
-log = logging.getLogger(__name__)
 MANIFEST = f"{RESULTS}/logs/gather/planned.json"
 GATHER_LOG = f"{RESULTS}/logs/gather/gather.log"
 
