@@ -16,6 +16,8 @@ import typing
 from dataclasses import MISSING, dataclass, field
 from typing import Any, Callable
 
+from rmflow.errors import RmflowError
+
 # rows per scoring forward pass: the default of every scorer and scoring command (evaluate.batch_size in the schema)
 SCORE_BATCH_SIZE = 16
 
@@ -46,6 +48,13 @@ class Compute:
 
     batch_size: int = opt(SCORE_BATCH_SIZE, "rows per forward pass")
     threads: int | None = opt(None, "torch threads (default: torch's own)")
+
+    def __post_init__(self):
+        # 0 or a negative number would run as 1 (or not at all) without a word
+        if self.batch_size < 1:
+            raise RmflowError(f"must be at least 1, not {self.batch_size}", field="batch-size")
+        if self.threads is not None and self.threads < 1:
+            raise RmflowError(f"must be at least 1, not {self.threads}", field="threads")
 
 
 @dataclass(kw_only=True)

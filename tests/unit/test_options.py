@@ -64,3 +64,18 @@ def test_the_leaderboard_commands_defaults_are_the_leaderboards_own():
     command, library = scoring.Leaderboard(), leaderboard.Options()
     assert (command.bootstrap, command.seed, command.level, command.ci_style) == \
         (library.n_boot, library.seed, library.level, library.ci_style)
+
+
+@pytest.mark.parametrize("command", [["evaluate", "--model-dir", "m", "--method", "bt", "--data", "d", "--eval-set",
+                                      "e", "--base", "b", "--out-dir", "OUT"],
+                                     ["rank", "--method", "bt", "--model-dir", "m", "--data", "d", "--out-dir", "OUT"]])
+@pytest.mark.parametrize("flag", ["--batch-size", "--threads"])
+def test_a_non_positive_size_is_refused_not_run_as_one(command, flag, tmp_path, capsys):
+    from rmflow.cli import main
+
+    out = tmp_path / "out"
+    argv = [str(out) if a == "OUT" else a for a in command] + [flag, "0"]
+    assert main(argv) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"field '{flag[2:]}': must be at least 1, not 0" in line, line
+    assert not out.exists()
