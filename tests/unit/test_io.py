@@ -60,8 +60,8 @@ def test_checkpoints_follow_the_umask_too(tmp_path, tiny_base):
         accelerator = Accelerator(cpu=True)
         model = accelerator.prepare(AutoModelForCausalLM.from_pretrained(tiny_base))
         optimizer = accelerator.prepare(torch.optim.AdamW(model.parameters()))
-        del optimizer
-        where = Checkpointer(tmp_path / "scratch", every=1).save(accelerator, 3, {"step": 3})
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+        where = Checkpointer(tmp_path / "scratch", every=1).save(accelerator, scheduler, 3, {"step": 3})
     assert mode(where) == 0o775
     files = [p for p in where.rglob("*") if p.is_file()]
     assert files and all(mode(p) == 0o664 for p in files), {p.name: oct(mode(p)) for p in files}

@@ -1,7 +1,8 @@
 """Resumable training: checkpoints every N optimizer steps and when SLURM warns of a time limit or preemption.
 
-A checkpoint is accelerate's ``save_state`` (model, optimizer, scheduler, every process's RNG states) plus the
-loop's own position (step, epoch, batch within the epoch, running totals, log history) in ``loop_state.json``.
+A checkpoint is accelerate's ``save_state`` (model and optimizer) plus what rmflow writes itself without pickle
+(``state_files``: the LR scheduler, every process's RNG states) and the loop's own position (step, epoch, batch
+within the epoch, running totals, log history) in ``loop_state.json``. A checkpoint holding a pickle is refused.
 Each one is written to a temporary directory, sealed with a manifest of SHA-256 sums, and renamed into place, so
 a half-written checkpoint never looks complete. On resume the newest checkpoint whose manifest verifies and that
 loads is used; a corrupt one is skipped with a warning naming it, never used.
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from rmflow.errors import RmflowError
 from rmflow.io import share_tree
+from rmflow.train import state_files
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +127,16 @@ def verify(path: Path) -> str | None:
     return None
 
 
+def _reason(exc: Exception) -> str:
+    """One line for a load failure; for torch's weights-only refusal, the line naming what it refused."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if lines and lines[0].startswith("Weights only load failed"):
+        named = [line for line in lines[1:] if "GLOBAL" in line or "Unsupported" in line]
+        return ("torch refused to unpickle more than tensors (weights_only=True)"
+                + (f": {named[0]}" if named else ""))
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
+
+
 class PreemptionSignals:
     """Catch SIGTERM and SIGUSR1 and note them; the loop checkpoints at the next optimizer step and exits."""
 
@@ -171,7 +183,7 @@ class Checkpointer:
             return []
         return sorted((p for p in self.directory.glob("step-*") if p.is_dir()), reverse=True)
 
-    def save(self, accelerator, step: int, loop_state: dict) -> Path:
+    def save(self, accelerator, scheduler, step: int, loop_state: dict) -> Path:
         began = time.time()
         final = self.directory / f"step-{step:08d}"
         tmp = self.directory / f".tmp-step-{step:08d}"
@@ -180,8 +192,10 @@ class Checkpointer:
             tmp.mkdir(parents=True)
         accelerator.wait_for_everyone()
         accelerator.save_state(str(tmp))
+        state_files.write_rng(tmp, accelerator.process_index)  # and removes accelerate's pickle of them
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
+            state_files.write_scheduler(scheduler, tmp)
             (tmp / LOOP_STATE).write_text(json.dumps(loop_state))
             if _run is not None:
                 (tmp / RUN).write_text(json.dumps(_run, indent=1, sort_keys=True))
@@ -198,20 +212,25 @@ class Checkpointer:
         self.durations.append(self.last_save - began)
         return final
 
-    def restore(self, accelerator) -> dict | None:
+    def restore(self, accelerator, scheduler) -> dict | None:
         """Load the newest good checkpoint into the prepared objects; return its loop state (None: start fresh)."""
         candidates = self._candidates()
         if candidates and _run is not None and not self._belongs(candidates, accelerator):
             return None
-        skipped = []
+        skipped, half_loaded = [], []
         for path in candidates:
             problem = verify(path)
+            if problem is None and (pickles := state_files.pickles_in(path)):
+                problem = f"it holds {', '.join(pickles)}: a pickle, which rmflow never writes and never opens"
             if problem is None:
                 try:
                     accelerator.load_state(str(path))
+                    state_files.read_scheduler(scheduler, path)
+                    state_files.read_rng(path, accelerator.process_index)
                     state = json.loads((path / LOOP_STATE).read_text())
                 except Exception as exc:  # noqa: BLE001 - any failure to load means "not usable"
-                    problem = f"failed to load: {type(exc).__name__}: {exc}"
+                    problem = f"failed to load: {_reason(exc)}"
+                    half_loaded.append(path.name)
             if problem is not None:
                 log.warning("checkpoint %s is not usable (%s); trying an older one", path, problem)
                 skipped.append(path.name)
@@ -221,6 +240,10 @@ class Checkpointer:
             log.info("resuming from %s (optimizer step %d, epoch %d, batch %d)", path, state["step"],
                      state["epoch"], state["batch"])
             return state
+        if half_loaded:  # the model or optimizer may hold part of a checkpoint: starting "fresh" would not be
+            raise RmflowError(f"no checkpoint in {self.directory} could be loaded ({', '.join(skipped)}; the log says "
+                              f"why) and {', '.join(half_loaded)} failed part-way. To train from the start, move them "
+                              f"aside: {STALE_ENV}=restart", field="checkpoint")
         if skipped:
             log.warning("no usable checkpoint in %s (%d corrupt: %s): training from the start", self.directory,
                         len(skipped), ", ".join(skipped))

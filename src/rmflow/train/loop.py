@@ -20,6 +20,7 @@ from rmflow.sizing import utilisation
 from rmflow.train import tracking
 from rmflow.train.checkpoint import Checkpointer, Preempted, PreemptionSignals, active_directory
 from rmflow.train.config import TrainConfig
+from rmflow.train.state_files import weights_only_deepspeed
 from rmflow.train.trainable import prepare_trainable
 
 log = logging.getLogger(__name__)
@@ -157,7 +158,9 @@ def train_loop(model, epoch_batches: Callable[[int], Sequence], n_micro_per_epoc
                                                 else math.ceil(config.warmup_ratio * total_steps)),
                               num_training_steps=total_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
-    accelerator.register_for_checkpointing(scheduler)
+    if deepspeed and deepspeed.startswith("used"):
+        weights_only_deepspeed(model)  # its checkpoints are read back without running code (state_files)
+    # the scheduler is not registered with accelerate (that saves it as a pickle): the checkpointer writes it as JSON
     model.train()
 
     state = {"step": 0, "epoch": 0, "batch": 0, "last_loss": float("nan"), "elapsed_before": 0.0, "history": [],
@@ -166,7 +169,7 @@ def train_loop(model, epoch_batches: Callable[[int], Sequence], n_micro_per_epoc
     checkpointer = Checkpointer(checkpoint_dir, config.checkpoint_every, minutes=config.checkpoint_every_minutes) \
         if checkpoint_dir else None
     if checkpointer:
-        state = checkpointer.restore(accelerator) or state
+        state = checkpointer.restore(accelerator, scheduler) or state
     tracking.start(accelerator, config.report_to, dataclasses.asdict(config))
     started = time.time()
     if checkpointer:
@@ -190,7 +193,7 @@ def train_loop(model, epoch_batches: Callable[[int], Sequence], n_micro_per_epoc
                     bar.update(1)
                     _maybe_log(accelerator, state, total_steps, scheduler, bar, config, started)
                     if checkpointer:
-                        _maybe_checkpoint(checkpointer, accelerator, state, signals, started)
+                        _maybe_checkpoint(checkpointer, accelerator, scheduler, state, signals, started)
                     if state["step"] >= total_steps:
                         break
                 else:
@@ -308,7 +311,7 @@ def _any_process(accelerator, flag: bool) -> bool:
     return _sum_over_processes(accelerator, [1.0 if flag else 0.0])[0] > 0
 
 
-def _maybe_checkpoint(checkpointer: Checkpointer, accelerator, state: dict, signals: PreemptionSignals,
+def _maybe_checkpoint(checkpointer: Checkpointer, accelerator, scheduler, state: dict, signals: PreemptionSignals,
                       started: float) -> None:
     preempted = _any_process(accelerator, signals.received is not None)
     periodic = checkpointer.every and state["step"] % checkpointer.every == 0
@@ -318,7 +321,7 @@ def _maybe_checkpoint(checkpointer: Checkpointer, accelerator, state: dict, sign
     if not (preempted or periodic or timed):
         return
     snapshot = {**state, "elapsed_before": state["elapsed_before"] + time.time() - started}
-    where = checkpointer.save(accelerator, state["step"], snapshot)
+    where = checkpointer.save(accelerator, scheduler, state["step"], snapshot)
     if preempted:
         log.warning("stopped at optimizer step %d after a preemption signal; rerun to resume from %s",
                     state["step"], where)

@@ -188,6 +188,7 @@ def test_a_sigusr1_checkpoint_under_zero3_resumes_to_the_same_weights(work, tiny
         proc.send_signal(signal.SIGUSR1)
         assert proc.wait(timeout=300) == 75, log_file.read_text()[-3000:]
     assert not (work / "zero3_resumed").exists()
+    _a_planted_payload_never_runs(work, cmd, scratch)
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
                            env={**os.environ, "DS_ACCELERATOR": "cpu"})
     assert again.returncode == 0, again.stderr[-3000:]
@@ -195,3 +196,25 @@ def test_a_sigusr1_checkpoint_under_zero3_resumes_to_the_same_weights(work, tiny
     a = load_file(str(work / "zero3_clean/model.safetensors"))
     b = load_file(str(work / "zero3_resumed/model.safetensors"))
     assert all(a[k].equal(b[k]) for k in a)
+
+
+def _a_planted_payload_never_runs(work, cmd, scratch):
+    """DeepSpeed's loader passes weights_only=False; rmflow's engine reads with weights_only=True: a payload in its
+    model states file (manifest resealed) stops the resume with an error line and never runs."""
+    import shutil
+
+    import torch
+
+    from test_state_files import Payload, _reseal
+
+    planted, marker = work / "planted", work / "PWNED"
+    shutil.copytree(scratch, planted)
+    (step,) = planted.glob("step-*")
+    (states,) = step.rglob("*model_states.pt")
+    torch.save({"module": Payload(marker)}, states)
+    _reseal(step)
+    run = subprocess.run([*cmd[:cmd.index("--checkpoint-dir") + 1], str(planted)], capture_output=True, text=True,
+                         timeout=600, env={**os.environ, "DS_ACCELERATOR": "cpu"})
+    assert not marker.exists(), "the payload in DeepSpeed's model states ran"
+    assert run.returncode != 0 and "torch refused to unpickle more than tensors" in run.stderr, run.stderr[-3000:]
+    assert "Traceback" not in run.stderr, run.stderr[-3000:]
