@@ -1,7 +1,10 @@
 """``rmflow <command>``: the one entry point every Snakemake rule, sbatch script and test calls.
 
 The parser is built from the commands' option dataclasses (rmflow.commands, rmflow.options); no logic lives here.
-User mistakes (``RmflowError``) print one line and exit 2; anything else is a bug and keeps its traceback.
+User mistakes (``RmflowError``) print one line and exit 2, and so do failures of the place a command reads or writes
+(a full, read-only or forbidden disk; input nested too deeply to parse): those are the machine's, not a bug. Outputs
+are checked writable before a command starts, and what a failed command already put in place is taken back, so a
+failure leaves nothing. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -11,10 +14,10 @@ import logging
 import sys
 from dataclasses import dataclass
 
-from rmflow import methods
+from rmflow import io, methods
 from rmflow.commands import COMMANDS
 from rmflow.errors import RmflowError
-from rmflow.options import add_command, add_options, from_namespace, opt
+from rmflow.options import add_command, add_options, from_namespace, opt, outputs
 
 
 @dataclass(kw_only=True)
@@ -45,15 +48,43 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     command = args.command
+    io.written.clear()
+    io.created.clear()
     try:
         from rmflow.devices import require_gpus
 
+        options = from_namespace(command.options, args)
+        for option, path, kind in outputs(options):
+            try:
+                io.check_writable(path, kind)
+            except RmflowError as exc:
+                raise RmflowError(f"{exc} (--{option.replace('_', '-')})") from exc
         require_gpus(args.rule, args.gpus)
-        command.run(from_namespace(command.options, args))
-    except RmflowError as exc:
-        print(f"rmflow {command.name}: error: {exc}", file=sys.stderr)
+        command.run(options)
+    except Exception as exc:
+        taken = io.take_back_written()  # a failure leaves no outputs, a bug's included
+        message = _error_line(exc)
+        if message is None:
+            raise
+        print(f"rmflow {command.name}: error: {message}", file=sys.stderr)
+        if taken:
+            print(f"rmflow {command.name}: removed what it had written: {', '.join(map(str, taken))}",
+                  file=sys.stderr)
         return 2
     return 0
+
+
+def _error_line(exc: BaseException) -> str | None:
+    """The one line for a user's or the machine's failure; None for a bug (its traceback is kept)."""
+    if isinstance(exc, RmflowError):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.filename and exc.errno is not None:
+        return f"{exc.filename}: {exc.strerror}"
+    if io.write_failure(exc):
+        return f"cannot write an output: {str(exc).splitlines()[-1]}"
+    if isinstance(exc, RecursionError):
+        return f"input nested too deeply to read ({exc})"
+    return None
 
 
 if __name__ == "__main__":

@@ -24,11 +24,12 @@ SCORE_BATCH_SIZE = 16
 
 def opt(default: Any = MISSING, help: str | None = None, *, choices: list | tuple | None = None,
         nargs: str | None = None, positional: bool = False, factory: Callable[[], Any] | None = None,
-        repeat: bool = False, short: str | None = None):
+        repeat: bool = False, short: str | None = None, writes: str | None = None):
     """A command option: its default (none: required), help, choices; ``factory`` for a list default;
-    ``repeat``: a list given one flag at a time (``--job A --job B``); ``short``: a one-letter alias (``-v``)."""
+    ``repeat``: a list given one flag at a time (``--job A --job B``); ``short``: a one-letter alias (``-v``);
+    ``writes``: the option names an output, a "file" or a "dir" (checked writable before the command starts)."""
     metadata = {"help": help, "choices": choices, "nargs": nargs, "positional": positional, "repeat": repeat,
-                "short": short}
+                "short": short, "writes": writes}
     if factory is not None:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -103,6 +104,16 @@ def add_options(parser: argparse.ArgumentParser, options: type) -> None:
             kwargs["required"] = True
         flags = [meta["short"]] if meta.get("short") else []
         parser.add_argument(*flags, f"--{f.name.replace('_', '-')}", dest=f.name, **kwargs)
+
+
+def outputs(values) -> list[tuple[str, str, str]]:
+    """(option, path, "file" | "dir") for every output option a command was given (``opt(writes=...)``)."""
+    found = []
+    for f in dataclasses.fields(values):
+        kind, value = f.metadata.get("writes"), getattr(values, f.name)
+        if kind and value:
+            found += [(f.name, str(v), kind) for v in (value if isinstance(value, list) else [value])]
+    return found
 
 
 def from_namespace(options: type, namespace: argparse.Namespace):

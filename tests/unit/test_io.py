@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+import time
 
 import pytest
 
@@ -92,3 +93,38 @@ def test_a_value_too_long_for_a_shell_command_is_refused_by_name():
 
     with pytest.raises(RmflowError, match=r"run spec bt/big: 1\d{4} bytes of JSON, over the 10000 a rule's shell"):
         command_json({"text": "x" * 10_000}, "run spec bt/big", limit=10_000)
+
+
+def test_a_killed_writers_temporary_is_removed_by_the_next_write_of_the_same_path(tmp_path):
+    """A hard kill mid-save leaves .<name>.<host>.<pid>.<random>.tmp; the next write of that path removes it once
+    its writer is gone, and leaves a live writer's (or another path's) alone."""
+    import socket
+    import subprocess
+
+    from rmflow.io import atomic_dir
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    live = subprocess.Popen(["sleep", "60"])
+    host = socket.gethostname()
+    try:
+        killed = tmp_path / f".model.{host}.{dead.pid}.abcd1234.tmp"
+        running = tmp_path / f".model.{host}.{live.pid}.efgh5678.tmp"
+        elsewhere = tmp_path / ".model.other-node.12.ijkl9012.tmp"
+        unrelated = tmp_path / f".other.{host}.{dead.pid}.mnop3456.tmp"
+        for leftover in (killed, running, elsewhere, unrelated):
+            leftover.mkdir()
+            (leftover / "model.safetensors").write_bytes(b"partial")
+        with atomic_dir(tmp_path / "model") as tmp:
+            (tmp / "config.json").write_text("{}")
+        assert not killed.exists()
+        assert running.exists() and elsewhere.exists() and unrelated.exists()
+        old = time.time() - 3600  # nothing written in it for an hour: its writer elsewhere is gone too
+        for p in (elsewhere, elsewhere / "model.safetensors"):
+            os.utime(p, (old, old))
+        with atomic_dir(tmp_path / "model") as tmp:
+            (tmp / "config.json").write_text("{}")
+        assert not elsewhere.exists() and running.exists()
+    finally:
+        live.kill()
+        live.wait()

@@ -10,7 +10,7 @@ from rmflow.options import Command, opt
 
 @dataclass(kw_only=True)
 class RehearsalHub:
-    out: str = opt()
+    out: str = opt(writes="dir")
     config: list[str] = opt(factory=lambda: ["config/config.yaml", "config/paper.yaml"], nargs="+")
     seed: int = opt(0)
 
@@ -24,7 +24,7 @@ def rehearsal_hub(a: RehearsalHub) -> None:
 @dataclass(kw_only=True)
 class RehearsalProfile:
     source: str = opt("profiles/slurm")
-    out: str = opt()
+    out: str = opt(writes="dir")
     partition: str = opt("debug")
     jobs: int = opt(4)
 
@@ -50,7 +50,7 @@ def hub_check(a: HubCheck) -> None:
 class Plan:
     configfile: list[str] = opt(help="config layers after config/config.yaml", factory=list)
     profile: str | None = opt(None, "a Snakemake profile directory (its set-resources)")
-    json: str | None = opt(None, "write one object per job here")
+    json: str | None = opt(None, "write one object per job here", writes="file")
     sinfo: str = opt("sinfo", "the cluster's sinfo ('' to compare with the profile only)")
     directory: str = opt(".", "the workflow's directory (holds config/ and workflow/)")
 

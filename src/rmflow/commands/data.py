@@ -13,7 +13,7 @@ class MakeSynthetic:
     seed: int = opt(0)
     n_train: int = opt(160, "train pairs per subset")
     n_test: int = opt(40, "test rows per subset")
-    out_dir: str = opt()
+    out_dir: str = opt(writes="dir")
 
 
 def make_synthetic(a: MakeSynthetic) -> None:
@@ -33,8 +33,8 @@ class PrepareData:
     data_dir: str | None = opt(None, "hub data sets: the data_dir inside the repository")
     where: str | None = opt(None, "keep only rows whose columns equal these values: 'split=train [col=value ...]'")
     on_invalid: str = opt("error", choices=["error", "skip"])
-    out: str = opt()
-    report: str = opt()
+    out: str = opt(writes="file")
+    report: str = opt(writes="file")
 
 
 def prepare_data(a: PrepareData) -> None:
@@ -58,8 +58,8 @@ class PrepareEval:
     benchmark: str = opt(help="rewardbench_v1 | rewardbench_v2")
     split: str = opt("filtered")
     revision: str | None = opt(None)
-    out: str = opt(help="the rows, JSON lines")
-    report: str = opt()
+    out: str = opt(help="the rows, JSON lines", writes="file")
+    report: str = opt(writes="file")
 
 
 def prepare_eval(a: PrepareEval) -> None:
@@ -71,7 +71,7 @@ def prepare_eval(a: PrepareEval) -> None:
 @dataclass(kw_only=True)
 class MakeSamples:
     shared: str = opt(help="the folder of real rows the samples are cut from (rmflow.data.samples names its files)")
-    out_dir: str = opt()
+    out_dir: str = opt(writes="dir")
     sizes: str = opt("", "'pairs=32 step_rows=32 ...' (rmflow.data.samples.DEFAULTS)")
 
 
@@ -89,7 +89,7 @@ def make_samples(a: MakeSamples) -> None:
 
 @dataclass(kw_only=True)
 class WriteJson:
-    out: str = opt()
+    out: str = opt(writes="file")
     data: str = opt(help="the value as one line of JSON (give it as --data=...)")
     yaml: bool = opt(False, "write it as YAML, keys in their order")
 

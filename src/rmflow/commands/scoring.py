@@ -34,7 +34,7 @@ class Evaluate(Compute):
     tie_rule: str = opt("official", choices=["official", "seed"])
     eval_set: str = opt(help="name written into scores.json")
     base: str = opt(help="base model name written into scores.json")
-    out_dir: str = opt()
+    out_dir: str = opt(writes="dir")
 
 
 def evaluate(a: Evaluate) -> None:
@@ -61,21 +61,21 @@ def evaluate(a: Evaluate) -> None:
 class Leaderboard:
     root: str = opt("results/eval", "gather every <eval set>/<method>/<base>/scores.json")
     scores: list[str] | None = opt(None, "gather exactly these scores.json files instead of --root", nargs="+")
-    csv: str = opt("results/leaderboard.csv")
-    md: str = opt("results/leaderboard.md")
-    subsets: str = opt("results/leaderboard_subsets.csv")
-    tex: str | None = opt(None, "also write a booktabs LaTeX table here")
-    significance: str | None = opt(None, "also write paired tests against each set's best here")
-    sources: str | None = opt(None, "also write each row's hub commits (model, base, data) here")
+    csv: str = opt("results/leaderboard.csv", writes="file")
+    md: str = opt("results/leaderboard.md", writes="file")
+    subsets: str = opt("results/leaderboard_subsets.csv", writes="file")
+    tex: str | None = opt(None, "also write a booktabs LaTeX table here", writes="file")
+    significance: str | None = opt(None, "also write paired tests against each set's best here", writes="file")
+    sources: str | None = opt(None, "also write each row's hub commits (model, base, data) here", writes="file")
     published: str | None = opt(None, "published numbers of released models (config/published.yaml)")
-    published_csv: str | None = opt(None, "ours vs published: CSV here")
-    published_md: str | None = opt(None, "ours vs published: Markdown here")
+    published_csv: str | None = opt(None, "ours vs published: CSV here", writes="file")
+    published_md: str | None = opt(None, "ours vs published: Markdown here", writes="file")
     bootstrap: int = opt(1000, "bootstrap replicates")
     seed: int = opt(0)
     level: float = opt(0.95)
     ci_style: str = opt("pm", choices=["pm", "brackets"])
     missing: str | None = opt(None, "also write the planned rows without a score here (leaderboard_missing.csv; "
-                                    "its header alone when none is missing)")
+                                    "its header alone when none is missing)", writes="file")
     planned: str | None = opt(None, "a gather manifest (results/logs/gather/planned.json): gather those of its "
                                     "planned scores that exist and list the others in --missing")
     print: bool = opt(False, "also print the Markdown table")
@@ -150,7 +150,7 @@ class Plots:
     scores: list[str] = opt(help="the scores.json files it was gathered from")
     models: list[str] = opt(help="METHOD/BASE=DIR for every planned model (its train_log.jsonl and metrics.json)",
                             factory=list)
-    out_dir: str = opt()
+    out_dir: str = opt(writes="dir")
 
 
 def plots(a: Plots) -> None:
@@ -200,10 +200,10 @@ class BestOfN(Compute):
     ns: list[int] = opt(factory=lambda: [1, 2, 4, 8], nargs="+")
     subsets: int = opt(16, "random subsets per problem and N")
     seed: int = opt(0)
-    out: str | None = opt(None)
+    out: str | None = opt(None, writes="file")
     files: list[str] | None = opt(None, nargs="+")
-    csv: str | None = opt(None)
-    png: str | None = opt(None)
+    csv: str | None = opt(None, writes="file")
+    png: str | None = opt(None, writes="file")
     svg: str | None = opt(None)
 
 
@@ -232,7 +232,7 @@ class Rank(Compute):
     mode: str = opt("knockout", "pairwise methods only: how responses are compared",
                     choices=["knockout", "round_robin"])
     top_k: int = opt(2)
-    out_dir: str = opt()
+    out_dir: str = opt(writes="dir")
 
 
 def rank(a: Rank) -> None:

@@ -13,7 +13,7 @@ from rmflow.options import Command, opt, set_threads
 class BuildBase:
     spec: str = opt(help="JSON {tiny: {...}} or {gguf: {file | package}, chat_template}")
     corpus: str | None = opt(None, "tiny: prepared pairs whose texts train the tokenizer")
-    out: str = opt()
+    out: str = opt(writes="dir")
     threads: int | None = opt(None)
 
 
@@ -27,7 +27,7 @@ def build_base(a: BuildBase) -> None:
 @dataclass(kw_only=True)
 class Train:
     spec: str = opt(help="run spec JSON (results/runs/<method>/<base>.json)")
-    out: str = opt(help="model directory to write")
+    out: str = opt(help="model directory to write", writes="dir")
     data: str | None = opt(None, "train on this file instead of the spec's train_data")
     init: str | None = opt(None, "start from this model directory instead of the spec's base")
     threads: int | None = opt(None, "torch threads in all (split between processes)")
@@ -94,8 +94,8 @@ def _worker_args(a: Train, threads: int | None) -> list[str]:
 class Transform:
     spec: str = opt()
     data: str = opt(help="prepared standard-row parquet")
-    out: str = opt()
-    report: str = opt(help="JSON with the row counts")
+    out: str = opt(writes="file")
+    report: str = opt(help="JSON with the row counts", writes="file")
 
 
 def transform(a: Transform) -> None:
@@ -118,7 +118,7 @@ class Stage:
     spec: str = opt()
     inputs: str = opt(help='JSON {name: path or hub id}: what the stage reads (the method\'s stage_inputs; e.g. '
                            '{"backbone": ..., "data": ...})')
-    out: str = opt()
+    out: str = opt(writes="any")
     checkpoint_dir: str | None = opt(None, "embeddings of a large set kept here chunk by chunk (outside the rule's "
                                            "outputs); a rerun resumes from them, and they go once the stage is done")
     threads: int | None = opt(None)

@@ -46,6 +46,9 @@ def read_rows(ref: str | list[str], *, split: str = "train", revision: str | Non
     return rows
 
 
+TOO_DEEP = "JSON nested too deeply to read (over Python's recursion limit); rows are flat objects"
+
+
 def _read_file(path: Path) -> list[dict]:
     if path.suffix == ".jsonl":
         rows = []
@@ -59,6 +62,8 @@ def _read_file(path: Path) -> list[dict]:
                 except json.JSONDecodeError as exc:
                     raise RmflowError(f"malformed JSON ({exc.msg} at column {exc.colno})", file=str(path),
                                       row=lineno) from exc
+                except RecursionError as exc:
+                    raise RmflowError(TOO_DEEP, file=str(path), row=lineno) from exc
                 if not isinstance(row, dict):
                     raise RmflowError("each line must be a JSON object", file=str(path), row=lineno)
                 rows.append({**row, "__row__": lineno, "__file__": str(path)})
@@ -74,11 +79,17 @@ def _read_file(path: Path) -> list[dict]:
             data = json.loads(text or "null")
         except json.JSONDecodeError as exc:
             raise RmflowError(f"malformed JSON ({exc.msg})", file=str(path), row=exc.lineno) from exc
+        except RecursionError as exc:
+            raise RmflowError(TOO_DEEP, file=str(path)) from exc
         if data is None:
             return []
         if not isinstance(data, list):
             raise RmflowError("a .json data file must hold a list of row objects", file=str(path))
-        return [{**r, "__row__": i, "__file__": str(path)} if isinstance(r, dict) else r for i, r in enumerate(data, 1)]
+        for i, r in enumerate(data, 1):
+            if not isinstance(r, dict):
+                raise RmflowError(f"element {i} of the list is a JSON {type(r).__name__}, not a row object",
+                                  file=str(path), row=i)
+        return [{**r, "__row__": i, "__file__": str(path)} for i, r in enumerate(data, 1)]
     import polars as pl
 
     try:

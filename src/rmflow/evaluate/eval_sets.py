@@ -83,7 +83,40 @@ def load(source: str, benchmark: str, split: str, revision: str | None = None) -
     rows = (load_v2_rows if benchmark == "rewardbench_v2" else load_eval_rows)(source, split, revision)
     if not rows:
         raise RmflowError(f"has no rows in split '{split}'", file=source)
+    check_unique_ids(rows, source)
     return rows
+
+
+def check_unique_ids(rows: list[dict], source: str) -> None:
+    """Rows are joined, compared across runs and (RewardBench 2 Ties) paired by id: a repeated id would silently
+    collapse rows, so it is refused with the rows that share it."""
+    positions: dict[str, list[int]] = {}
+    for number, row in enumerate(rows, start=1):
+        positions.setdefault(row["id"], []).append(number)
+    repeated = {i: p for i, p in positions.items() if len(p) > 1}
+    if repeated:
+        first, where = next(iter(repeated.items()))
+        raise RmflowError(f"id {first!r} is used by rows {', '.join(map(str, where[:5]))} (ids must be unique; "
+                          f"{len(repeated)} id(s) repeated)", file=source, field="id")
+
+
+def check_scorable(rows: list[dict], benchmark: str, sections: str | None, source: str) -> None:
+    """Refuse a set none of whose rows falls in a section of the benchmark: it would score nothing and still
+    write a complete-looking scores.json with score null."""
+    from rmflow.evaluate.rewardbench import get_section_map
+    from rmflow.evaluate.rewardbench2 import V2_SUBSETS
+
+    if benchmark == "rewardbench_v2":
+        known, named = set(V2_SUBSETS), "rewardbench_v2"
+    else:
+        section_map = get_section_map(sections or "rewardbench_v1")
+        known = {s for members in section_map["sections"].values() for s in members} | set(section_map["prior_sets"])
+        named = f"section map {sections or 'rewardbench_v1'}"
+    seen = collections.Counter(r["subset"] for r in rows)
+    if not set(seen) & known:
+        listed = ", ".join(f"{s} ({n})" for s, n in seen.most_common(6))
+        raise RmflowError(f"no row falls in any section of {named}: nothing would be scored (subsets seen: {listed}; "
+                          "is benchmark or sections wrong?)", file=source, field="subset")
 
 
 def ids_digest(ids: list[str]) -> str:

@@ -178,6 +178,7 @@ def load_model(ref: str, tokenizer, *, auto_class: str = "AutoModelForSequenceCl
     ``dtype`` None keeps transformers' default (the checkpoint's stored dtype); training goes through
     ``load_for_training`` (fp32) and scoring through ``load_for_scoring``."""
     import transformers
+    from safetensors import SafetensorError
 
     check_model_ref(ref)
     _prepare_hub(ref)
@@ -194,8 +195,10 @@ def load_model(ref: str, tokenizer, *, auto_class: str = "AutoModelForSequenceCl
     if attention:
         kwargs["attn_implementation"] = attention
     try:
+        # use_safetensors: a hub repository offering only pickle weights is refused, never unpickled
         model = cls.from_pretrained(
-            os.path.expanduser(ref), revision=revision, trust_remote_code=trust_remote_code, dtype=dtype, **kwargs
+            os.path.expanduser(ref), revision=revision, trust_remote_code=trust_remote_code, dtype=dtype,
+            use_safetensors=kwargs.pop("use_safetensors", True), **kwargs
         )
     except ValueError as exc:
         if attention and ("attn_implementation" in str(exc) or "does not support" in str(exc)):
@@ -204,6 +207,8 @@ def load_model(ref: str, tokenizer, *, auto_class: str = "AutoModelForSequenceCl
         raise _hub_hint(ref, exc) from exc
     except OSError as exc:
         raise _hub_hint(ref, exc) from exc
+    except SafetensorError as exc:  # a header that passed check_model_dir (a hub file) but not safetensors itself
+        raise RmflowError(f"unreadable weights of '{ref}': {exc}", field="model") from exc
     except ImportError as exc:
         if not trust_remote_code:
             raise

@@ -40,7 +40,14 @@ def render(tokenizer, messages: list[dict], generation_prompt: bool = False) -> 
             raise RmflowError(f"the chat template of '{tokenizer.name_or_path}' rejects a system turn ({exc}); set "
                               "base_models.<base>.system_turn: merge to fold it into the first user turn",
                               field="system_turn") from exc
-        raise
+        from rmflow.errors import RmflowError
+
+        # any other failure of the template on a conversation (a template error, a missing variable, a wrong
+        # role order): one error naming the model and the conversation, not a traceback from inside jinja
+        roles = "/".join(m.get("role", "?") for m in messages)
+        first = next((str(m.get("content", "")) for m in messages if m.get("role") == "user"), "")[:60]
+        raise RmflowError(f"the chat template of '{tokenizer.name_or_path}' fails on a conversation (roles {roles}; "
+                          f"first user turn {first!r}): {type(exc).__name__}: {exc}", field="chat_template") from exc
 
 
 def encode(tokenizer, messages: list[dict], max_length: int, truncation_side: str,

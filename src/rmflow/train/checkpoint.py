@@ -25,7 +25,7 @@ from pathlib import Path
 
 from rmflow.errors import RmflowError
 from rmflow.io import share_tree
-from rmflow.train import state_files
+from rmflow.train import state_files, writer_lock
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +170,35 @@ class Checkpointer:
     def __init__(self, directory: Path, every: int, keep: int = 2, minutes: float = 0.0):
         self.directory, self.every, self.keep = Path(directory), every, max(1, keep)
         self.minutes, self.last_save, self.durations = minutes, time.time(), []
+        self.claimed, self.touched = False, time.time()
+
+    def claim(self, accelerator) -> None:
+        """Become the one writer of this directory (writer_lock); every rank stops together if another lives."""
+        problem = None
+        if accelerator.is_main_process:
+            try:
+                writer_lock.claim(self.directory)
+                self.claimed = True
+            except RmflowError as exc:
+                problem = exc
+        refused = problem is not None
+        if accelerator.num_processes > 1:
+            import torch
+
+            flag = torch.tensor([1.0 if refused else 0.0], device=accelerator.device)
+            refused = float(accelerator.reduce(flag, "sum")[0]) > 0
+        if refused:
+            raise problem or RmflowError("another training is writing these checkpoints (rank 0's log names it)",
+                                         field="checkpoint")
+
+    def alive(self) -> None:
+        if self.claimed:
+            self.touched = writer_lock.touch(self.directory, self.touched)
+
+    def release(self) -> None:
+        if self.claimed:
+            writer_lock.release(self.directory)
+            self.claimed = False
 
     def save_times(self) -> dict:
         """Seconds each save of this process took: count, mean, max (metrics.json's checkpoint_save_s)."""
@@ -275,3 +304,4 @@ class Checkpointer:
 
     def clear(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)
+        self.release()

@@ -169,6 +169,7 @@ def train_loop(model, epoch_batches: Callable[[int], Sequence], n_micro_per_epoc
     checkpointer = Checkpointer(checkpoint_dir, config.checkpoint_every, minutes=config.checkpoint_every_minutes) \
         if checkpoint_dir else None
     if checkpointer:
+        checkpointer.claim(accelerator)  # refuses while another process trains into the same checkpoints
         state = checkpointer.restore(accelerator, scheduler) or state
     tracking.start(accelerator, config.report_to, dataclasses.asdict(config))
     started = time.time()
@@ -203,6 +204,8 @@ def train_loop(model, epoch_batches: Callable[[int], Sequence], n_micro_per_epoc
                 break
     finally:
         bar.close()
+        if checkpointer:
+            checkpointer.release()
     tracking.finish(accelerator, config.report_to)
     wall = time.time() - started + state["elapsed_before"]
     totals = dict(zip(state["totals"], _sum_over_processes(accelerator, list(state["totals"].values()))))
@@ -313,6 +316,7 @@ def _any_process(accelerator, flag: bool) -> bool:
 
 def _maybe_checkpoint(checkpointer: Checkpointer, accelerator, scheduler, state: dict, signals: PreemptionSignals,
                       started: float) -> None:
+    checkpointer.alive()
     preempted = _any_process(accelerator, signals.received is not None)
     periodic = checkpointer.every and state["step"] % checkpointer.every == 0
     # every rank must agree to save (a collective): rank 0's clock decides for all

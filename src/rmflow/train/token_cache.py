@@ -15,6 +15,8 @@ import logging
 import os
 from pathlib import Path
 
+from rmflow.errors import RmflowError
+
 log = logging.getLogger(__name__)
 
 VERSION = 1  # bump when encode() changes what it returns for the same inputs
@@ -86,8 +88,11 @@ def _write(path: Path, encoded: list[list[int]]) -> None:
     offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
     offsets[1:] = np.cumsum([len(e) for e in encoded])
     ids = np.fromiter((t for e in encoded for t in e), dtype=np.int64, count=int(offsets[-1]))
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, ids=ids, offsets=offsets)
+    try:
+        with atomic_path(path, output=False) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, ids=ids, offsets=offsets)
+    except RmflowError as exc:  # a cache that cannot be written only costs time: say so, go on without it
+        log.warning("token cache not written (%s); continuing without it", exc)
 
 
 def encode_all(tokenizer, conversations: list[list[dict]], max_length: int, truncation_side: str,

@@ -204,7 +204,6 @@ def _a_planted_payload_never_runs(work, cmd, scratch):
     import shutil
 
     import torch
-
     from test_state_files import Payload, _reseal
 
     planted, marker = work / "planted", work / "PWNED"
