@@ -289,3 +289,30 @@ def test_a_checkpoint_of_another_run_is_refused_and_restart_moves_it_aside(run_s
     assert clean.returncode == 0, clean.stderr[-2000:]
     a, b = _weights(work / "stale_new_model"), _weights(work / "stale_clean_model")
     assert all(a[k].equal(b[k]) for k in a)  # the new run's own weights, not the old run's
+
+
+@pytest.mark.slow
+def test_a_second_training_into_the_same_checkpoints_is_refused_while_the_first_lives(run_setup):
+    """The orphan case: a training still running (its snakemake was killed) and the rerun's new one. The second
+    refuses at once, naming the first's pid, and writes nothing; once the first has ended the rerun resumes."""
+    work, spec_file = run_setup
+    spec = spec_file("orphan", max_steps=100000, checkpoint_every=2)
+    scratch, log_file = work / "orphan-scratch", work / "orphan.log"
+    with open(log_file, "w") as log:
+        first = subprocess.Popen(_train_cmd(spec, work / "orphan_model", "--checkpoint-dir", str(scratch)),
+                                 stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.time() + 300
+            while "step 3/100000" not in log_file.read_text() and first.poll() is None and time.time() < deadline:
+                time.sleep(0.05)
+            second = subprocess.run(_train_cmd(spec, work / "orphan_model_2", "--checkpoint-dir", str(scratch)),
+                                    capture_output=True, text=True, timeout=300)
+            assert first.poll() is None, "the first training ended before the second started"
+        finally:
+            first.send_signal(signal.SIGTERM)
+            code = first.wait(timeout=300)
+    assert second.returncode == 2 and "Traceback" not in second.stderr, second.stderr[-2000:]
+    line = second.stderr.strip().splitlines()[-1]
+    assert f"another training is writing checkpoints to {scratch}: pid {first.pid}" in line, line
+    assert f"kill {first.pid}" in line and not (work / "orphan_model_2").exists()
+    assert code == PREEMPTED_EXIT and not (scratch.parent / "orphan-scratch.writer.json").exists()
