@@ -25,8 +25,10 @@ from rmflow.train.trainable import prepare_trainable
 
 log = logging.getLogger(__name__)
 
-# loss_fn(model, batch) -> (loss, stats); stats holds counts summed over the run: pairs, correct, tokens
+# loss_fn(model, batch) -> (loss, stats); stats holds counts summed over the run (pairs, correct, tokens,
+# computed_tokens) and a method's own loss terms as TERM + name, each summed over the batch's pairs: logged per pair
 LossFn = Callable[[object, object], tuple[object, dict]]
+TERM = "term/"
 
 # `make test-fast` sets this: the fast tier promises no training, and a test that trains anyway must fail there
 # (and be marked slow) rather than quietly making the fast tier slow.
@@ -275,6 +277,9 @@ def _micro_step(model, optimizer, accelerator, loss_fn: LossFn, batch, state: di
     window["pairs"] += stats.get("pairs", 0)
     window["correct"] += stats.get("correct", 0)
     window["tokens"] = window.get("tokens", 0) + stats.get("tokens", 0)  # .get: checkpoints from before it existed
+    for key, value in stats.items():  # every rank's loss gives the same terms: the window's keys stay aligned
+        if key.startswith(TERM):
+            window[key] = window.get(key, 0.0) + float(value)
 
 
 def _maybe_log(accelerator, state: dict, total_steps: int, scheduler, bar, config: TrainConfig,
@@ -287,13 +292,18 @@ def _maybe_log(accelerator, state: dict, total_steps: int, scheduler, bar, confi
     record = {"step": step, "epoch": state["epoch"], "loss": state["last_loss"], "lr": scheduler.get_last_lr()[0],
               "accuracy": window["correct"] / max(window["pairs"], 1),
               "elapsed_s": round(time.time() - started + state["elapsed_before"], 3)}
+    terms = {key.removeprefix(TERM): value / max(window["pairs"], 1) for key, value in window.items()
+             if key.startswith(TERM)}
+    if terms:
+        record["terms"] = terms
     bar.set_postfix(loss=f"{state['last_loss']:.4f}", acc=f"{record['accuracy']:.3f}")
     log.info("step %d/%d loss %.4f acc %.3f lr %.2e", step, total_steps, state["last_loss"], record["accuracy"],
              record["lr"])
     seconds = record["elapsed_s"] - state.get("logged_at_s", 0.0)
     tracking.record(accelerator, config.report_to,
                     {"train/loss": record["loss"], "train/accuracy": record["accuracy"], "train/lr": record["lr"],
-                     "train/tokens_per_s": window.get("tokens", 0) / seconds if seconds > 0 else 0.0}, step)
+                     "train/tokens_per_s": window.get("tokens", 0) / seconds if seconds > 0 else 0.0,
+                     **{f"train/{name}": value for name, value in terms.items()}}, step)
     state["logged_at_s"] = record["elapsed_s"]
     state["history"].append(record)
     state["window"] = _empty_window()

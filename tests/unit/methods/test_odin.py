@@ -57,6 +57,14 @@ def test_odin_trains_and_reloads_in_plain_transformers(tmp_path, synthetic, tiny
     odin.train(spec, str(tmp_path / "model"))
     metrics = json.loads((tmp_path / "model/metrics.json").read_text())
     assert metrics["reward_head"] == 1 and metrics["optimizer_steps"] == 4
+    # its four terms are logged beside the loss, per pair, and they add up to it with the configured weights
+    options = spec.options
+    for record in map(json.loads, (tmp_path / "model/train_log.jsonl").read_text().splitlines()):
+        terms = record["terms"]
+        assert set(terms) == {"rank", "length_fit", "quality_free", "ortho"}
+        recombined = (terms["rank"] + options.length_weight * (terms["length_fit"] + terms["quality_free"])
+                      + options.ortho_weight * terms["ortho"])
+        assert record["loss"] == pytest.approx(recombined, rel=1e-5)
     row = synthetic["train"][0]
     ours = odin.load_scorer(str(tmp_path / "model")).score_pairs([row])
     tok = AutoTokenizer.from_pretrained(tmp_path / "model")

@@ -11,8 +11,10 @@ from rmflow.spec import RunSpec
 
 log = logging.getLogger(__name__)
 
-# make_loss(scores (2B, num_labels) as [c0, r0, c1, r1, ...], indices of the batch's pairs) -> loss
-MakeLoss = Callable[[object, list[int]], object]
+# pair_loss(model, scores (2B, num_labels) as [c0, r0, c1, r1, ...], indices of the batch's pairs, margins or None)
+# -> loss, or (loss, {term name: value}): each term is logged, averaged per pair, beside the loss (train_log.jsonl,
+# TensorBoard/W&B as train/<name>)
+MakeLoss = Callable[[object, object, list[int], object], object]
 
 
 def train_scalar(spec: RunSpec, out_dir: str, num_labels: int, pair_loss: MakeLoss, reward_head: int = 0,
@@ -25,7 +27,7 @@ def train_scalar(spec: RunSpec, out_dir: str, num_labels: int, pair_loss: MakeLo
     from rmflow.data.prepare import read_pairs
     from rmflow.errors import RmflowError
     from rmflow.train.batching import cut, length_grouped_batches, padded_tokens
-    from rmflow.train.loop import train_loop
+    from rmflow.train.loop import TERM, train_loop
     from rmflow.train.save import save_run
     from rmflow.train.shared_prompt import pair_outputs_in_parts
     from rmflow.train.start import start_run
@@ -74,11 +76,14 @@ def train_scalar(spec: RunSpec, out_dir: str, num_labels: int, pair_loss: MakeLo
             scores = forward_in_parts(model, sequences, tokenizer.pad_token_id, device, split)
             computed = sum(map(len, sequences))
         margin = torch.tensor([margins[i] for i in indices], device=device) if margins else None
-        loss = pair_loss(model, scores, indices, margin)
+        out = pair_loss(model, scores, indices, margin)
+        # a pair loss may also return its named terms (ODIN's rank, length fit, ...): logged per pair, not summed in
+        loss, terms = out if isinstance(out, tuple) else (out, {})
         reward = scores[:, reward_head]
         # tokens: both sides whole, the way peer trainers count; computed_tokens: what the forwards ran
         return loss, {"pairs": len(indices), "correct": int((reward[0::2] > reward[1::2]).sum()),
-                      "tokens": sum(sum(sides[i]) for i in indices), "computed_tokens": computed}
+                      "tokens": sum(sum(sides[i]) for i in indices), "computed_tokens": computed,
+                      **{f"{TERM}{name}": float(value) * len(indices) for name, value in terms.items()}}
 
     first_epoch = epoch_batches(0)
     # the rows each micro-batch's forwards pad (only their lengths matter): packed pairs, or every side alone
