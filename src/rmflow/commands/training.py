@@ -26,7 +26,7 @@ def build_base(a: BuildBase) -> None:
 
 @dataclass(kw_only=True)
 class Train:
-    spec: str = opt(help="run spec JSON (results/runs/<method>/<base>.json)")
+    spec: str = opt(help="run spec JSON (results/specs/runs/<method>/<base>.json)")
     out: str = opt(help="model directory to write", writes="dir")
     data: str | None = opt(None, "train on this file instead of the spec's train_data")
     init: str | None = opt(None, "start from this model directory instead of the spec's base")

@@ -54,7 +54,8 @@ OPTIONAL = {
     "run_stage": "run_stage(stage, spec_path, inputs, out_dir): run one stage (rmflow stage)",
     "explain": "explain(model_dir, conversation, top_k) -> text: why a model scores a conversation (rmflow explain)",
     # what the cluster plan needs to know (rmflow plan)
-    "SIZING": "{sequences_per_row, head, logits_kept, rows_factor}: its training and scoring shape",
+    "SIZING": "{sequences_per_row, head, rows_factor, score, logit_positions} (sizing.jobs.DEFAULT_SIZING; "
+              "another key is refused): its training and scoring shape",
     "sizing": "sizing(config) -> SIZING for one configuration",
     "sizing_jobs": "sizing_jobs(plan, base, config) -> [Job]: the jobs its own rules schedule",
 }

@@ -83,6 +83,12 @@ def sizing_of(plan, method: str, base: str) -> dict:
     module = plan.module(method)
     hook = methods.hook(module, "sizing", None)
     declared = hook(plan.method_options(method, base)) if hook else methods.hook(module, "SIZING", {})
+    unknown = sorted(set(declared) - set(DEFAULT_SIZING))
+    if unknown:  # a misspelt key would silently size the job as BT
+        from rmflow.errors import RmflowError
+
+        raise RmflowError(f"method '{method}' declares SIZING key(s) {', '.join(unknown)}, which nothing reads "
+                          f"(known: {', '.join(DEFAULT_SIZING)})", field=f"methods.{method}.SIZING")
     return {**DEFAULT_SIZING, **declared}
 
 

@@ -235,3 +235,23 @@ def test_a_resumable_job_longer_than_its_runtime_fits_within_the_profiles_retrie
     assert "(resumable: 2 attempts of 72 h would do; 1 allowed)" in error
     train = next(j for j in jobs if j["job"] == "train_a40_48g[method=bt, base=gemma_2b_it]")
     assert train["attempts"] == 1  # a training resumes too, but its hours are planned to fit one runtime
+
+
+def test_a_sizing_key_nothing_reads_is_refused_not_sized_as_bt(monkeypatch):
+    """A method declaring SIZING = {"logits_kept": 10} (the protocol's old, wrong name) would be sized as BT: refused,
+    naming the key and the known ones."""
+    from rmflow import methods
+    from rmflow.sizing.jobs import DEFAULT_SIZING, sizing_of
+
+    class OnePlan:
+        def module(self, method):
+            return methods.get(method)
+
+        def method_options(self, method, base):
+            return None
+
+    monkeypatch.setattr(methods.get("prm"), "SIZING", {"sequences_per_row": 1, "logits_kept": 10})
+    with pytest.raises(RmflowError, match="declares SIZING key.s. logits_kept, which nothing reads.*logit_positions"):
+        sizing_of(OnePlan(), "prm", "tiny")
+    monkeypatch.setattr(methods.get("prm"), "SIZING", {"sequences_per_row": 1, "logit_positions": 10})
+    assert sizing_of(OnePlan(), "prm", "tiny") == {**DEFAULT_SIZING, "sequences_per_row": 1, "logit_positions": 10}
