@@ -201,12 +201,18 @@ class Plan(BasesMixin, StagesMixin, ReleasedMixin):
         # must still see the missing files as wanted, make them, and then rebuild the tables from them
         return [f"{RESULTS}/{name}" for name in gathered] + self.score_files() + self.bestofn_files() + extra
 
+    def rank_method(self) -> str:
+        """``rank.method``, else bt where this run trains it, else the run's first method: a run of one method
+        (``make run ONLY=...``) ranks with that one instead of failing for want of bt."""
+        chosen = self.config["rank"].get("method")
+        return chosen or ("bt" if "bt" in self.methods or not self.methods else self.methods[0])
+
     def rank_base(self) -> str:
         cfg = self.config["rank"]
-        return cfg.get("base") or self.bases_of(cfg["method"])[0]
+        return cfg.get("base") or self.bases_of(self.rank_method())[0]
 
     def rank_stats(self) -> str:
-        return paths.path("rank_stats", method=self.config["rank"]["method"], base=self.rank_base())
+        return paths.path("rank_stats", method=self.rank_method(), base=self.rank_base())
 
     def bestofn_pairs(self) -> list[tuple[str, str]]:
         cfg = self.config.get("bestofn", {})

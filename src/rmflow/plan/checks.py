@@ -115,12 +115,13 @@ def check_rank(plan) -> None:
     rank = plan.config.get("rank", {})
     if not rank.get("data"):
         return
-    if rank["method"] not in plan.methods:  # the schema fills its default
-        plan.fail(f"ranks with method '{rank['method']}', which is not in run.methods", "rank.method")
+    method = plan.rank_method()
+    if method not in plan.methods:
+        plan.fail(f"ranks with method '{method}', which is not in run.methods", "rank.method")
     if rank.get("base") and rank["base"] not in plan.bases:
         plan.fail(f"ranks with base '{rank['base']}', which is not in run.base_models", "rank.base")
-    if (rank["method"], plan.rank_base()) not in plan.pairs:
-        plan.fail(f"ranks with '{rank['method']}' on base '{plan.rank_base()}', a pair this run does not plan",
+    if (method, plan.rank_base()) not in plan.pairs:
+        plan.fail(f"ranks with '{method}' on base '{plan.rank_base()}', a pair this run does not plan",
                   "rank.base")
 
 

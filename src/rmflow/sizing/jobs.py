@@ -219,8 +219,8 @@ def planned_jobs(plan) -> list[Job]:
                                        pairs=False)))
     jobs += [Job("bestofn_table", {})] if plan.bestofn_files() else []
     if plan.config.get("rank", {}).get("data"):  # scoring n responses a prompt with the ranked model (CPU-sized)
-        jobs.append(Job("rank", {"method": plan.config["rank"]["method"], "base": plan.rank_base()},
-                        plan.config["rank"]["method"], plan.rank_base()))
+        jobs.append(Job("rank", {"method": plan.rank_method(), "base": plan.rank_base()},
+                        plan.rank_method(), plan.rank_base()))
     jobs += [Job(rule, {}) for rule in ("leaderboard", "plots", "config_used", "all")]
     return jobs
 

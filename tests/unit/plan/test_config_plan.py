@@ -322,3 +322,18 @@ def test_the_plan_refuses_a_configured_base_with_a_cut_short_weights_file(tmp_pa
     config["base_models"][name] = {"model": str(base)}
     with pytest.raises(RmflowError, match=rf"base_models.{name}.model.*base/model.safetensors: weights file is cut"):
         Plan(validate_config(config, REPO / "workflow/schemas/config.schema.yaml"), ["config/x.yaml"])
+
+
+def test_a_run_without_bt_ranks_with_its_own_method_and_an_explicit_choice_is_kept():
+    data = validate_config(config(run__methods=["odin"]), SCHEMA)
+    plan = Plan(data)
+    if data["rank"].get("data"):
+        assert plan.rank_method() == "odin" and plan.rank_stats() == f"results/rank/odin/{plan.bases[0]}/stats.json"
+    assert Plan(validate_config(config(run__methods=["pair_pm", "bt"]), SCHEMA)).rank_method() == "bt"
+    chosen = config(run__methods=["bt", "odin"])
+    chosen.setdefault("rank", {})["method"] = "odin"
+    assert Plan(validate_config(chosen, SCHEMA)).rank_method() == "odin"
+    refused = config(run__methods=["odin"])
+    refused.setdefault("rank", {}).update(method="bt", data="results/data/rank.jsonl")
+    with pytest.raises(RmflowError, match="ranks with method 'bt', which is not in run.methods"):
+        Plan(validate_config(refused, SCHEMA))
