@@ -8,6 +8,7 @@ Snakefile is read, before anything is submitted. ``check`` runs them in the orde
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 
 from rmflow import methods
@@ -18,6 +19,8 @@ from rmflow.plan.bases import SOURCES, check_gguf_source, is_named_template, nam
 
 KIND_NAMES = {"pairs": "preference pairs", "steps": "step-labelled conversations", "attributes": "attribute ratings",
               "candidates": "best-of-N candidate sets", "rewardbench2": "RewardBench 2 rows"}
+
+log = logging.getLogger(__name__)
 
 
 def check(plan) -> None:
@@ -67,10 +70,19 @@ def check_method(plan, name: str, key: str) -> None:
     if methods.hook(plan.module(name), "EXTERNAL", False):
         plan.fail(f"'{name}' is not a training method: declare existing models under reward_models and pick "
                   "them with run.reward_models", key)
-    for base in _listed_bases(plan, name):
-        if base not in plan.bases:
-            plan.fail(f"method '{name}' lists base '{base}', which is not in run.base_models "
-                      f"({', '.join(plan.bases)})", f"methods.{name}.bases")
+    # a method's bases: are planned where they meet run.base_models; a base defined but not in this run (a layer
+    # that narrows run.base_models) is dropped and logged, so a new method joins every run without other edits
+    listed = _listed_bases(plan, name)
+    for base in listed:
+        if base not in plan.config.get("base_models", {}):
+            plan.fail(f"method '{name}' lists base '{base}', which is not a defined base model "
+                      f"(base_models: {', '.join(plan.config.get('base_models', {}))})", f"methods.{name}.bases")
+    dropped = [base for base in listed if base not in plan.bases]
+    if listed and len(dropped) == len(listed):
+        plan.fail(f"method '{name}' lists bases {', '.join(listed)}, none of which this run trains "
+                  f"(run.base_models: {', '.join(plan.bases)})", f"methods.{name}.bases")
+    if dropped:
+        log.info("method %s: bases %s are not in run.base_models; not planned", name, ", ".join(dropped))
 
 
 def check_data(plan, method: str, base: str) -> None:

@@ -139,11 +139,20 @@ def test_paper_recipe_uses_the_seed_hyperparameters_per_pair():
     assert not any("synthetic" in d for d in plan.datasets())
 
 
-def test_a_method_naming_a_base_outside_the_run_names_both():
+def test_a_methods_bases_meet_the_runs_and_an_undefined_or_disjoint_list_is_refused(caplog):
     data = config()
     data["methods"]["pair_pm"]["bases"] = ["tiny_llama", "tiny_mistral"]
     with pytest.raises(RmflowError, match=r"methods.pair_pm.bases.*method 'pair_pm' lists base 'tiny_mistral', which "
-                                          r"is not in run.base_models \(tiny_llama, tiny_gemma\)"):
+                                          r"is not a defined base model \(base_models: tiny_llama, tiny_gemma\)"):
+        Plan(validate_config(data, SCHEMA))
+    # defined, but this run narrows run.base_models: the pair is dropped (logged), the rest planned
+    data = config(run__base_models=["tiny_gemma"])
+    data["methods"]["pair_pm"]["bases"] = ["tiny_llama", "tiny_gemma"]
+    with caplog.at_level("INFO"):
+        plan = Plan(validate_config(data, SCHEMA))
+    assert plan.bases_of("pair_pm") == ["tiny_gemma"] and "bases tiny_llama are not in run.base_models" in caplog.text
+    data["methods"]["pair_pm"]["bases"] = ["tiny_llama"]
+    with pytest.raises(RmflowError, match="method 'pair_pm' lists bases tiny_llama, none of which this run trains"):
         Plan(validate_config(data, SCHEMA))
 
 
