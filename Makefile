@@ -7,8 +7,9 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: run test test-fast rehearse lint docs mutate clean
 
+# ONLY=bt:tiny_llama[,odin:tiny_gemma,...]: just those runs (and reward models named alone) of the planned ones
 run: $(VENV)/.installed
-	snakemake --profile profiles/local all
+	snakemake --profile profiles/local all $(if $(ONLY),--config only=$(ONLY))
 	@cat results/leaderboard.md
 
 # two pytest processes at once, so both cores stay busy (scripts/test.sh; TEST_LANES=1 runs one)

@@ -52,8 +52,34 @@ class Plan(BasesMixin, StagesMixin, ReleasedMixin):
                     methods.register(name, entry["module"])
                 except RmflowError as exc:
                     self.fail(str(exc).removeprefix(f"field '{exc.field}': "), exc.field)
+        self.only: set[tuple[str, str]] | None = None
         self.pairs: list[tuple[str, str]] = [(m, b) for m in self.methods for b in self.bases_of(m)]
+        if config.get("only"):
+            self._narrow(config["only"])
         checks.check(self)
+
+    def _narrow(self, only: str) -> None:
+        """``only``: run just the listed (method, base) pairs and reward models of what the config plans; every
+        other planned run is left out (a dependency such as ArmoRM's BT must be listed too: the checks say so)."""
+        entries = [e.strip() for e in only.split(",") if e.strip()]
+        pairs, externals = [], []
+        for entry in entries:
+            method, _, base = entry.partition(":")
+            if base and (method, base) in self.pairs:
+                pairs.append((method, base))
+            elif not base and entry in self.externals:
+                externals.append(entry)
+            else:
+                planned = ", ".join([f"{m}:{b}" for m, b in self.pairs] + self.externals)
+                self.fail(f"'{entry}' is not a run this config plans (method:base or a reward model; planned: "
+                          f"{planned})", "only")
+        self.only = set(pairs)
+        self.pairs = [p for p in self.pairs if p in self.only]
+        self.methods = [m for m in self.methods if any(m == pm for pm, _ in self.pairs)]
+        self.bases = [b for b in self.bases if any(b == pb for _, pb in self.pairs)]
+        self.externals = externals
+        if not self.pairs and not self.externals:
+            self.fail("lists nothing to run", "only")
 
     def fail(self, message: str, key: str) -> None:
         """Raise a config error that names the config files and the key (every check of the plan ends here)."""
@@ -66,7 +92,8 @@ class Plan(BasesMixin, StagesMixin, ReleasedMixin):
     def bases_of(self, method: str) -> list[str]:
         """The bases a method trains on: its own ``bases:`` list, else every base of the run (in run order)."""
         listed = self.method_entry(method).get("bases")
-        return [b for b in self.bases if listed is None or b in listed]
+        return [b for b in self.bases if (listed is None or b in listed)
+                and (self.only is None or (method, b) in self.only)]
 
     def pair_entry(self, method: str, base: str) -> dict:
         listed = self.method_entry(method).get("bases")
@@ -191,7 +218,7 @@ class Plan(BasesMixin, StagesMixin, ReleasedMixin):
                  for target in self.module(m).extra_targets(b, RESULTS)]
         if self.bestofn_files():
             extra += [f"{RESULTS}/bestofn.csv", f"{RESULTS}/bestofn.png"]
-        if self.config.get("rank", {}).get("data"):
+        if self.ranks():
             extra.append(self.rank_stats())
         gathered = ["leaderboard.csv", "leaderboard.md", "leaderboard.tex", "leaderboard_subsets.csv",
                     "pairwise_significance.csv", "plots/sections_ci.png", "plots/length_bias.png",
@@ -201,6 +228,15 @@ class Plan(BasesMixin, StagesMixin, ReleasedMixin):
         # must still see the missing files as wanted, make them, and then rebuild the tables from them
         return [f"{RESULTS}/{name}" for name in gathered] + self.score_files() + self.bestofn_files() + extra
 
+    def ranks(self) -> bool:
+        """Whether ``rmflow rank`` runs: rank.data is set, and under ``only`` its pair is one of those listed."""
+        if not self.config.get("rank", {}).get("data"):
+            return False
+        if self.only is None:
+            return True
+        method = self.rank_method()
+        return method in self.methods and (method, self.rank_base()) in self.pairs
+
     def rank_method(self) -> str:
         """``rank.method``, else bt where this run trains it, else the run's first method: a run of one method
         (``make run ONLY=...``) ranks with that one instead of failing for want of bt."""
@@ -209,7 +245,7 @@ class Plan(BasesMixin, StagesMixin, ReleasedMixin):
 
     def rank_base(self) -> str:
         cfg = self.config["rank"]
-        return cfg.get("base") or self.bases_of(self.rank_method())[0]
+        return cfg.get("base") or next(iter(self.bases_of(self.rank_method())), self.bases[0] if self.bases else "")
 
     def rank_stats(self) -> str:
         return paths.path("rank_stats", method=self.rank_method(), base=self.rank_base())

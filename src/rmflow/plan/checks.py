@@ -100,8 +100,9 @@ def check_requires(plan, method: str, base: str) -> None:
     needs = methods.hook(plan.module(method), "requires", lambda config: [])(plan.method_options(method, base))
     for other in needs:
         if other not in plan.methods:
-            plan.fail(f"method '{method}' reads the outputs of '{other}', which is not in run.methods",
-                      "run.methods")
+            plan.fail(f"method '{method}' reads the outputs of '{other}', which is not in run.methods"
+                      + (f" (or not listed in only: add {other}:{base})" if plan.only is not None else ""),
+                      "only" if plan.only is not None else "run.methods")
         if (other, base) not in plan.pairs:
             plan.fail(f"method '{method}' on base '{base}' reads the outputs of '{other}' on that base, which "
                       f"this run does not plan ('{other}' runs on: {', '.join(plan.bases_of(other))})",
@@ -125,7 +126,7 @@ def check_bestofn(plan) -> None:
 
 def check_rank(plan) -> None:
     rank = plan.config.get("rank", {})
-    if not rank.get("data"):
+    if not rank.get("data") or (plan.only is not None and not plan.ranks()):  # ONLY left the ranked pair out
         return
     method = plan.rank_method()
     if method not in plan.methods:

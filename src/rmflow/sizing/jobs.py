@@ -187,7 +187,7 @@ def planned_jobs(plan) -> list[Job]:
     batch = eval_batch(plan)
     read = [p for name in plan.datasets() for p in plan.local_inputs("datasets", name)]
     read += [p for name in plan.eval_sets for p in plan.local_inputs("eval_sets", name)]
-    read += [plan.config["rank"]["data"]] if plan.config.get("rank", {}).get("data") else []
+    read += [plan.config["rank"]["data"]] if plan.ranks() else []
     jobs = [Job(rule, {}) for rule, folder in (("synthetic_data", "synthetic"), ("samples", "samples"))
             if any(str(p).startswith(f"{RESULTS}/data/{folder}/") for p in read)]
     jobs += [Job(rule, {"built": name}) for name in plan.built_names() for rule in ("base_spec", "build_base")]
@@ -218,7 +218,7 @@ def planned_jobs(plan) -> list[Job]:
                             score_work(plan, method, base, data, scoring_length(plan, method, base), batch,
                                        pairs=False)))
     jobs += [Job("bestofn_table", {})] if plan.bestofn_files() else []
-    if plan.config.get("rank", {}).get("data"):  # scoring n responses a prompt with the ranked model (CPU-sized)
+    if plan.ranks():  # scoring n responses a prompt with the ranked model (CPU-sized)
         jobs.append(Job("rank", {"method": plan.rank_method(), "base": plan.rank_base()},
                         plan.rank_method(), plan.rank_base()))
     jobs += [Job(rule, {}) for rule in ("leaderboard", "plots", "config_used", "all")]

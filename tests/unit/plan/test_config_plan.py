@@ -346,3 +346,22 @@ def test_a_run_without_bt_ranks_with_its_own_method_and_an_explicit_choice_is_ke
     refused.setdefault("rank", {}).update(method="bt", data="results/data/rank.jsonl")
     with pytest.raises(RmflowError, match="ranks with method 'bt', which is not in run.methods"):
         Plan(validate_config(refused, SCHEMA))
+
+
+def test_only_runs_just_the_listed_pairs_and_reward_models():
+    plan = Plan(validate_config(config(only="odin:tiny_gemma,pair_pm:tiny_llama"), SCHEMA))
+    assert plan.pairs == [("pair_pm", "tiny_llama"), ("odin", "tiny_gemma")]
+    assert plan.methods == ["pair_pm", "odin"] and plan.bases_of("odin") == ["tiny_gemma"]
+    assert not any("/bt/" in path for path in plan.score_files())
+    assert plan.ranks() and plan.rank_method() == "pair_pm"  # no bt planned: rank follows the first listed method
+    pinned = config(only="odin:tiny_gemma")
+    pinned["rank"]["method"] = "bt"
+    assert Plan(validate_config(pinned, SCHEMA)).ranks() is False  # its ranked pair is not listed: left out
+    alone = Plan(validate_config(config(only="bt:tiny_llama"), SCHEMA))
+    assert alone.pairs == [("bt", "tiny_llama")] and alone.ranks() and alone.rank_method() == "bt"
+    with pytest.raises(RmflowError, match="field 'only': 'bt:tiny_mistral' is not a run this config plans"):
+        Plan(validate_config(config(only="bt:tiny_llama,bt:tiny_mistral"), SCHEMA))
+    with pytest.raises(RmflowError, match="method 'armo' reads the outputs of 'bt'"):
+        Plan(validate_config(config(only="armo:tiny_llama"), SCHEMA))
+    with pytest.raises(RmflowError, match="only"):
+        validate_config(config(only="bt:tiny_llama; touch PWNED"), SCHEMA)
