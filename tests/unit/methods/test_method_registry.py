@@ -71,3 +71,42 @@ def test_the_families_shared_code_lives_in_sub_packages_that_are_not_methods():
     families = {m.name for m in pkgutil.iter_modules(methods.__path__) if m.ispkg}
     assert families == {"pairwise", "steps", "scalar", "frozen"}
     assert not families & set(methods.available())
+
+
+def _table(page: str, heading: str) -> dict[str, str]:
+    """The first column (a `name`) and the second of the table under ``heading`` in docs/adding-a-method.md."""
+    section = page.split(heading, 1)[1]
+    rows = {}
+    for line in section.splitlines()[1:]:
+        if line.startswith("#"):
+            break
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 2 and cells[0].startswith("`"):
+            rows[cells[0].strip("`")] = cells[1]
+        elif rows and not line.startswith("|"):
+            break
+    return rows
+
+
+def test_the_adding_a_method_page_matches_the_protocol():
+    """docs/adding-a-method.md is checked, not trusted: its tables are the registry's names, its signatures BT's,
+    its SIZING keys and defaults the ones rmflow plan reads."""
+    import inspect
+
+    from rmflow.methods import bt
+    from rmflow.sizing.jobs import DEFAULT_SIZING
+
+    page = (REPO / "docs/adding-a-method.md").read_text()
+    required = _table(page, "It must expose:")
+    assert set(required) == set(methods.REQUIRED)
+    assert set(_table(page, "## 3. Optional hooks")) == set(methods.OPTIONAL)
+    def plain(function) -> str:  # the signature as the page writes it: names and defaults, no annotations
+        return f"{function.__name__}(" + ", ".join(
+            p.name if p.default is p.empty else f"{p.name}={p.default!r}"
+            for p in inspect.signature(function).parameters.values()) + ")"
+
+    assert f"`{plain(bt.train)}`" in required["train"]
+    assert f"`{plain(bt.load_scorer)}`" in required["load_scorer"]
+    sizing = _table(page, "`SIZING` keys (defaults")
+    assert set(sizing) == set(DEFAULT_SIZING)
+    assert all(str(DEFAULT_SIZING[k]) in v.strip("`") for k, v in sizing.items()), sizing
