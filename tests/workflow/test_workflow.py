@@ -17,6 +17,15 @@ import yaml
 from helpers import DEFAULT, QUICK, REPO, SNAKEMAKE, snakemake
 
 
+def quick_plan():
+    """What the end-to-end run plans (config.yaml + quick.yaml): the expectations below come from it, so a method
+    joining the default needs no edit here."""
+    from rmflow.config import load_config
+    from rmflow.plan import Plan
+
+    return Plan(load_config(DEFAULT, QUICK, schema_path=REPO / "workflow/schemas/config.schema.yaml"))
+
+
 @pytest.mark.slow
 def test_embedded_workflow_end_to_end(finished_run):
     results = finished_run / "results"
@@ -25,16 +34,16 @@ def test_embedded_workflow_end_to_end(finished_run):
     assert everything.columns == ["Benchmark", "Eval Set", "Model", "Base Model", "Method",
                                   *[c for s in sections for c in (s, f"{s}_lo", f"{s}_hi")], "Length Corr"]
     board = everything.filter(pl.col("Benchmark") == "rewardbench_v1")
-    assert sorted(board["Model"]) == sorted([f"{b}/{m}" for b in ("tiny_llama", "tiny_gemma")
-                                             for m in ("bt", "pair_pm", "ssrm", "rrm", "odin", "armo", "tree", "prm",
-                                                       "orm", "orm_scalar", "judge")]
-                                            + ["bt_copy (external)", "odin_quality (external)"])
+    plan = quick_plan()
+    assert sorted(board["Model"]) == sorted([f"{b}/{m}" for m, b in plan.pairs]
+                                            + [f"{name} (external)" for name in plan.externals])
     assert set(board["Eval Set"]) == {"synthetic"} and board["Math"].is_null().all()
     assert (board["Score_lo"] <= board["Score"]).all() and (board["Score"] <= board["Score_hi"]).all()
     # RewardBench 2 rows: scalar methods only, never mixed into the v1 ranking; Score empty (2 of 6 subsets)
     v2 = everything.filter(pl.col("Benchmark") == "rewardbench_v2")
-    assert sorted(v2["Method"].unique()) == ["armo", "bt", "external", "odin", "orm", "orm_scalar", "prm"]
-    assert v2.height == 14 and set(v2["Eval Set"]) == {"synthetic_v2"} and v2["Score"].is_null().all()
+    assert sorted(v2["Method"].unique()) == sorted([*plan.scalar_methods(), "external"])
+    assert v2.height == len(plan.scalar_methods()) * len(plan.bases) + len(plan.externals)
+    assert set(v2["Eval Set"]) == {"synthetic_v2"} and v2["Score"].is_null().all()
     assert v2["Math"].is_not_null().all() and v2["Ties"].is_not_null().all()
     corr = dict(zip(board["Model"], board["Length Corr"]))
     assert corr["tiny_llama/pair_pm"] is None and -1 <= corr["tiny_llama/odin"] <= 1
@@ -120,9 +129,10 @@ def test_armo_tree_and_odin_in_the_workflow(finished_run):
 def test_best_of_n_table_and_plot(finished_run):
     results = finished_run / "results"
     table = pl.read_csv(results / "bestofn.csv")
-    scalar = {"bt", "odin", "armo", "prm", "orm", "orm_scalar"}
+    plan = quick_plan()
+    scalar = set(plan.scalar_methods())
     assert set(table["method"]) == scalar and sorted(set(table["n"])) == [1, 2, 4, 8]
-    assert table.height == len(scalar) * 2 * 4
+    assert table.height == sum(len(plan.bases_of(m)) for m in scalar) * 4
     assert (results / "bestofn.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     prm = json.loads((results / "bestofn/synthetic_bestofn/prm/tiny_llama.json").read_text())
     assert prm["step_accuracy"] is not None and prm["method_stats"]["aggregation"] == "mean"
@@ -390,8 +400,7 @@ def test_paper_config_dry_runs_on_slurm_profile_with_resources(tmp_path):
     assert released == {("external", name) for name in plan.externals} and len(released) == 5
     trained -= released
     assert trained == set(plan.pairs)
-    assert {m for m, _ in trained} == {"bt", "pair_pm", "ssrm", "rrm", "armo", "odin", "prm", "orm", "orm_scalar",
-                                       "tree", "judge"}
+    assert {m for m, _ in trained} == set(plan.methods)
     gpu_training = [job for job in jobs if job["rule"].startswith("train_")]
     assert all("processes=4" in job["resources"] and "gres=gpu:" in job["resources"] for job in gpu_training)
 

@@ -31,8 +31,7 @@ def config(**changes):
 
 def test_default_and_paper_configs_validate_and_plan():
     plan = Plan(load_config(REPO / "config/config.yaml", schema_path=SCHEMA))
-    assert plan.methods == ["bt", "pair_pm", "ssrm", "rrm", "odin", "armo", "tree", "prm", "orm", "orm_scalar",
-                            "judge"] and plan.bases == ["tiny_llama", "tiny_gemma"]
+    assert plan.methods == DEFAULT["run"]["methods"] and plan.bases == ["tiny_llama", "tiny_gemma"]
     assert plan.model_dir("ssrm", "tiny_llama") == "results/ssrm/tiny_llama/iter2/model"
     assert plan.train_data("rrm", "tiny_gemma") == "results/data/transformed/rrm/tiny_gemma.parquet"
     paper = Plan(load_config(REPO / "config/config.yaml", REPO / "config/paper.yaml", schema_path=SCHEMA))
