@@ -251,7 +251,9 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     pixels = Image.open(shot).convert("L")
     assert pixels.size == (1400, 1000)
     histogram = pixels.histogram()
-    assert max(histogram) < 0.9 * sum(histogram)  # not a blank page
+    # not a blank page (one colour): a rendered one is mostly white too (text, the DAG's thin lines; 93 % white was
+    # seen on a fully drawn page), so the bound is 99 %, with the DOM check below for the navigation
+    assert max(histogram) < 0.99 * sum(histogram)
     # the page's JavaScript built the navigation (the raw HTML holds only data)
     dom = subprocess.run([*flags, "--dump-dom", report.as_uri()], capture_output=True, text=True, timeout=120)
     assert ">1. Leaderboard<" in dom.stdout and ">2. Figures<" in dom.stdout
