@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import json
 import os
 import shutil
@@ -79,24 +80,37 @@ def cannot_write(final: Path, exc: BaseException) -> RmflowError:
     return RmflowError(f"cannot be written: {reason}", file=str(final))
 
 
-def check_writable(path: str | os.PathLike, kind: str = "file") -> None:
-    """Refuse, before any work, an output that cannot be written: a folder where a file goes (or the reverse), a
-    file where a folder is needed on the way, a parent without write permission, a read-only or full disk."""
-    final = Path(path)
+def _refuse_wrong_kind(final: Path, kind: str) -> None:
+    """A folder where a file is written, or a file where a folder is ("any": either)."""
     if kind == "file" and final.is_dir():
         raise RmflowError("is an existing folder; a file is written here", file=str(final))
     if kind == "dir" and final.exists() and not final.is_dir():
         raise RmflowError("is an existing file; a folder is written here", file=str(final))
-    ancestor = final.parent
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and its parents that do not exist yet, innermost first (the last one's parent exists)."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def check_writable(path: str | os.PathLike, kind: str = "file") -> None:
+    """Refuse, before any work, an output that cannot be written: a folder where a file goes (or the reverse), a
+    file where a folder is needed on the way, a parent without write permission, a read-only or full disk."""
+    final = Path(path)
+    _refuse_wrong_kind(final, kind)
+    missing = _missing_folders(final.parent)
+    ancestor = missing[-1].parent if missing else final.parent
     if not ancestor.is_dir():
         raise RmflowError(f"cannot be written: {ancestor} is a file, not a folder", file=str(final))
     if not os.access(ancestor, os.W_OK | os.X_OK):  # access() also reports a read-only file system, even to root
         raise RmflowError(f"cannot be written: no permission to write in {ancestor} (or it is on a read-only disk)",
                           file=str(final))
     stats = os.statvfs(ancestor)
-    if stats.f_bavail == 0 and os.geteuid() != 0 or stats.f_bfree == 0:
+    if (stats.f_bfree if os.geteuid() == 0 else stats.f_bavail) == 0:  # root may use the reserved blocks
         raise RmflowError(f"cannot be written: the disk holding {ancestor} is full", file=str(final))
 
 
@@ -109,7 +123,7 @@ def remove_leftovers(final: Path) -> list[Path]:
     runs; from another host (a rerun lands on another node), when nothing in it changed for LEFTOVER_QUIET_S (a
     live writer of a 16 GB model touches its files every second)."""
     host, removed = socket.gethostname(), []
-    for leftover in final.parent.glob(f".{glob_escape(final.name)}.*.tmp"):
+    for leftover in final.parent.glob(f".{glob.escape(final.name)}.*.tmp"):
         middle = leftover.name[len(final.name) + 2:-len(".tmp")].rsplit(".", 2)  # host (may hold dots), pid, random
         if len(middle) != 3 or not middle[1].isdigit():
             continue  # not a name this version writes: its writer cannot be known
@@ -137,12 +151,6 @@ def _newest_change(path: Path) -> float:
     return max(times)
 
 
-def glob_escape(name: str) -> str:
-    import glob
-
-    return glob.escape(name)
-
-
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -155,10 +163,7 @@ def pid_alive(pid: int) -> bool:
 
 def _prepared(final: Path) -> None:
     try:
-        missing, folder = [], final.parent
-        while not folder.exists() and folder != folder.parent:
-            missing.append(folder)
-            folder = folder.parent
+        missing = _missing_folders(final.parent)
         final.parent.mkdir(parents=True, exist_ok=True)
         created.extend(reversed(missing))
         remove_leftovers(final)
@@ -171,8 +176,7 @@ def atomic_path(path: str | os.PathLike, output: bool = True) -> Iterator[Path]:
     """Yield a temporary sibling path; rename it onto ``path`` only if the block succeeds. ``output`` False: a
     cache entry, kept when the command fails later (it is still right)."""
     final = Path(path)
-    if final.is_dir():
-        raise RmflowError("is an existing folder; a file is written here", file=str(final))
+    _refuse_wrong_kind(final, "file")
     _prepared(final)
     try:
         fd, tmp = tempfile.mkstemp(prefix=_temporary_prefix(final), suffix=".tmp", dir=final.parent)
@@ -199,8 +203,7 @@ def atomic_path(path: str | os.PathLike, output: bool = True) -> Iterator[Path]:
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary sibling directory; it replaces ``path`` only if the block succeeds."""
     final = Path(path)
-    if final.exists() and not final.is_dir():
-        raise RmflowError("is an existing file; a folder is written here", file=str(final))
+    _refuse_wrong_kind(final, "dir")
     _prepared(final)
     try:
         tmp = Path(tempfile.mkdtemp(prefix=_temporary_prefix(final), suffix=".tmp", dir=final.parent))

@@ -103,14 +103,13 @@ def check_unique_ids(rows: list[dict], source: str) -> None:
 def check_scorable(rows: list[dict], benchmark: str, sections: str | None, source: str) -> None:
     """Refuse a set none of whose rows falls in a section of the benchmark: it would score nothing and still
     write a complete-looking scores.json with score null."""
-    from rmflow.evaluate.rewardbench import get_section_map
+    from rmflow.evaluate.rewardbench import get_section_map, scored_subsets
     from rmflow.evaluate.rewardbench2 import V2_SUBSETS
 
     if benchmark == "rewardbench_v2":
         known, named = set(V2_SUBSETS), "rewardbench_v2"
     else:
-        section_map = get_section_map(sections or "rewardbench_v1")
-        known = {s for members in section_map["sections"].values() for s in members} | set(section_map["prior_sets"])
+        known = scored_subsets(get_section_map(sections or "rewardbench_v1"))
         named = f"section map {sections or 'rewardbench_v1'}"
     seen = collections.Counter(r["subset"] for r in rows)
     if not set(seen) & known:
@@ -158,4 +157,5 @@ def read_prepared(path: str, benchmark: str) -> tuple[list[dict], dict]:
     rows = [json.loads(line) for line in rows_file.read_text(encoding="utf-8").splitlines() if line.strip()]
     if len(rows) != report["rows"]:
         raise RmflowError(f"has {len(rows)} rows, its report {report['rows']} (a partial file)", file=str(rows_file))
+    check_unique_ids(rows, str(rows_file))
     return rows, report

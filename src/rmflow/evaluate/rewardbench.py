@@ -118,11 +118,16 @@ def overall_score(sections: dict[str, float | None], prior: float | None) -> tup
     return sum(values) / 4, "mean of Chat, Chat Hard, Safety, Reasoning (no prior sets present)"
 
 
+def scored_subsets(section_map: dict) -> set[str]:
+    """The subsets a section map scores: every section's members and the prior sets."""
+    return {s for members in section_map["sections"].values() for s in members} | set(section_map["prior_sets"])
+
+
 def score_report(subsets: list[str], credits: list[float], section_map_name: str) -> dict:
     """Everything ``scores.json`` holds about accuracy, from per-example credits."""
     section_map = get_section_map(section_map_name)
     per_subset = subset_accuracies(subsets, credits)
-    known = {s for members in section_map["sections"].values() for s in members} | set(section_map["prior_sets"])
+    known = scored_subsets(section_map)
     sections = section_scores(per_subset, section_map)
     prior = prior_sets_score(per_subset, section_map)
     score, formula = overall_score(sections, prior)

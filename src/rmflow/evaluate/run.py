@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from rmflow.errors import RmflowError
-from rmflow.evaluate.eval_sets import check_choice, check_scorable, check_unique_ids, ids_digest, load, read_prepared
+from rmflow.evaluate.eval_sets import check_choice, check_scorable, ids_digest, load, read_prepared
 from rmflow.evaluate.rewardbench import TIE_RULES, pairwise_credit, scalar_credit, score_report
 from rmflow.io import atomic_path, write_json
 from rmflow.options import SCORE_BATCH_SIZE
@@ -123,7 +123,6 @@ def main(model_dir: str | None, method: str, data: str, benchmark: str, out_dir:
         rows, eval_record = read_prepared(prepared, benchmark)
     else:
         rows = load(data, benchmark, split, revision)
-    check_unique_ids(rows, prepared or data)
     check_scorable(rows, benchmark, sections, prepared or data)
     log.info("scoring %d rows from %s with %s", len(rows), data, model_dir)
     from rmflow.models.load import default_device

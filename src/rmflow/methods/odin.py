@@ -103,8 +103,7 @@ def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None
                                device=scores.device)
         losses = odin_losses(scores, lengths, None, options, ortho=latest.pop("ortho"))
         # its four terms logged beside the loss (train_log.jsonl "terms", train/<term> in the trackers)
-        return losses["loss"], {name: float(losses[name].detach() if hasattr(losses[name], "detach") else losses[name])
-                                for name in ("rank", "length_fit", "quality_free", "ortho")}
+        return losses["loss"], {name: losses[name] for name in ("rank", "length_fit", "quality_free", "ortho")}
 
     train_scalar(spec, out_dir, num_labels=2, pair_loss=pair_loss, reward_head=QUALITY_HEAD, data=data, init=init,
                  extra_metrics={"reward_head": QUALITY_HEAD, "length_head": LENGTH_HEAD},

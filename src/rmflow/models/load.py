@@ -198,7 +198,7 @@ def load_model(ref: str, tokenizer, *, auto_class: str = "AutoModelForSequenceCl
         # use_safetensors: a hub repository offering only pickle weights is refused, never unpickled
         model = cls.from_pretrained(
             os.path.expanduser(ref), revision=revision, trust_remote_code=trust_remote_code, dtype=dtype,
-            use_safetensors=kwargs.pop("use_safetensors", True), **kwargs
+            use_safetensors=True, **kwargs
         )
     except ValueError as exc:
         if attention and ("attn_implementation" in str(exc) or "does not support" in str(exc)):

@@ -234,6 +234,8 @@ class Plan(BasesMixin, StagesMixin, ReleasedMixin):
             return False
         if self.only is None:
             return True
+        if not self.methods:  # only reward models listed
+            return False
         method = self.rank_method()
         return method in self.methods and (method, self.rank_base()) in self.pairs
 
@@ -241,11 +243,11 @@ class Plan(BasesMixin, StagesMixin, ReleasedMixin):
         """``rank.method``, else bt where this run trains it, else the run's first method: a run of one method
         (``make run ONLY=...``) ranks with that one instead of failing for want of bt."""
         chosen = self.config["rank"].get("method")
-        return chosen or ("bt" if "bt" in self.methods or not self.methods else self.methods[0])
+        return chosen or ("bt" if "bt" in self.methods else self.methods[0])
 
     def rank_base(self) -> str:
         cfg = self.config["rank"]
-        return cfg.get("base") or next(iter(self.bases_of(self.rank_method())), self.bases[0] if self.bases else "")
+        return cfg.get("base") or self.bases_of(self.rank_method())[0]
 
     def rank_stats(self) -> str:
         return paths.path("rank_stats", method=self.rank_method(), base=self.rank_base())

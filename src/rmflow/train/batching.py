@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from rmflow.errors import RmflowError
+
 SYSTEM_TURN_RULES = ("template", "merge", "error")
 
 
@@ -14,8 +16,6 @@ def apply_system_rule(messages: list[dict], rule: str) -> list[dict]:
     if not messages or messages[0]["role"] != "system" or rule == "template":
         return messages
     if rule == "error":
-        from rmflow.errors import RmflowError
-
         raise RmflowError("a conversation opens with a system turn but this base model's system_turn rule is "
                           "'error' (set base_models.<base>.system_turn: merge to fold it into the first user turn)",
                           field="system_turn")
@@ -35,13 +35,9 @@ def render(tokenizer, messages: list[dict], generation_prompt: bool = False) -> 
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
     except Exception as exc:  # jinja's TemplateError from raise_exception() in the template
         if messages and messages[0]["role"] == "system" and type(exc).__name__ == "TemplateError":
-            from rmflow.errors import RmflowError
-
             raise RmflowError(f"the chat template of '{tokenizer.name_or_path}' rejects a system turn ({exc}); set "
                               "base_models.<base>.system_turn: merge to fold it into the first user turn",
                               field="system_turn") from exc
-        from rmflow.errors import RmflowError
-
         # any other failure of the template on a conversation (a template error, a missing variable, a wrong
         # role order): one error naming the model and the conversation, not a traceback from inside jinja
         roles = "/".join(m.get("role", "?") for m in messages)

@@ -172,24 +172,17 @@ class Checkpointer:
         self.minutes, self.last_save, self.durations = minutes, time.time(), []
         self.claimed, self.touched = False, time.time()
 
-    def claim(self, accelerator) -> None:
-        """Become the one writer of this directory (writer_lock); every rank stops together if another lives."""
-        problem = None
-        if accelerator.is_main_process:
-            try:
-                writer_lock.claim(self.directory)
-                self.claimed = True
-            except RmflowError as exc:
-                problem = exc
-        refused = problem is not None
-        if accelerator.num_processes > 1:
-            import torch
-
-            flag = torch.tensor([1.0 if refused else 0.0], device=accelerator.device)
-            refused = float(accelerator.reduce(flag, "sum")[0]) > 0
-        if refused:
-            raise problem or RmflowError("another training is writing these checkpoints (rank 0's log names it)",
-                                         field="checkpoint")
+    def claim(self, accelerator) -> RmflowError | None:
+        """Become the one writer of this directory (writer_lock, on the main process); the refusal if another
+        lives. The caller makes every rank agree before raising it (a collective)."""
+        if not accelerator.is_main_process:
+            return None
+        try:
+            writer_lock.claim(self.directory)
+        except RmflowError as exc:
+            return exc
+        self.claimed = True
+        return None
 
     def alive(self) -> None:
         if self.claimed:

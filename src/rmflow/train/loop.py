@@ -171,7 +171,10 @@ def train_loop(model, epoch_batches: Callable[[int], Sequence], n_micro_per_epoc
     checkpointer = Checkpointer(checkpoint_dir, config.checkpoint_every, minutes=config.checkpoint_every_minutes) \
         if checkpoint_dir else None
     if checkpointer:
-        checkpointer.claim(accelerator)  # refuses while another process trains into the same checkpoints
+        refusal = checkpointer.claim(accelerator)  # while another process trains into the same checkpoints
+        if _any_process(accelerator, refusal is not None):  # every rank stops together
+            raise refusal or RmflowError("another training is writing these checkpoints (rank 0's error names it)",
+                                         field="checkpoint")
         state = checkpointer.restore(accelerator, scheduler) or state
     tracking.start(accelerator, config.report_to, dataclasses.asdict(config))
     started = time.time()
