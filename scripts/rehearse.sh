@@ -12,7 +12,7 @@ WORK=${REHEARSE_DIR:-$ROOT/rehearsal}
 HUB=$WORK/hub
 mkdir -p "$WORK"
 export PYTHONPATH=$ROOT/src${PYTHONPATH:+:$PYTHONPATH}  # this checkout's rmflow, as the workflow's jobs use
-[ -f "$HUB/rehearsal-manifest.json" ] || python -m rmflow rehearsal-hub --out "$HUB"
+[ -f "$HUB/rehearsal-manifest.json" ] || python -m rmflow rehearsal-hub --out "$HUB" --local-root "$WORK"
 export HF_HOME=$HUB HF_HUB_OFFLINE=1
 CONFIGS=(config/config.yaml config/paper.yaml config/rehearsal.yaml)
 if [ "${REHEARSE_EXECUTOR:-slurm}" = local ]; then

@@ -58,9 +58,13 @@ def hub_refs(config: dict) -> list[HubRef]:
         for name, entry in (config.get(section) or {}).items():
             entry = entry or {}
             paths = entry.get("path") if isinstance(entry.get("path"), list) else [entry.get("path")]
-            for path in paths:
-                add("dataset", path, entry.get("revision"), f"{section}.{name}.path",
-                    split=entry.get("split") or default_split, data_dir=entry.get("data_dir"))
+            revision = entry.get("revision")  # one for every path, or (eval sets) one per path
+            revisions = revision if isinstance(revision, list) else [revision] * len(paths)
+            split = entry.get("split") or default_split
+            for path, path_revision in zip(paths, revisions):
+                for one_split in split if isinstance(split, list) else [split]:
+                    add("dataset", path, path_revision, f"{section}.{name}.path", split=one_split,
+                        data_dir=entry.get("data_dir"))
     for method, entry in (config.get("methods") or {}).items():
         bases = (entry or {}).get("bases")
         blocks = [("", entry or {})] + [(f".bases.{b}", v or {}) for b, v in bases.items()] \

@@ -28,11 +28,11 @@ def test_the_paper_dag_runs_on_slurm_against_the_rehearsal_hub(slurm_cluster, te
     from rmflow.rehearsal import writer
 
     hub = tmp_path / "hub"
-    writer.main(str(hub), [str(DEFAULT), str(PAPER)])
+    work = tmp_path / "run"
+    writer.main(str(hub), [str(DEFAULT), str(PAPER)], local_root=str(work))
     manifest = json.loads((hub / "rehearsal-manifest.json").read_text())
     monkeypatch.setenv("HF_HOME", str(hub))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    work = tmp_path / "run"
     proc = snakemake(work, "all", "--profile", str(test_profile), configs=CONFIGS, timeout=3000)
     out = proc.stdout + proc.stderr
     if FULL:

@@ -143,10 +143,21 @@ def eval_inputs(wildcards):
 
 def eval_params(wildcards):
     entry = config["eval_sets"][wildcards.eval_set]
+    revision = entry.get("revision")
+
+    def words(value):  # a list option is several shell words, quoted here as the rule cannot quote them one by one
+        return shlex.join(value if isinstance(value, list) else [value])
+
     return {
         **_shell_safe(entry),
         "benchmark": PLAN.benchmark_of(wildcards.eval_set),
         "sections": entry.get("sections") or "",
+        "sources": words(entry["path"]),
+        "splits": words(entry.get("split", "filtered")),
+        "revisions": words(revision if isinstance(revision, list) else revision or ""),
+        "chat_template": entry.get("chat_template", "model"),
+        "credit_rule": entry.get("credit_rule", "first_chosen"),
+        "ties_formula": entry.get("ties_formula", "2025-06"),
     }
 
 

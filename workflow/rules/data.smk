@@ -61,8 +61,8 @@ rule prepare_eval:
     params:
         data=eval_params,
     shell:
-        "python -m rmflow prepare-eval --name {wildcards.eval_set:q} --data {params.data[path]:q}"
-        " --benchmark {params.data[benchmark]} --split {params.data[split]:q} --revision={params.data[revision]:q}"
+        "python -m rmflow prepare-eval --name {wildcards.eval_set:q} --data {params.data[sources]}"
+        " --benchmark {params.data[benchmark]} --split {params.data[splits]} --revision {params.data[revisions]}"
         " --out {output.rows:q} --report {output.report:q} > {log:q} 2>&1"
 
 

@@ -1,4 +1,4 @@
-# Evaluation: score each trained model on each eval set with RewardBench's rules.
+# Evaluation: score each trained model on each eval set with its benchmark's official rules (docs/evaluation.md).
 
 
 rule evaluate:
@@ -21,8 +21,10 @@ rule evaluate:
         batch_size=config["evaluate"]["batch_size"],
     shell:
         "python -m rmflow --rule evaluate --gpus {params.gpus}"
-        " evaluate --model-dir {input.model:q} --method {wildcards.method:q} --data {params.data[path]:q}"
-        " --split {params.data[split]:q} --revision={params.data[revision]:q} --benchmark {params.data[benchmark]}"
+        " evaluate --model-dir {input.model:q} --method {wildcards.method:q} --data {params.data[sources]}"
+        " --split {params.data[splits]} --revision {params.data[revisions]} --benchmark {params.data[benchmark]}"
         " --sections={params.data[sections]:q} --prepared {input.rows:q}"
+        " --chat-template {params.data[chat_template]} --credit-rule {params.data[credit_rule]}"
+        " --ties-formula {params.data[ties_formula]}"
         " --tie-rule {params.tie_rule} --batch-size {params.batch_size} --eval-set {wildcards.eval_set:q}"
         " --base {wildcards.base:q} --out-dir $(dirname {output.scores:q}) --threads {threads} > {log:q} 2>&1"

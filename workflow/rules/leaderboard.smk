@@ -27,6 +27,12 @@ rule leaderboard:
             category="1. Leaderboard",
             labels={"table": "LaTeX"},
         ),
+        summary=report(
+            f"{RESULTS}/leaderboard_summary.csv",
+            caption="../report/summary.rst",
+            category="1. Leaderboard",
+            labels={"table": "summary"},
+        ),
         subsets=report(
             f"{RESULTS}/leaderboard_subsets.csv",
             caption="../report/subsets.rst",
@@ -54,7 +60,7 @@ rule leaderboard:
         cfg=config["leaderboard"],
     shell:
         "python -m rmflow leaderboard --scores {input.scores:q} --csv {output.csv:q} --md {output.md:q}"
-        " --subsets {output.subsets:q} --tex {output.tex:q} --significance {output.significance:q}"
+        " --subsets {output.subsets:q} --summary {output.summary:q} --tex {output.tex:q} --significance {output.significance:q}"
         " --sources {output.sources:q} --published {input.published:q} --published-csv {output.published_csv:q}"
         " --published-md {output.published_md:q} --missing {output.missing:q}"
         " --bootstrap {params.cfg[bootstrap]}"

@@ -13,12 +13,15 @@ class RehearsalHub:
     out: str = opt(writes="dir")
     config: list[str] = opt(factory=lambda: ["config/config.yaml", "config/paper.yaml"], nargs="+")
     seed: int = opt(0)
+    local_root: str | None = opt(None, "also write the stand-ins of eval sets read from a local folder (RMB's "
+                                       "GitHub folder) here, at their configured relative paths: the run's "
+                                       "working directory")
 
 
 def rehearsal_hub(a: RehearsalHub) -> None:
     from rmflow.rehearsal import writer
 
-    writer.main(a.out, a.config, a.seed)
+    writer.main(a.out, a.config, a.seed, local_root=a.local_root)
 
 
 @dataclass(kw_only=True)

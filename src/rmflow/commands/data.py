@@ -54,10 +54,13 @@ def prepare_data(a: PrepareData) -> None:
 @dataclass(kw_only=True)
 class PrepareEval:
     name: str | None = opt(None, "the eval set's name (written into the report)")
-    data: str = opt(help="local file/folder or hub id (allenai/reward-bench)")
-    benchmark: str = opt(help="rewardbench_v1 | rewardbench_v2")
-    split: str = opt("filtered")
-    revision: str | None = opt(None)
+    data: list[str] = opt(help="local files/folders or hub ids (allenai/reward-bench); several are concatenated",
+                          nargs="+")
+    benchmark: str = opt(help="rewardbench_v1 | rewardbench_v2 | rm_bench | judgebench | rmb | ppe_preference | "
+                              "ppe_correctness | processbench")
+    split: list[str] = opt(factory=lambda: ["filtered"], help="one split, or several read from every source",
+                           nargs="+")
+    revision: list[str] | None = opt(None, "one revision for all sources, or one per source", nargs="+")
     out: str = opt(help="the rows, JSON lines", writes="file")
     report: str = opt(writes="file")
 
@@ -65,7 +68,14 @@ class PrepareEval:
 def prepare_eval(a: PrepareEval) -> None:
     from rmflow.evaluate import eval_sets
 
-    eval_sets.prepare(a.data, a.benchmark, a.split, a.revision or None, a.out, a.report, name=a.name)
+    revision = [r or None for r in a.revision or []]
+    eval_sets.prepare(_one_or_all(a.data), a.benchmark, _one_or_all(a.split),
+                      None if not any(revision) else _one_or_all(revision), a.out, a.report, name=a.name)
+
+
+def _one_or_all(values: list):
+    """A single value stays a string (the report and scores.json read as before); several stay a list."""
+    return values[0] if len(values) == 1 else values
 
 
 @dataclass(kw_only=True)

@@ -23,10 +23,19 @@ class Evaluate(Compute):
     trust_remote_code: bool | None = opt(None, "--external: allow the model's own code (off by default)")
     endpoint: str | None = opt(None, "--scorer judge_endpoint: OpenAI-compatible base URL")
     max_length: int | None = opt(None, "--external: tokens per scored text (4096)")
-    data: str = opt(help="local file/folder or hub id (allenai/reward-bench)")
-    split: str = opt("filtered")
-    revision: str | None = opt(None)
-    benchmark: str = opt("rewardbench_v1", "rewardbench_v1 | rewardbench_v2: rows and rules")
+    data: list[str] = opt(help="local files/folders or hub ids (allenai/reward-bench); several are concatenated",
+                          nargs="+")
+    split: list[str] = opt(factory=lambda: ["filtered"], help="one split, or several read from every source",
+                           nargs="+")
+    revision: list[str] | None = opt(None, "one revision for all sources, or one per source", nargs="+")
+    benchmark: str = opt("rewardbench_v1", "rows and rules: rewardbench_v1 | rewardbench_v2 | rm_bench | "
+                                           "judgebench | rmb | ppe_preference | ppe_correctness | processbench")
+    chat_template: str = opt("model", "model: each model's own template; tulu: the RM-Bench/RMB official "
+                                      "runners' default rendering (scalar models)", choices=["model", "tulu"])
+    credit_rule: str = opt("first_chosen", "rewardbench_v2 outside Ties: first_chosen (official) | any_chosen",
+                           choices=["first_chosen", "any_chosen"])
+    ties_formula: str = opt("2025-06", "rewardbench_v2 Ties: 2025-06 (official) | 0.1.4 (the PyPI release)",
+                            choices=["2025-06", "0.1.4"])
     sections: str | None = opt(None, "a rewardbench_v1 set's section map: rewardbench_v1 (official, the default) | "
                                      "synthetic_v1")
     prepared: str | None = opt(None, "rows rmflow prepare-eval validated (the workflow passes them); --data then "
@@ -53,8 +62,34 @@ def evaluate(a: Evaluate) -> None:
         method = methods.RELEASED
     elif not (a.model_dir and a.method):
         raise RmflowError("give --model-dir and --method (a model rmflow trained) or --external (any reward model)")
-    run.main(a.model_dir, method, a.data, a.benchmark, a.out_dir, a.eval_set, a.base, a.split, a.revision or None,
-             a.tie_rule, a.batch_size, external, sections=a.sections or None, prepared=a.prepared or None)
+    from rmflow.commands.data import _one_or_all
+
+    revision = [r or None for r in a.revision or []]
+    run.main(a.model_dir, method, _one_or_all(a.data), a.benchmark, a.out_dir, a.eval_set, a.base,
+             _one_or_all(a.split), None if not any(revision) else _one_or_all(revision), a.tie_rule, a.batch_size,
+             external, sections=a.sections or None, prepared=a.prepared or None, chat_template=a.chat_template,
+             credit_rule=a.credit_rule, ties_formula=a.ties_formula)
+
+
+@dataclass(kw_only=True)
+class Rescore:
+    benchmark: str = opt(help="judgebench | rmb | rm_bench | ppe_preference | ppe_correctness | processbench")
+    examples: str = opt(help="per-item rewards: rmflow's examples.parquet, JudgeBench's published outputs "
+                             "(judge_name=reward_model ... .jsonl) or RMB's <model>_result.json")
+    out_dir: str = opt(writes="dir")
+    model: str | None = opt(None, "the model's name in scores.json (default: the file's name)")
+    eval_set: str | None = opt(None, "the eval set name in scores.json (default: the benchmark)")
+
+
+def rescore(a: Rescore) -> None:
+    from rmflow.evaluate.benchmarks import rescore as run
+
+    scores = run.main(a.benchmark, a.examples, a.out_dir, a.model, a.eval_set)
+    score = "none (a headline cell is missing)" if scores["score"] is None else f"{100 * scores['score']:.2f}"
+    print(f"{a.benchmark}: {score} over {scores['n_examples']} items ({scores['rescored_from']})")
+    for column, value in scores["sections"].items():
+        if value is not None:
+            print(f"  {column}: {100 * value:.2f}")
 
 
 @dataclass(kw_only=True)
@@ -64,6 +99,8 @@ class Leaderboard:
     csv: str = opt("results/leaderboard.csv", writes="file")
     md: str = opt("results/leaderboard.md", writes="file")
     subsets: str = opt("results/leaderboard_subsets.csv", writes="file")
+    summary: str | None = opt(None, "also write the summary (a row per model, a column per eval set's headline) "
+                                    "here as CSV", writes="file")
     tex: str | None = opt(None, "also write a booktabs LaTeX table here", writes="file")
     significance: str | None = opt(None, "also write paired tests against each set's best here", writes="file")
     sources: str | None = opt(None, "also write each row's hub commits (model, base, data) here", writes="file")
@@ -97,7 +134,7 @@ def leaderboard(a: Leaderboard) -> None:
         write_text(a.md, note + "\nNo planned row has a score yet: there is no table to show.\n")
         raise RmflowError(f"no planned score exists yet: nothing to gather (see {a.missing})")
     options = leaderboard.Options(n_boot=a.bootstrap, seed=a.seed, level=a.level, ci_style=a.ci_style)
-    markdown = leaderboard.main(files, a.csv, a.md, a.subsets, a.tex, a.significance, options)
+    markdown = leaderboard.main(files, a.csv, a.md, a.subsets, a.tex, a.significance, options, a.summary)
     if note:
         markdown = f"{note}\n{markdown}"
         write_text(a.md, markdown)
@@ -131,6 +168,7 @@ def gather(a: Gather) -> None:
     leaderboard(Leaderboard(
         planned=a.manifest, missing=f"{out}/leaderboard_missing.csv", csv=f"{out}/leaderboard.csv",
         md=f"{out}/leaderboard.md", subsets=f"{out}/leaderboard_subsets.csv", tex=f"{out}/leaderboard.tex",
+        summary=f"{out}/leaderboard_summary.csv",
         significance=f"{out}/pairwise_significance.csv", sources=f"{out}/leaderboard_sources.csv",
         published=cfg["published"], published_csv=f"{out}/leaderboard_published.csv",
         published_md=f"{out}/leaderboard_published.md", bootstrap=cfg["bootstrap"], seed=cfg["seed"],
@@ -252,6 +290,8 @@ def list_methods(a: NoOptions) -> None:
 COMMANDS = [
     Command("evaluate", "score a RewardBench-format set and write examples.parquet + scores.json", Evaluate,
             evaluate),
+    Command("rescore", "a benchmark's official rule on per-item rewards that exist (rmflow's examples.parquet, "
+                       "JudgeBench's and RMB's published outputs): scores.json without a model", Rescore, rescore),
     Command("leaderboard", "gather scores.json files into the leaderboard tables", Leaderboard, leaderboard),
     Command("gather", "after failed jobs: the leaderboard, figures and best-of-N table from what exists, and the "
                       "list of what is missing", Gather, gather),

@@ -3,8 +3,11 @@ node, before anything is trained or scored (the workflow's ``prepare_eval`` rule
 reads what it wrote, so a bad row stops the run on a CPU node instead of failing one GPU job per model.
 
 An eval set's ``benchmark`` decides the rows and the rules: ``rewardbench_v1`` (prompt, chosen, rejected, one
-pair a row; sections from a section map) or ``rewardbench_v2`` (a prompt, a list of chosen and a list of rejected
-completions; RewardBench 2's best-of-4 and Ties rules). ``sections`` picks a ``rewardbench_v1`` set's section map.
+pair a row; sections from a section map), ``rewardbench_v2`` (a prompt, a list of chosen and a list of rejected
+completions; RewardBench 2's best-of-4 and Ties rules) or one of ``rmflow.evaluate.benchmarks`` (RM-Bench,
+JudgeBench, RMB, PPE, ProcessBench: their rows become items of one shape). ``sections`` picks a
+``rewardbench_v1`` set's section map. A set may read several sources (PPE Correctness: five hub ids) or splits
+(ProcessBench: four), concatenated; each row keeps where it came from.
 """
 
 from __future__ import annotations
@@ -20,11 +23,13 @@ from rmflow.data.layouts import from_rewardbench2
 from rmflow.data.loaders import read_rows
 from rmflow.data.schema import check_pair
 from rmflow.errors import RmflowError
+from rmflow.evaluate import benchmarks
 from rmflow.io import atomic_path, write_json
 
 log = logging.getLogger(__name__)
 
-BENCHMARKS = ("rewardbench_v1", "rewardbench_v2")
+BENCHMARKS = benchmarks.ALL
+CHAT_TEMPLATES = ("model", "tulu")  # the model's own template, or the official RM-Bench/RMB runners' default
 SECTION_MAPS = ("rewardbench_v1", "synthetic_v1")  # rewardbench_v1's: the official map, the synthetic suite's
 PREPARED_SCHEMA = "rmflow.eval_rows/1"
 RB_FIELDS = ("id", "subset", "prompt", "chosen", "rejected")
@@ -34,9 +39,9 @@ def check_choice(benchmark: str, sections: str | None) -> str | None:
     """The section map a set is scored with (None for rewardbench_v2); a wrong pairing is an error."""
     if benchmark not in BENCHMARKS:
         raise RmflowError(f"benchmark must be one of {', '.join(BENCHMARKS)}, not '{benchmark}'", field="benchmark")
-    if benchmark == "rewardbench_v2":
+    if benchmark != "rewardbench_v1":
         if sections:
-            raise RmflowError("sections picks a rewardbench_v1 section map; a rewardbench_v2 set has its own "
+            raise RmflowError(f"sections picks a rewardbench_v1 section map; a {benchmark} set has its own "
                               "subsets (leave sections out)", field="sections")
         return None
     if (sections or "rewardbench_v1") not in SECTION_MAPS:
@@ -79,12 +84,42 @@ def load_v2_rows(source: str, split: str = "test", revision: str | None = None) 
             for raw in read_rows(source, split=split, revision=revision)]
 
 
-def load(source: str, benchmark: str, split: str, revision: str | None = None) -> list[dict]:
-    rows = (load_v2_rows if benchmark == "rewardbench_v2" else load_eval_rows)(source, split, revision)
+def as_list(value) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def parts(source, split, revision) -> tuple[list[str], list[str], list[str | None]]:
+    """(sources, splits, one revision per source): a list of sources reads each; a list of splits reads each
+    split of every source; a revision list must match the sources."""
+    sources, splits = as_list(source), as_list(split)
+    revisions = as_list(revision) if isinstance(revision, (list, tuple)) else [revision] * len(sources)
+    if len(revisions) != len(sources):
+        raise RmflowError(f"{len(revisions)} revisions for {len(sources)} sources (give one per source, or one "
+                          "for all)", field="revision")
+    return sources, splits, revisions
+
+
+def load_counted(source, benchmark: str, split, revision=None) -> tuple[list[dict], dict[str, int]]:
+    """The rows (items, for this package's benchmarks) and the rows the benchmark's rule leaves out by reason."""
+    sources, splits, revisions = parts(source, split, revision)
+    if benchmarks.is_extra(benchmark):
+        from rmflow.evaluate.benchmarks.scoring import load_items
+
+        rows, skipped = load_items(benchmark, sources, splits, revisions)
+    else:
+        reader = load_v2_rows if benchmark == "rewardbench_v2" else load_eval_rows
+        rows = [r for s, rev in zip(sources, revisions) for sp in splits for r in reader(s, sp, rev)]
+        skipped = {}
+    where = ", ".join(sources)
     if not rows:
-        raise RmflowError(f"has no rows in split '{split}'", file=source)
-    check_unique_ids(rows, source)
-    return rows
+        raise RmflowError(f"has no rows to score in split(s) {', '.join(splits)}"
+                          + (f" ({sum(skipped.values())} left out: {skipped})" if skipped else ""), file=where)
+    check_unique_ids(rows, where)
+    return rows, skipped
+
+
+def load(source, benchmark: str, split, revision=None) -> list[dict]:
+    return load_counted(source, benchmark, split, revision)[0]
 
 
 def check_unique_ids(rows: list[dict], source: str) -> None:
@@ -106,6 +141,8 @@ def check_scorable(rows: list[dict], benchmark: str, sections: str | None, sourc
     from rmflow.evaluate.rewardbench import get_section_map, scored_subsets
     from rmflow.evaluate.rewardbench2 import V2_SUBSETS
 
+    if benchmarks.is_extra(benchmark):
+        return  # every item of these is scored: its subset is the rule's own grouping
     if benchmark == "rewardbench_v2":
         known, named = set(V2_SUBSETS), "rewardbench_v2"
     else:
@@ -129,15 +166,18 @@ def prepare(source: str, benchmark: str, split: str, revision: str | None, out: 
     from rmflow.hub import hub_record
 
     check_choice(benchmark, None)
-    rows = load(source, benchmark, split, revision)
+    rows, skipped = load_counted(source, benchmark, split, revision)
+    sources, _, revisions = parts(source, split, revision)
+    hub = [hub_record(s, r, "dataset") for s, r in zip(sources, revisions)]
     report = {"schema": PREPARED_SCHEMA, "name": name, "benchmark": benchmark, "source": source, "split": split,
               "revision": revision, "rows": len(rows), "subsets": dict(collections.Counter(r["subset"] for r in rows)),
-              "example_ids_sha256": ids_digest([r["id"] for r in rows]),
-              "hub": hub_record(source, revision, "dataset")}
+              "left_out": skipped, "example_ids_sha256": ids_digest([r["id"] for r in rows]),
+              "hub": hub[0] if len(hub) == 1 else hub}
     with atomic_path(out) as tmp:
         Path(tmp).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     write_json(report_path, report)
-    log.info("eval set %s: %d %s rows from %s, all valid", name or source, len(rows), benchmark, source)
+    log.info("eval set %s: %d %s rows from %s, all valid%s", name or source, len(rows), benchmark, source,
+             "".join(f"; {n} left out: {reason}" for reason, n in skipped.items()))
     return report
 
 

@@ -1,4 +1,5 @@
-"""``rmflow evaluate``: score a RewardBench-format set with a trained model; write examples and scores."""
+"""``rmflow evaluate``: score an eval set (RewardBench v1/v2 or a benchmark of ``rmflow.evaluate.benchmarks``) with a
+trained or released model; write examples.parquet and scores.json."""
 
 from __future__ import annotations
 
@@ -20,7 +21,36 @@ SCORES_SCHEMA = "rmflow.scores/2"  # /2: benchmark, example_ids_sha256, response
 V2 = "rewardbench_v2"
 
 
-def _score_v2(scorer, rows: list[dict]) -> tuple[dict, dict]:
+# the official RM-Bench and RMB runners' default rendering (fastchat's "tulu" conversation: "<|user|>\n...\n"
+# "<|assistant|>\n...\n"), with the EOS they append when the template is fastchat's (scripts/run_rm.py)
+TULU_TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}\n{% endfor %}"
+                 "{% if add_generation_prompt %}<|assistant|>\n{% else %}{{ eos_token }}{% endif %}")
+
+
+def apply_template_policy(scorer, policy: str) -> None:
+    """``model``: each model's own chat template (the default); ``tulu``: the official runners' rendering, to
+    compare with their published tables. Only a scorer that renders with a tokenizer can take another one."""
+    from rmflow.evaluate.eval_sets import CHAT_TEMPLATES
+
+    if policy not in CHAT_TEMPLATES:
+        raise RmflowError(f"must be one of {', '.join(CHAT_TEMPLATES)}, not {policy!r}", field="chat_template")
+    if policy == "model":
+        return
+    tokenizer = getattr(scorer, "tokenizer", None)
+    if tokenizer is None or not hasattr(scorer, "score_conversations"):
+        raise RmflowError("chat_template tulu re-renders a scalar model's input; this model renders its own "
+                          "prompt (a pairwise model or an endpoint)", field="chat_template")
+    tokenizer.chat_template = TULU_TEMPLATE
+
+
+def _score_extra(scorer, benchmark: str, rows: list[dict]) -> tuple[dict, dict]:
+    from rmflow.evaluate.benchmarks import scoring
+
+    credits = scoring.score_items(scorer, benchmark, rows)
+    return scoring.report(benchmark, rows, credits), scoring.examples_columns(rows, credits)
+
+
+def _score_v2(scorer, rows: list[dict], credit_rule: str = "first_chosen", ties_formula: str = "2025-06") -> tuple[dict, dict]:
     from rmflow.evaluate import rewardbench2
 
     if not hasattr(scorer, "score_conversations"):
@@ -36,7 +66,7 @@ def _score_v2(scorer, rows: list[dict]) -> tuple[dict, dict]:
     for r in rows:
         chosen.append([next(scores) for _ in r["chosen"]])
         rejected.append([next(scores) for _ in r["rejected"]])
-    report = rewardbench2.score_report(rows, chosen, rejected)
+    report = rewardbench2.score_report(rows, chosen, rejected, credit_rule, ties_formula)
     ties = report.pop("ties")
     columns = {"scores_chosen": chosen, "scores_rejected": rejected,
                "gap": [ties.get(r["id"], {}).get("gap") for r in rows],
@@ -97,14 +127,21 @@ def _hub_sources(model_dir: str | None, external, scorer, data: str, revision: s
     run = Path(model_dir or "", "rmflow_run.json")
     trained_from = json.loads(run.read_text(encoding="utf-8")).get("hub") if external is None and run.is_file() \
         else None
-    eval_data = eval_record["hub"] if eval_record is not None else hub_record(data, revision, "dataset")
+    if eval_record is not None:
+        eval_data = eval_record["hub"]
+    else:
+        from rmflow.evaluate.eval_sets import parts
+
+        records = [hub_record(s, r, "dataset") for s, r in zip(*parts(data, None, revision)[::2])]
+        eval_data = records[0] if len(records) == 1 else records
     return {"model": model, "trained_from": trained_from or None, "eval_data": eval_data}
 
 
 def main(model_dir: str | None, method: str, data: str, benchmark: str, out_dir: str, eval_set: str, base: str,
          split: str = "filtered", revision: str | None = None, tie_rule: str = "official",
          batch_size: int = SCORE_BATCH_SIZE, external=None, sections: str | None = None,
-         prepared: str | None = None) -> dict:
+         prepared: str | None = None, chat_template: str = "model", credit_rule: str = "first_chosen",
+         ties_formula: str = "2025-06") -> dict:
     """Score ``data`` with a trained model (``model_dir`` of ``method``) or, with ``external`` (an
     ``rmflow.methods.external.Config``), any existing reward model; write examples.parquet and scores.json.
     ``prepared``: the rows ``rmflow prepare-eval`` validated (the workflow's); ``data`` then only names the source."""
@@ -116,8 +153,12 @@ def main(model_dir: str | None, method: str, data: str, benchmark: str, out_dir:
         raise RmflowError(f"tie rule must be one of {TIE_RULES}", field="tie_rule")
     if external is None and not os.path.isdir(model_dir or ""):
         raise RmflowError("model directory does not exist", file=model_dir)
+    from rmflow.evaluate import benchmarks
+    from rmflow.evaluate.rewardbench2 import check_rules
+
     module = methods.get(method)
-    sections, v2 = check_choice(benchmark, sections), benchmark == V2
+    sections, v2, extra = check_choice(benchmark, sections), benchmark == V2, benchmarks.is_extra(benchmark)
+    check_rules(credit_rule, ties_formula)
     eval_record = None
     if prepared:
         rows, eval_record = read_prepared(prepared, benchmark)
@@ -132,15 +173,20 @@ def main(model_dir: str | None, method: str, data: str, benchmark: str, out_dir:
         model_dir = external.model or external.endpoint
     else:
         scorer = module.load_scorer(model_dir, device=default_device(), batch_size=batch_size)
+    apply_template_policy(scorer, chat_template)
     kind = scorer.kind  # an external model's declared scorer decides; for a trained one it is the method's KIND
     ids = {"id": [r["id"] for r in rows], "subset": [r["subset"] for r in rows]}
     model = getattr(scorer, "model", None)
     with utilisation.counted_forwards(model) as counts:
-        if v2:
-            report, columns = _score_v2(scorer, rows)
+        if extra:
+            report, columns = _score_extra(scorer, benchmark, rows)
+        elif v2:
+            report, columns = _score_v2(scorer, rows, credit_rule, ties_formula)
         else:
             scored = scorer.score_pairs(rows)
-    if v2:
+    if extra:
+        scored, examples = {}, pl.DataFrame(columns, strict=False)
+    elif v2:
         credits, scored = report.pop("credits"), {}
         examples = pl.DataFrame({**ids, **columns, "correct": credits}, strict=False)
     else:
@@ -155,8 +201,9 @@ def main(model_dir: str | None, method: str, data: str, benchmark: str, out_dir:
               "method": method, "base": base, "model_dir": model_dir, "data": data, "kind": kind,
               # a released reward model scored as its authors score it, not one this run trained
               "released": bool(methods.hook(module, "EXTERNAL", False)),
-              "tie_rule": tie_rule, "n_examples": len(rows), "example_ids_sha256": ids_digest(ids["id"]), **report,
-              "length_correlation": None if v2 else length_correlation(rows, scored),
+              "tie_rule": tie_rule, "chat_template": chat_template,
+              "n_examples": len(rows), "example_ids_sha256": ids_digest(ids["id"]), **report,
+              "length_correlation": None if v2 or extra else length_correlation(rows, scored),
               "method_stats": scorer.summary(scored) if hasattr(scorer, "summary") else {},
               **_model_record(scorer), "hub": _hub_sources(model_dir, external, scorer, data, revision, eval_record),
               # tokens/s, model FLOPs, MFU and peak memory of the scoring forwards (none for an endpoint)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rmflow.errors import RmflowError
+from rmflow.evaluate import benchmarks
 from rmflow.evaluate.rewardbench import SECTION_NAMES
 from rmflow.evaluate.rewardbench2 import V2_SUBSETS
 from rmflow.evaluate.run import SCORES_SCHEMA
@@ -22,7 +23,9 @@ from rmflow.io import atomic_path, write_text
 log = logging.getLogger(__name__)
 
 KEYS = ["Benchmark", "Eval Set", "Model", "Base Model", "Method"]
-SCORE_COLUMNS = ["Score", *SECTION_NAMES, *[s for s in V2_SUBSETS if s not in SECTION_NAMES], "Prior Sets"]
+SCORE_COLUMNS = list(dict.fromkeys(["Score", *SECTION_NAMES, *V2_SUBSETS, "Prior Sets",
+                                   *[c for name in benchmarks.NAMES for c in benchmarks.get(name).COLUMNS],
+                                   "Hard", "Normal", "Easy"]))
 # every run gathered under one eval set name must have scored the same rows by the same rules
 SAME_WITHIN_EVAL_SET = ("benchmark", "section_map", "n_examples", "example_ids_sha256")
 
@@ -111,6 +114,12 @@ def score_function(record: dict):
     """The function from per-subset accuracies to every leaderboard number (percent) for this record's rules."""
     from rmflow.evaluate import rewardbench, rewardbench2
 
+    if benchmarks.is_extra(record["benchmark"]):
+        rule = benchmarks.get(record["benchmark"]).score_fn
+
+        def extra(per_subset):
+            return {k: _pct(v) for k, v in rule(per_subset).items()}
+        return extra
     if record["benchmark"] == "rewardbench_v2":
         def v2(per_subset):
             sections = {s: per_subset[s][0] if s in per_subset else None for s in V2_SUBSETS}
@@ -202,8 +211,8 @@ def significance(board, records: list[dict], units: dict, options: Options):
 
 
 def main(files: list[str | Path], out_csv: str, out_md: str, out_subsets: str, out_tex: str | None = None,
-         out_significance: str | None = None, options: Options = Options()) -> str:
-    from rmflow.leaderboard import render
+         out_significance: str | None = None, options: Options = Options(), out_summary: str | None = None) -> str:
+    from rmflow.leaderboard import render, summary
 
     records = read_scores(files)
     board, subsets, pairwise = tables(records, options)
@@ -214,11 +223,16 @@ def main(files: list[str | Path], out_csv: str, out_md: str, out_subsets: str, o
     if out_significance:
         with atomic_path(out_significance) as tmp:
             pairwise.write_csv(tmp)
-    markdown = render.to_markdown(board, options.ci_style)
+    overview = summary.table(board)
+    if out_summary:
+        with atomic_path(out_summary) as tmp:
+            overview.write_csv(tmp)
+    markdown = summary.markdown(overview, options.ci_style) + "\n" + render.to_markdown(board, options.ci_style)
     write_text(out_md, markdown)
     if out_tex:
         released = {model_name(r) for r in records if is_released(r)}
-        write_text(out_tex, render.to_latex(board, options.ci_style, options.level, released))
+        write_text(out_tex, summary.latex(overview, options.ci_style, options.level, released) + "\n"
+                   + render.to_latex(board, options.ci_style, options.level, released))
     log.info("leaderboard of %d runs written to %s (bootstrap B=%d, seed %d)", len(records), out_csv,
              options.n_boot, options.seed)
     return markdown

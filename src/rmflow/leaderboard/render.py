@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+from rmflow.evaluate.benchmarks import TITLES
+
 KEY_COLUMNS = ["Benchmark", "Eval Set", "Model"]
 LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
@@ -34,12 +36,17 @@ def cell(row: dict, column: str, ci_style: str, pm: str = "±") -> str:
 
 
 def to_markdown(board, ci_style: str = "pm") -> str:
-    columns = KEY_COLUMNS + value_columns(board)
-    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
-    for row in board.iter_rows(named=True):
-        lines.append("| " + " | ".join(str(row[c]) if c in KEY_COLUMNS else cell(row, c, ci_style)
-                                       for c in columns) + " |")
-    return "\n".join(lines) + "\n"
+    """One table per benchmark, each with the columns its rule reports (RM-Bench's domains, JudgeBench's sources)."""
+    out = []
+    for (benchmark,), group in board.group_by(["Benchmark"], maintain_order=True):
+        columns = KEY_COLUMNS + [c for c in value_columns(group) if c == "Score" or not group[c].is_null().all()]
+        lines = [f"## {TITLES.get(benchmark, benchmark)}", "",
+                 "| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+        for row in group.iter_rows(named=True):
+            lines.append("| " + " | ".join(str(row[c]) if c in KEY_COLUMNS else cell(row, c, ci_style)
+                                           for c in columns) + " |")
+        out.append("\n".join(lines) + "\n")
+    return "\n".join(out)
 
 
 def escape(text: str) -> str:

@@ -17,6 +17,7 @@ from rmflow.spec import RunSpec
 
 VERSION = 1
 KIND = "scalar"
+STEP_LEVEL = True  # P(+) at every step: ProcessBench scores it (rmflow.evaluate.benchmarks.processbench)
 
 # rmflow plan: one (packed) sequence per row, logits over the vocabulary at every step tag
 SIZING = {"sequences_per_row": 1, "head": "lm", "logit_positions": 10}

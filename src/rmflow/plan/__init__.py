@@ -272,9 +272,14 @@ class Plan(BasesMixin, StagesMixin, ReleasedMixin):
                 for m, b in self.scored_models()]
 
     def evaluations(self) -> list[tuple[str, str, str]]:
-        """(eval set, method, base) to score: RewardBench 2 scores each completion alone, so only scalar models."""
+        """(eval set, method, base) to score: those a model of its kind can be scored on (RewardBench 2 scores each
+        completion alone: scalar models; ProcessBench reads every step: step-level models)."""
+        from rmflow import methods
+        from rmflow.evaluate.benchmarks import scorable_by
+
         return [(e, m, b) for e, m, b in self._all_evaluations()
-                if self.benchmark_of(e) != "rewardbench_v2" or self.kind_of(m, b) == "scalar"]
+                if scorable_by(self.benchmark_of(e), self.kind_of(m, b),
+                               bool(methods.hook(self.module(m), "STEP_LEVEL", False)))]
 
     def benchmark_of(self, eval_set: str) -> str:
         return self.config["eval_sets"][eval_set].get("benchmark", "rewardbench_v1")

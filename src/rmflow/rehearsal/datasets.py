@@ -35,6 +35,12 @@ SIMPLIFIED = {
     'RLHFlow/Deepseek-MATH500-Test': '6 problems x 8 answers',
     'allenai/reward-bench': '2 rows per subset',
     'allenai/reward-bench-2': '3 prompts per subset, 2 Ties pairs',
+    'THU-KEG/RM-Bench': '2 rows per domain',
+    'ScalerLab/JudgeBench': '2 pairs per source group and split',
+    'Qwen/ProcessBench': '4 solutions per split, 2 of them with a wrong step',
+    'lmarena-ai/PPE-Human-Preference-V1': '8 battles, 2 of them human ties',
+    **{f'lmarena-ai/PPE-{d}-Best-of-K': '3 prompts of 4 answers (not 32), 2 conflict pairs each'
+       for d in ('MMLU-Pro', 'MATH', 'GPQA', 'MBPP-Plus', 'IFEval')},
 }
 
 
@@ -83,13 +89,25 @@ def _jsonl_gz(rows: list[dict]) -> bytes:
     return buf.getvalue()
 
 
-def _repo(repo_id: str, files: dict[str, list[dict]]) -> DataRepo:
+def encode(name: str, rows: list[dict]) -> bytes:
+    """Rows in the file format its name says: .jsonl.gz, .jsonl, .json (a JSON list) or parquet."""
+    if name.endswith(".jsonl.gz"):
+        return _jsonl_gz(rows)
+    if name.endswith(".jsonl"):
+        return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
+    if name.endswith(".json"):
+        return json.dumps(rows, ensure_ascii=False, indent=1).encode("utf-8")
+    return _parquet(rows)
+
+
+def _repo(repo_id: str, files: dict[str, list[dict]], card: str = "") -> DataRepo:
+    """``card``: YAML lines the real card's front matter holds and a loader reads (ProcessBench's split configs)."""
     repo = DataRepo(repo_id)
     for name, rows in files.items():
-        repo.files[name] = _jsonl_gz(rows) if name.endswith(".jsonl.gz") else _parquet(rows)
+        repo.files[name] = encode(name, rows)
         repo.rows[name] = len(rows)
     facts, simplified = layout(repo_id), SIMPLIFIED[repo_id]
-    repo.files["README.md"] = (f"---\npretty_name: {repo_id} (rmflow rehearsal stand-in)\n---\n# {repo_id}\n\n"
+    repo.files["README.md"] = (f"---\npretty_name: {repo_id} (rmflow rehearsal stand-in)\n{card}---\n# {repo_id}\n\n"
                                f"Layout: {facts}.\n\nSimplified: {simplified}.\n").encode("utf-8")
     return repo
 
@@ -231,7 +249,9 @@ def build_all(seed: int = 0) -> list[DataRepo]:
         _repo("allenai/reward-bench", _rewardbench(seed + 14)),
         _repo("allenai/reward-bench-2", {"data/test-00000-of-00001.parquet": _rewardbench2(seed + 15)}),
     ]
-    return repos
+    from rmflow.rehearsal import benchmark_sets
+
+    return repos + benchmark_sets.repos(seed + 16, _repo)
 
 
 def corpus(repos: list[DataRepo]) -> list[str]:

@@ -190,10 +190,27 @@ def build(out: str | Path, config: dict, seed: int = 0) -> dict:
     return manifest
 
 
-def main(out: str, config_files: list[str], seed: int = 0) -> None:
+def local_standins(config: dict, root: str | Path, seed: int = 0) -> list[str]:
+    """Eval sets the config reads from a local folder that stands for a repository outside the hub (RMB's GitHub
+    folder): their stand-ins, written under ``root`` (the run's working directory) at the configured path."""
+    from rmflow.rehearsal import benchmark_sets
+
+    written = []
+    for name, entry in (config.get("eval_sets") or {}).items():
+        if (entry or {}).get("benchmark") == "rmb" and not os.path.isabs(str(entry.get("path"))):
+            if entry["path"] != benchmark_sets.RMB_FOLDER:
+                raise RmflowError(f"the rehearsal writes RMB's folder at {benchmark_sets.RMB_FOLDER}, not "
+                                  f"{entry['path']}", field=f"eval_sets.{name}.path")
+            written.append(str(benchmark_sets.write_rmb(root, seed)))
+    return written
+
+
+def main(out: str, config_files: list[str], seed: int = 0, local_root: str | None = None) -> None:
     from rmflow.config import _read, merge_layers
 
     config = merge_layers([_read(p) for p in config_files])
     manifest = build(out, config, seed)
+    for folder in local_standins(config, local_root, seed) if local_root else []:
+        print(f"rehearsal stand-in folder: {folder}")
     print(f"rehearsal hub: {len(manifest['models'])} models, {len(manifest['datasets'])} data sets in "
           f"{os.path.abspath(out)}; use HF_HOME={os.path.abspath(out)} HF_HUB_OFFLINE=1")

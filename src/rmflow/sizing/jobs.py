@@ -92,6 +92,14 @@ def sizing_of(plan, method: str, base: str) -> dict:
     return {**DEFAULT_SIZING, **declared}
 
 
+def _sheet_rows(entry: dict | None) -> tuple[int, bool, str] | None:
+    """Rows the length sheet records for a data set outside the hub (RMB's GitHub folder), as hub_facts.rows
+    gives them."""
+    if not entry or "rows" not in entry:
+        return None
+    return int(entry["rows"]), True, entry["rows_source"]
+
+
 def data_facts(plan, section: str, name: str) -> Data:
     """Rows and text length of a configured data set: its prepare report's row count where the run already
     prepared it, else the recorded rows of its hub id (rmflow.hub_facts: a count, or a card's size bucket planned at
@@ -102,7 +110,7 @@ def data_facts(plan, section: str, name: str) -> Data:
     path = entry["path"] if isinstance(entry["path"], list) else [entry["path"]]
     lengths = facts()["datasets"]
     key = [f"{p}/{entry['data_dir']}" if entry.get("data_dir") else p for p in path]
-    recorded = [hub_facts.rows(p, entry.get("data_dir")) for p in path]
+    recorded = [hub_facts.rows(p, entry.get("data_dir")) or _sheet_rows(lengths.get(p)) for p in path]
     report = Path(paths.path("prepared_report", dataset=name))
     rows = None
     if report.is_file():
