@@ -35,12 +35,14 @@ def test_the_paper_dag_runs_on_slurm_against_the_rehearsal_hub(slurm_cluster, te
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     proc = snakemake(work, "all", "--profile", str(test_profile), configs=CONFIGS, timeout=3000)
     out = proc.stdout + proc.stderr
+    plan = Plan(load_config(*CONFIGS, schema_path=REPO / "workflow/schemas/config.schema.yaml"))
     if FULL:
         assert proc.returncode == 0, out[-6000:]
     else:  # the slice makes one released model fail (tests/configs/rehearsal-slice.yaml): the run ends in tables
         assert proc.returncode != 0 and "the leaderboard was gathered from the scores that exist" in out, out[-6000:]
         missing = pl.read_csv(work / "results/leaderboard_missing.csv")
-        assert sorted(missing["eval_set"]) == ["rewardbench", "rewardbench2"], missing
+        # every eval set but ProcessBench (step-level models only) planned that model
+        assert sorted(missing["eval_set"]) == sorted(e for e in plan.eval_sets if e != "processbench"), missing
         assert set(missing["base"]) == {"armo_remote_code"} and set(missing["failed_rule"]) == {"evaluate"}
         for row in missing.iter_rows(named=True):
             assert (work / row["log"]).is_file() and "LLAMA_INPUTS_DOCSTRING" in row["error"], row
@@ -53,7 +55,6 @@ def test_the_paper_dag_runs_on_slurm_against_the_rehearsal_hub(slurm_cluster, te
             "stage_probe", "stage_gate", "stage_fit", "bestofn", "evaluate", "transform_data", "prepare_data",
             "setup_untrained"} | ({"leaderboard"} if FULL else set()) <= done, done
 
-    plan = Plan(load_config(*CONFIGS, schema_path=REPO / "workflow/schemas/config.schema.yaml"))
     board = pl.read_csv(work / "results/leaderboard.csv")
     failed = set() if FULL else {"armo_remote_code"}
     planned = {(m, b) for e, m, b in plan.evaluations() if e == "rewardbench" and b not in failed}
@@ -80,9 +81,20 @@ def test_the_paper_dag_runs_on_slurm_against_the_rehearsal_hub(slurm_cluster, te
     assert sources.height == board.height and not sources.select(pl.all().cast(pl.Utf8).str.contains(
         "unresolved")).to_series().any()
     assert pl.read_csv(work / "results/bestofn.csv").height > 0
+    # every benchmark of the paper reaches the summary table: a column per eval set, the PRM on ProcessBench too
+    summary = pl.read_csv(work / "results/leaderboard_summary.csv")
+    for eval_set in plan.eval_sets:
+        scored = board.filter(pl.col("Eval Set") == eval_set)
+        assert scored.height == len([b for e, _, b in plan.evaluations() if e == eval_set and b not in failed])
+    assert {"RM-Bench", "JudgeBench", "RMB", "PPE Preference", "PPE Correctness", "ProcessBench"} <= set(
+        summary.columns)
+    prm = summary.filter(pl.col("Method") == "prm")
+    assert prm.height == 1 and prm["ProcessBench"].is_not_null().all()
     # the released models' rows are marked as external and matched to their published numbers by hub id
     released = board.filter(pl.col("Method") == "external")
-    assert released.height == (5 + 4 if FULL else 3 + 2) and released["Model"].str.ends_with(" (external)").all()
+    # every eval set but ProcessBench for each (RewardBench 2: the scalar ones, 4 of 5 and 2 of 3)
+    assert released.height == (5 * 6 + 4 if FULL else 3 * 6 + 2) and released["Model"].str.ends_with(
+        " (external)").all()
     published = pl.read_csv(work / "results/leaderboard_published.csv")
     assert set(published["Id"]) == {"RLHFlow/ArmoRM-Llama3-8B-v0.1", "RLHFlow/pair-preference-model-LLaMA3-8B",
                                     "sfairXC/FsfairX-LLaMA3-RM-v0.1"}

@@ -185,7 +185,11 @@ def main(model_dir: str | None, method: str, data: str, benchmark: str, out_dir:
         else:
             scored = scorer.score_pairs(rows)
     if extra:
-        scored, examples = {}, pl.DataFrame(columns, strict=False)
+        examples = pl.DataFrame(columns, strict=False)
+        # a pairwise model's verdicts in both orders, flat, for its own summary (position bias)
+        orders = [o for per_item in columns.get("orders") or [] for o in per_item]
+        scored = {"p_order1": [a for a, _ in orders], "p_order2": [b for _, b in orders],
+                  "p_chosen": [(a + b) / 2 for a, b in orders]} if orders else {}
     elif v2:
         credits, scored = report.pop("credits"), {}
         examples = pl.DataFrame({**ids, **columns, "correct": credits}, strict=False)

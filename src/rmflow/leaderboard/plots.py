@@ -61,7 +61,7 @@ def sections_ci(board, out_png, out_svg) -> None:
     from rmflow.leaderboard.render import value_columns
 
     plt = _pyplot()
-    columns = [c for c in value_columns(board) if c != "Length Corr" and f"{c}_lo" in board.columns]
+    columns = [c for c in value_columns(board) if c != "Length Corr"]
     groups = [(key, group, [c for c in columns if group[c].is_not_null().any()])
               for key, group in board.group_by(["Benchmark", "Eval Set"], maintain_order=True)]
     widest = max(len(present) for _, _, present in groups)
@@ -72,9 +72,12 @@ def sections_ci(board, out_png, out_svg) -> None:
         models = group["Model"].to_list()[::-1]  # best at the top
         axes = sub.subplots(1, len(present), sharey=True, squeeze=False)[0]
         for ax, column in zip(axes, present):
-            values, lows, highs = (group[k].to_list()[::-1] for k in (column, f"{column}_lo", f"{column}_hi"))
+            values, lows, highs = (group[k].to_list()[::-1] if k in group.columns else [None] * group.height
+                                   for k in (column, f"{column}_lo", f"{column}_hi"))
+            # a number without an interval (RM-Bench's Hard/Normal/Easy) is drawn as a point alone
             ys = [i for i, v in enumerate(values) if v is not None]
-            err = [[values[i] - lows[i] for i in ys], [highs[i] - values[i] for i in ys]]
+            err = [[values[i] - lows[i] if lows[i] is not None else 0.0 for i in ys],
+                   [highs[i] - values[i] if highs[i] is not None else 0.0 for i in ys]]
             ax.errorbar([values[i] for i in ys], ys, xerr=err, fmt="o", ms=3, capsize=2, color="tab:blue")
             chance = _chance(benchmark, column)
             if chance is not None:
@@ -194,7 +197,8 @@ def main(board_csv: str, score_files: list[str], models: list[str], out_dir: str
     from rmflow import leaderboard
 
     records = leaderboard.read_scores(score_files)
-    board = pl.read_csv(board_csv)
+    # every row decides a column's type: a column most benchmarks leave empty is still a number column
+    board = pl.read_csv(board_csv, infer_schema_length=None)
     out = Path(out_dir)
     sections_ci(board, out / "sections_ci.png", out / "sections_ci.svg")
     panels = length_bias(records, out / "length_bias.png", out / "length_bias.svg")

@@ -1,4 +1,5 @@
-"""The leaderboard's ``published`` block: released reward models' published RewardBench numbers beside ours.
+"""The leaderboard's ``published`` block: released reward models' published numbers (RewardBench and the other
+benchmarks of rmflow.evaluate.benchmarks) beside ours.
 
 ``config/published.yaml`` holds the published numbers (cited); a leaderboard row of an external reward model
 matches an entry by the model's hub id (its ``scores.json`` names it) and benchmark. For every number both sides
@@ -17,7 +18,7 @@ import yaml
 from rmflow.errors import RmflowError
 from rmflow.io import atomic_path
 
-BENCHMARKS = ("rewardbench_v1", "rewardbench_v2")
+from rmflow.evaluate.benchmarks import ALL as BENCHMARKS
 COLUMNS = ["Benchmark", "Eval Set", "Model", "Id", "Number", "Ours", "Ours_lo", "Ours_hi", "Published",
            "Difference", "Inside Interval", "Source"]
 DISPLAY_SLACK = 0.05  # published numbers are rounded to one decimal

@@ -16,9 +16,13 @@ COLUMNS = ["eval_set", "method", "base", "model", "model_commit", "base_model", 
            "train_data_commits", "eval_data", "eval_data_commit"]
 
 
-def _cite(record: dict | None) -> tuple[str, str]:
+def _cite(record: dict | list | None) -> tuple[str, str]:
+    """``id@revision`` and the commit; an eval set read from several repositories (PPE Correctness) lists each."""
     if not record:
         return "", ""
+    if isinstance(record, list):
+        cited = [_cite(r) for r in record]
+        return "; ".join(c[0] for c in cited), "; ".join(c[1] for c in cited)
     return f"{record['id']}@{record['revision']}", record.get("commit") or "unresolved"
 
 

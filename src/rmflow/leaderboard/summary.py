@@ -11,8 +11,13 @@ MODEL_KEYS = ["Model", "Base Model", "Method"]
 
 
 def column_name(benchmark: str, eval_set: str) -> str:
+    """The benchmark's title, with the eval set's name where that is not just the title spelt otherwise."""
     title = TITLES.get(benchmark, benchmark)
-    return title if eval_set in (benchmark, title) else f"{title}: {eval_set}"
+
+    def plain(text):
+        return "".join(ch for ch in text.lower() if ch.isalnum())
+
+    return title if plain(eval_set) in (plain(benchmark), plain(title)) else f"{title}: {eval_set}"
 
 
 def table(board):

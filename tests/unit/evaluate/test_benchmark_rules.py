@@ -174,3 +174,21 @@ def test_rewardbench2_ties_formula_versions():
     base = 0.30 + 0.30 + 0.20 * 1.0 + 0.20 * 1.0
     assert rewardbench2.ties_score(prompts, "2025-06") == pytest.approx(base + 0.01 * (1 + math.tanh(1)) / 2)
     assert rewardbench2.ties_score(prompts, "0.1.4") == pytest.approx(base + 0.01 * math.tanh(1))
+
+
+def test_a_bad_benchmark_row_is_one_error_line_naming_file_row_and_field(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    rows = tmp_path / "judgebench.jsonl"
+    good = {"pair_id": "a", "source": "livecodebench", "question": "q", "response_A": "x", "response_B": "y",
+            "label": "A>B"}
+    rows.write_text(json.dumps(good) + "\n" + json.dumps({**good, "pair_id": "b", "label": "A=B"}) + "\n")
+    out = tmp_path / "out.jsonl"
+    done = subprocess.run([sys.executable, "-m", "rmflow", "prepare-eval", "--data", str(rows), "--benchmark",
+                           "judgebench", "--out", str(out), "--report", str(tmp_path / "out.report.json")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"{rows}:2: field 'label': must be A>B or B>A" in done.stderr, done.stderr
+    assert not out.exists() and not (tmp_path / "out.report.json").exists()
