@@ -192,3 +192,32 @@ def test_a_bad_benchmark_row_is_one_error_line_naming_file_row_and_field(tmp_pat
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert f"{rows}:2: field 'label': must be A>B or B>A" in done.stderr, done.stderr
     assert not out.exists() and not (tmp_path / "out.report.json").exists()
+
+
+def test_the_tulu_rendering_is_the_official_runners_and_only_for_scalar_models(tiny_base):
+    from transformers import AutoTokenizer
+
+    from rmflow.errors import RmflowError
+    from rmflow.evaluate.run import apply_template_policy
+    from rmflow.train.batching import render
+
+    class Scalar:
+        kind = "scalar"
+        tokenizer = AutoTokenizer.from_pretrained(tiny_base)
+
+        def score_conversations(self, conversations, progress=True):
+            return [0.0] * len(conversations)
+
+    scorer = Scalar()
+    own = render(scorer.tokenizer, [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Yo"}])
+    apply_template_policy(scorer, "tulu")
+    tulu = render(scorer.tokenizer, [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Yo"}])
+    # fastchat's "tulu" conversation (ADD_NEW_LINE_SINGLE, sep "\n") and the EOS RM-Bench's run_rm.py appends
+    assert tulu == f"<|user|>\nHi\n<|assistant|>\nYo\n{scorer.tokenizer.eos_token}" and tulu != own
+
+    class Pairwise:
+        kind = "pairwise"
+        tokenizer = scorer.tokenizer
+
+    with pytest.raises(RmflowError, match="chat_template"):
+        apply_template_policy(Pairwise(), "tulu")
