@@ -37,7 +37,8 @@ PLAN = Plan(config, workflow.configfiles)
 use_workflow_source(Path(workflow.basedir) / "src")
 if PLAN.skipped_evaluations():  # said, never silently dropped
     print(
-        "rmflow: not evaluated (RewardBench 2 scores each completion alone; pairwise methods cannot): "
+        "rmflow: not evaluated (RewardBench 2 scores each completion alone: scalar models only; ProcessBench reads"
+        " every step: step-level models only): "
         + ", ".join(f"{m} on {e}" for e, m in PLAN.skipped_evaluations()),
         file=sys.stderr,
     )

@@ -50,7 +50,8 @@ def _score_extra(scorer, benchmark: str, rows: list[dict]) -> tuple[dict, dict]:
     return scoring.report(benchmark, rows, credits), scoring.examples_columns(rows, credits)
 
 
-def _score_v2(scorer, rows: list[dict], credit_rule: str = "first_chosen", ties_formula: str = "2025-06") -> tuple[dict, dict]:
+def _score_v2(scorer, rows: list[dict], credit_rule: str = "first_chosen",
+              ties_formula: str = "2025-06") -> tuple[dict, dict]:
     from rmflow.evaluate import rewardbench2
 
     if not hasattr(scorer, "score_conversations"):

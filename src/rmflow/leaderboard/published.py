@@ -16,9 +16,9 @@ from pathlib import Path
 import yaml
 
 from rmflow.errors import RmflowError
+from rmflow.evaluate.benchmarks import ALL as BENCHMARKS
 from rmflow.io import atomic_path
 
-from rmflow.evaluate.benchmarks import ALL as BENCHMARKS
 COLUMNS = ["Benchmark", "Eval Set", "Model", "Id", "Number", "Ours", "Ours_lo", "Ours_hi", "Published",
            "Difference", "Inside Interval", "Source"]
 DISPLAY_SLACK = 0.05  # published numbers are rounded to one decimal

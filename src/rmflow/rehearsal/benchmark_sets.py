@@ -84,8 +84,10 @@ def repos(seed: int, make_repo) -> list:
                                            for s in ("gpt", "claude")}),
         make_repo("Qwen/ProcessBench", {f"{s}.json": _processbench(seed + 2 + k, s) for k, s in enumerate(splits)},
                   card=card),
-        make_repo("lmarena-ai/PPE-Human-Preference-V1", {"data/test-00000-of-00001.parquet": _ppe_preference(seed + 6)}),
-        *[make_repo(f"lmarena-ai/PPE-{d}-Best-of-K", {"data/train-00000-of-00001.parquet": _ppe_best_of_k(seed + 7 + k)})
+        make_repo("lmarena-ai/PPE-Human-Preference-V1",
+                  {"data/test-00000-of-00001.parquet": _ppe_preference(seed + 6)}),
+        *[make_repo(f"lmarena-ai/PPE-{d}-Best-of-K",
+                    {"data/train-00000-of-00001.parquet": _ppe_best_of_k(seed + 7 + k)})
           for k, d in enumerate(PPE_DOMAINS)],
     ]
 
@@ -105,7 +107,8 @@ def rmb_rows(seed: int) -> dict[str, list[dict]]:
             bons.append({"bon_uid": f"{g}{k}", "conversation_input": turns,
                          "bon_best": {"llm_name": "rehearsal-good", "answer": it["chosen"]},
                          "loser_list": [{"llm_name": "rehearsal-bad", "answer": it["rejected"]},
-                                        {"llm_name": "rehearsal-bad", "answer": items[(k + 5) % len(items)]["rejected"]}],
+                                        {"llm_name": "rehearsal-bad",
+                                         "answer": items[(k + 5) % len(items)]["rejected"]}],
                          "category_path": f"BoN_set/{goal}/Chat/Discussion"})
         out[f"Pairwise_set/{goal}/Chat/Discussion.json"] = pairs
         out[f"BoN_set/{goal}/Chat/Discussion.json"] = bons

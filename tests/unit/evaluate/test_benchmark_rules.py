@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from rmflow.data.convert import LayoutError
-from rmflow.evaluate.benchmarks import judgebench, ppe_correctness, ppe_preference, processbench, rm_bench, rmb, scoring
 from rmflow.evaluate import rewardbench2
+from rmflow.evaluate.benchmarks import judgebench, ppe_correctness, ppe_preference, processbench, rm_bench, rmb, scoring
 
 
 def _rm_bench_item(domain="chat", row_id=1):

@@ -40,8 +40,8 @@ def _source_domain(raw: dict) -> str:
     else:  # data/<domain>_filtered.json: the file names the domain
         stem = Path(str(raw.get("__file__") or "")).name.split("_filtered")[0].removesuffix(".json")
         if stem not in SOURCE_DOMAINS:
-            raise LayoutError("domain", f"is missing and the file name does not give one of {', '.join(SOURCE_DOMAINS)} "
-                                        "(RM-Bench's <domain>_filtered.json)")
+            raise LayoutError("domain", "is missing and the file name does not give one of "
+                                        f"{', '.join(SOURCE_DOMAINS)} (RM-Bench's <domain>_filtered.json)")
         domain = stem
     if not any(domain.startswith(d) for d in DOMAINS):
         raise LayoutError("domain", f"{domain!r} is none of {', '.join(SOURCE_DOMAINS)}")

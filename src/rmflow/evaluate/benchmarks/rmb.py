@@ -68,7 +68,8 @@ def convert(raw: dict) -> dict:
     if "pair_uid" not in raw:
         raise LayoutError("pair_uid", "is missing (RMB rows have pair_uid, or bon_uid for best-of-N)")
     return {"id": f"pair:{raw['pair_uid']}", "subset": f"{goal}/pairwise", "category": raw["category_path"],
-            "context": context, "candidates": [_answer(raw.get("chosen"), "chosen"), _answer(raw.get("reject"), "reject")],
+            "context": context,
+            "candidates": [_answer(raw.get("chosen"), "chosen"), _answer(raw.get("reject"), "reject")],
             "comparisons": [[0, 1]]}
 
 

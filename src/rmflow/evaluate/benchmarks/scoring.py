@@ -35,7 +35,6 @@ def convert_rows(name: str, raws: list[dict]) -> tuple[list[dict], dict[str, int
 
 def load_items(name: str, sources: list[str], splits: list[str], revisions: list[str | None]) -> tuple[list, dict]:
     """Every (source, split) part's rows, tagged with where they came from, converted together."""
-    from rmflow.data.loaders import read_rows
 
     raws = []
     for source, revision in zip(sources, revisions):
