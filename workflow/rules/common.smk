@@ -36,10 +36,9 @@ PLAN = Plan(config, workflow.configfiles)
 # env file fails the job that needs it.
 use_workflow_source(Path(workflow.basedir) / "src")
 if PLAN.skipped_evaluations():  # said, never silently dropped
+    _why = "RewardBench 2: scalar models only; ProcessBench: step-level models only"
     print(
-        "rmflow: not evaluated (RewardBench 2 scores each completion alone: scalar models only; ProcessBench reads"
-        " every step: step-level models only): "
-        + ", ".join(f"{m} on {e}" for e, m in PLAN.skipped_evaluations()),
+        f"rmflow: not evaluated ({_why}): " + ", ".join(f"{m} on {e}" for e, m in PLAN.skipped_evaluations()),
         file=sys.stderr,
     )
 
