@@ -61,7 +61,9 @@ def test_embedded_workflow_end_to_end(finished_run):
         assert external.select(sections).rows() == same.select(sections).rows()  # scored exactly as trained
     md = (results / "leaderboard.md").read_text()
     assert "| bt_copy (external) |" in md and "odin\\_quality (external)" in (results / "leaderboard.tex").read_text()
-    assert md.startswith("| Benchmark | Eval Set | Model |") and "tiny_llama/bt" in md
+    # the summary (a row per model, a column per eval set) first, then a detail table per benchmark
+    assert md.startswith("## Summary") and "\n## RewardBench\n\n| Benchmark | Eval Set | Model |" in md
+    assert "\n## RewardBench 2\n" in md and "| tiny_llama/bt |" in md
     # every rule logged and benchmarked; models in HF layout
     assert (results / "logs/train/bt/tiny_llama.log").read_text().count("step ") >= 1
     assert (results / "benchmarks/train/bt/tiny_gemma.tsv").exists()
@@ -182,7 +184,11 @@ def test_paper_outputs_significance_plots_and_latex(finished_run):
     assert ((sig["p_value"] >= 0) & (sig["p_value"] <= 1)).all()
     assert (sig["significant"] == ((sig["diff_lo"] > 0) | (sig["diff_hi"] < 0))).all()
     tex = (results / "leaderboard.tex").read_text()
-    assert tex.count(r"\\") == board.height + 3 and r"\toprule" in tex and r"\textbf{" in tex  # + header, 2 blocks
+    summary = pl.read_csv(results / "leaderboard_summary.csv")
+    assert summary.height == board["Model"].n_unique() and {"RewardBench: synthetic", "RewardBench 2: synthetic_v2"} \
+        <= set(summary.columns)
+    # the summary (header + a row per model), then the detail table (header, 2 blocks, a row per board row)
+    assert tex.count(r"\\") == summary.height + 1 + board.height + 3 and r"\toprule" in tex and r"\textbf{" in tex
     for name in ("sections_ci", "length_bias", "train_loss"):
         assert (results / f"plots/{name}.png").read_bytes()[:4] == b"\x89PNG"
         assert (results / f"plots/{name}.svg").read_text().lstrip().startswith("<?xml")
