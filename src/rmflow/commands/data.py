@@ -68,14 +68,8 @@ class PrepareEval:
 def prepare_eval(a: PrepareEval) -> None:
     from rmflow.evaluate import eval_sets
 
-    revision = [r or None for r in a.revision or []]
-    eval_sets.prepare(_one_or_all(a.data), a.benchmark, _one_or_all(a.split),
-                      None if not any(revision) else _one_or_all(revision), a.out, a.report, name=a.name)
-
-
-def _one_or_all(values: list):
-    """A single value stays a string (the report and scores.json read as before); several stay a list."""
-    return values[0] if len(values) == 1 else values
+    source, split, revision = eval_sets.from_options(a.data, a.split, a.revision)
+    eval_sets.prepare(source, a.benchmark, split, revision, a.out, a.report, name=a.name)
 
 
 @dataclass(kw_only=True)

@@ -62,13 +62,12 @@ def evaluate(a: Evaluate) -> None:
         method = methods.RELEASED
     elif not (a.model_dir and a.method):
         raise RmflowError("give --model-dir and --method (a model rmflow trained) or --external (any reward model)")
-    from rmflow.commands.data import _one_or_all
+    from rmflow.evaluate.eval_sets import from_options
 
-    revision = [r or None for r in a.revision or []]
-    run.main(a.model_dir, method, _one_or_all(a.data), a.benchmark, a.out_dir, a.eval_set, a.base,
-             _one_or_all(a.split), None if not any(revision) else _one_or_all(revision), a.tie_rule, a.batch_size,
-             external, sections=a.sections or None, prepared=a.prepared or None, chat_template=a.chat_template,
-             credit_rule=a.credit_rule, ties_formula=a.ties_formula)
+    source, split, revision = from_options(a.data, a.split, a.revision)
+    run.main(a.model_dir, method, source, a.benchmark, a.out_dir, a.eval_set, a.base, split, revision, a.tie_rule,
+             a.batch_size, external, sections=a.sections or None, prepared=a.prepared or None,
+             chat_template=a.chat_template, credit_rule=a.credit_rule, ties_formula=a.ties_formula)
 
 
 @dataclass(kw_only=True)

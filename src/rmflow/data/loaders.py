@@ -24,18 +24,21 @@ def looks_local(ref: str) -> bool:
 
 
 def read_rows(ref: str | list[str], *, split: str = "train", revision: str | None = None,
-              data_dir: str | None = None) -> list[dict]:
+              data_dir: str | None = None, recursive: bool = False) -> list[dict]:
     """Load rows from a local file or folder, else from the hub via ``datasets.load_dataset``; a list of such
-    references is read in order and concatenated (a mixture of sets)."""
+    references is read in order and concatenated (a mixture of sets). ``recursive``: a folder's subfolders too
+    (RMB's RMB_dataset nests its files by goal and scenario)."""
     if isinstance(ref, (list, tuple)):
         if not ref:
             raise RmflowError("an empty list of data paths")
-        return [row for one in ref for row in read_rows(one, split=split, revision=revision, data_dir=data_dir)]
+        return [row for one in ref for row in read_rows(one, split=split, revision=revision, data_dir=data_dir,
+                                                        recursive=recursive)]
     if looks_local(ref):
         path = Path(os.path.expanduser(ref))
         if not path.exists():
             raise RmflowError("no such file or directory", file=ref)
-        files = sorted(p for p in path.iterdir() if p.suffix in LOCAL_SUFFIXES) if path.is_dir() else [path]
+        listed = (path.rglob("*") if recursive else path.iterdir()) if path.is_dir() else [path]
+        files = sorted(p for p in listed if p.is_file() and p.suffix in LOCAL_SUFFIXES) if path.is_dir() else [path]
         if not files:
             raise RmflowError(f"folder holds no {'/'.join(LOCAL_SUFFIXES)} files", file=ref)
         rows = [row for f in files for row in _read_file(f)]

@@ -88,6 +88,16 @@ def as_list(value) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
+def from_options(data: list[str], split: list[str], revision: list[str] | None) -> tuple:
+    """(source, split, revision) from the command line's lists: one value stays a string, as a config entry's
+    would (the report and scores.json read as before); several stay a list; an empty revision is none."""
+    def one_or_all(values):
+        return values[0] if len(values) == 1 else values
+
+    revisions = [r or None for r in revision or []]
+    return one_or_all(data), one_or_all(split), one_or_all(revisions) if any(revisions) else None
+
+
 def parts(source, split, revision) -> tuple[list[str], list[str], list[str | None]]:
     """(sources, splits, one revision per source): a list of sources reads each; a list of splits reads each
     split of every source; a revision list must match the sources."""

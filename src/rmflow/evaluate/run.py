@@ -43,11 +43,12 @@ def apply_template_policy(scorer, policy: str) -> None:
     tokenizer.chat_template = TULU_TEMPLATE
 
 
-def _score_extra(scorer, benchmark: str, rows: list[dict]) -> tuple[dict, dict]:
+def _score_extra(scorer, benchmark: str, rows: list[dict]) -> tuple[dict, dict, dict]:
+    """(the report, examples.parquet's columns, the scorer's own pairwise output for its summary)."""
     from rmflow.evaluate.benchmarks import scoring
 
-    credits = scoring.score_items(scorer, benchmark, rows)
-    return scoring.report(benchmark, rows, credits), scoring.examples_columns(rows, credits)
+    credits, scored = scoring.score_items(scorer, benchmark, rows)
+    return scoring.report(benchmark, rows, credits), scoring.examples_columns(rows, credits), scored
 
 
 def _score_v2(scorer, rows: list[dict], credit_rule: str = "first_chosen",
@@ -133,7 +134,8 @@ def _hub_sources(model_dir: str | None, external, scorer, data: str, revision: s
     else:
         from rmflow.evaluate.eval_sets import parts
 
-        records = [hub_record(s, r, "dataset") for s, r in zip(*parts(data, None, revision)[::2])]
+        sources, _, revisions = parts(data, None, revision)
+        records = [hub_record(s, r, "dataset") for s, r in zip(sources, revisions)]
         eval_data = records[0] if len(records) == 1 else records
     return {"model": model, "trained_from": trained_from or None, "eval_data": eval_data}
 
@@ -180,17 +182,13 @@ def main(model_dir: str | None, method: str, data: str, benchmark: str, out_dir:
     model = getattr(scorer, "model", None)
     with utilisation.counted_forwards(model) as counts:
         if extra:
-            report, columns = _score_extra(scorer, benchmark, rows)
+            report, columns, scored = _score_extra(scorer, benchmark, rows)
         elif v2:
             report, columns = _score_v2(scorer, rows, credit_rule, ties_formula)
         else:
             scored = scorer.score_pairs(rows)
     if extra:
         examples = pl.DataFrame(columns, strict=False)
-        # a pairwise model's verdicts in both orders, flat, for its own summary (position bias)
-        orders = [o for per_item in columns.get("orders") or [] for o in per_item]
-        scored = {"p_order1": [a for a, _ in orders], "p_order2": [b for _, b in orders],
-                  "p_chosen": [(a + b) / 2 for a, b in orders]} if orders else {}
     elif v2:
         credits, scored = report.pop("credits"), {}
         examples = pl.DataFrame({**ids, **columns, "correct": credits}, strict=False)

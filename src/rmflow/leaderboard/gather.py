@@ -24,8 +24,7 @@ log = logging.getLogger(__name__)
 
 KEYS = ["Benchmark", "Eval Set", "Model", "Base Model", "Method"]
 SCORE_COLUMNS = list(dict.fromkeys(["Score", *SECTION_NAMES, *V2_SUBSETS, "Prior Sets",
-                                   *[c for name in benchmarks.NAMES for c in benchmarks.get(name).COLUMNS],
-                                   "Hard", "Normal", "Easy"]))
+                                   *[c for name in benchmarks.NAMES for c in benchmarks.columns_of(name)]]))
 # every run gathered under one eval set name must have scored the same rows by the same rules
 SAME_WITHIN_EVAL_SET = ("benchmark", "section_map", "n_examples", "example_ids_sha256")
 

@@ -17,14 +17,17 @@ def _items(seed: int, n: int) -> list[dict]:
     return synth.generate(seed, 0, n)["test"]
 
 
+def _styles(text: str) -> list[str]:
+    """RM-Bench's three styles of one answer: concise, detailed plain, detailed markdown."""
+    return [text, f"{text} In more detail: {text}", f"**Answer.** {text}\n\n- {text}"]
+
+
 def _rm_bench(seed: int) -> list[dict]:
     rows = []
     for k, it in enumerate(_items(seed, 4)[:10]):
         domain = ("chat", "code", "math", "safety-refuse", "safety-response")[k % 5]
-        good, bad = it["chosen"], it["rejected"]
-        styles = lambda text: [text, f"{text} In more detail: {text}", f"**Answer.** {text}\n\n- {text}"]  # noqa: E731
-        rows.append({"id": k, "prompt": it["prompt"], "chosen": styles(good), "rejected": styles(bad),
-                     "domain": domain})
+        rows.append({"id": k, "prompt": it["prompt"], "chosen": _styles(it["chosen"]),
+                     "rejected": _styles(it["rejected"]), "domain": domain})
     return rows
 
 

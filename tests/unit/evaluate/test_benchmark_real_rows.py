@@ -82,7 +82,7 @@ def test_rm_bench_real_rows_convert_and_score_as_the_official_code(tmp_path):
                      str(tmp_path / "rows.report.json"))
     assert report["subsets"] == {"chat": 129, "code": 228, "safety": 441}
     items = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text().splitlines()]
-    rows = scoring.score_items(LengthScorer(), "rm_bench", items)
+    rows, _ = scoring.score_items(LengthScorer(), "rm_bench", items)
     detail = scoring.report("rm_bench", items, rows)["details"]["domains"]
     for domain, (hard, normal, easy) in _official_rm_bench(BENCH / "rm-bench").items():
         assert (detail[domain]["hard"], detail[domain]["normal"], detail[domain]["easy"]) == \
@@ -96,7 +96,7 @@ def test_judgebench_and_rmb_real_rows_convert_and_score(tmp_path):
     items, skipped = load_counted(str(BENCH / "judgebench/judgebench_gpt-4o.jsonl"), "judgebench", "train")
     assert len(items) == 350 and not skipped
     assert {i["subset"] for i in items} == {"mmlu-pro", "livebench-reasoning", "livebench-math", "livecodebench"}
-    report = scoring.report("judgebench", items, scoring.score_items(LengthScorer(), "judgebench", items))
+    report = scoring.report("judgebench", items, scoring.score_items(LengthScorer(), "judgebench", items)[0])
     assert report["score"] is not None and sum(s["n"] for s in report["subsets"].values()) == 350
     rmb_files = [str(p) for p in sorted((BENCH / "rmb").glob("*_set/*.json"))]
     items, _ = load_counted(rmb_files, "rmb", "train")
@@ -105,7 +105,7 @@ def test_judgebench_and_rmb_real_rows_convert_and_score(tmp_path):
     raw = {p: len(json.loads(open(p).read())) for p in rmb_files}
     assert counts["harmlessness/pairwise"] == raw[str(BENCH / "rmb/Pairwise_set/Harmlessness_S1.json")]
     assert counts["harmlessness/bon"] == raw[str(BENCH / "rmb/BoN_set/Harmlessness_S1.json")]
-    report = scoring.report("rmb", items, scoring.score_items(LengthScorer(), "rmb", items))
+    report = scoring.report("rmb", items, scoring.score_items(LengthScorer(), "rmb", items)[0])
     assert report["score"] is not None  # all four cells present
 
 

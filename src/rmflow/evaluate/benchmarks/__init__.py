@@ -44,6 +44,12 @@ def get(name: str) -> ModuleType:
     return importlib.import_module(f"rmflow.evaluate.benchmarks.{name}")
 
 
+def columns_of(name: str) -> tuple[str, ...]:
+    """The leaderboard columns a benchmark's row may fill besides Score: its rule's, then its detail points."""
+    module = get(name)
+    return (*module.COLUMNS, *getattr(module, "DETAIL_COLUMNS", ()))
+
+
 def is_extra(name: str) -> bool:
     """Whether a benchmark is one of this package's (not RewardBench v1/v2)."""
     return name in NAMES

@@ -36,18 +36,17 @@ def _json_rows(path: Path) -> list[dict]:
 
 
 def _judgebench(path: Path, rows: list[dict]) -> tuple[list[dict], list[dict]]:
-    items, outputs = [], []
+    outputs = []
     for number, row in enumerate(rows, start=1):
         try:
             scores = row["judgments"][0]["judgment"]["scores"]
-            rewards = [float(scores[0]), float(scores[1])]
+            outputs.append({"rewards": [float(scores[0]), float(scores[1])]})
         except (KeyError, IndexError, TypeError, ValueError) as exc:
             raise RmflowError("has no reward-model scores in judgments[0].judgment.scores (only a reward-model "
                               "judge's outputs can be rescored)", file=str(path), row=number,
                               field="judgments") from exc
-        items.extend(scoring.convert_rows("judgebench", [{**row, "__file__": str(path), "__row__": number}])[0])
-        outputs.append({"rewards": rewards})
-    return items, outputs
+    tagged = [{**row, "__file__": str(path), "__row__": number} for number, row in enumerate(rows, start=1)]
+    return scoring.convert_rows("judgebench", tagged)[0], outputs
 
 
 def _rmb(path: Path, rows: list[dict]) -> tuple[list[dict], list[dict]]:
@@ -61,7 +60,7 @@ def _rmb(path: Path, rows: list[dict]) -> tuple[list[dict], list[dict]]:
                 raise RmflowError("is missing (RMB result rows: pair_uid, category_path, chosen_reward, "
                                   "reject_reward)", file=str(path), row=number, field=field)
         try:
-            goal = rmb._goal(row)
+            goal = rmb.goal_of(row)
         except LayoutError as exc:
             raise RmflowError(str(exc), file=str(path), row=number, field=exc.field) from exc
         items.append({"id": f"pair:{row['pair_uid']}", "subset": f"{goal}/pairwise",

@@ -28,7 +28,8 @@ TIE_RULE = "a tie loses (s(chosen) > s(rejected), strict)"
 DOMAINS = ("chat", "code", "math", "safety")
 SOURCE_DOMAINS = ("chat", "code", "math", "safety-refuse", "safety-response")
 STYLES = 3
-COLUMNS = ("Chat", "Code", "Math", "Safety", "Hard", "Normal", "Easy")
+COLUMNS = ("Chat", "Code", "Math", "Safety")
+DETAIL_COLUMNS = ("Hard", "Normal", "Easy")  # from details(): points without a bootstrap interval
 HARD = [(i, j) for i in range(STYLES) for j in range(STYLES) if i < j]
 NORMAL = [(i, i) for i in range(STYLES)]
 EASY = [(i, j) for i in range(STYLES) for j in range(STYLES) if i > j]
@@ -97,4 +98,4 @@ def details(items: list[dict], rows: list[dict]) -> dict:
 
 def detail_columns(detail: dict) -> dict:
     """Numbers for the leaderboard row beside the domains: Hard, Normal and Easy averaged over the domains."""
-    return {"Hard": detail["hard"], "Normal": detail["normal"], "Easy": detail["easy"]}
+    return {column: detail[column.lower()] for column in DETAIL_COLUMNS}

@@ -46,7 +46,7 @@ def _answer(value, field: str) -> str:
     return value["answer"]
 
 
-def _goal(raw: dict) -> str:
+def goal_of(raw: dict) -> str:
     path = str(raw.get("category_path") or "")
     parts = path.split("/")
     goal = parts[1].lower() if len(parts) > 1 else ""
@@ -56,7 +56,7 @@ def _goal(raw: dict) -> str:
 
 
 def convert(raw: dict) -> dict:
-    goal, context = _goal(raw), _context(raw)
+    goal, context = goal_of(raw), _context(raw)
     if "bon_uid" in raw:
         losers = raw.get("loser_list")
         if not isinstance(losers, list) or not losers:

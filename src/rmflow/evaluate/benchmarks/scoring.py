@@ -34,41 +34,29 @@ def convert_rows(name: str, raws: list[dict]) -> tuple[list[dict], dict[str, int
 
 
 def load_items(name: str, sources: list[str], splits: list[str], revisions: list[str | None]) -> tuple[list, dict]:
-    """Every (source, split) part's rows, tagged with where they came from, converted together."""
+    """Every (source, split) part's rows, tagged with where they came from, converted together; a local folder is
+    read with its subfolders."""
+    from rmflow.data.loaders import read_rows
 
     raws = []
     for source, revision in zip(sources, revisions):
         for split in splits:
-            for raw in _read(source, split, revision):
+            for raw in read_rows(source, split=split, revision=revision, recursive=True):
                 raw.setdefault("__file__", source)
                 raws.append({**raw, "__source__": source, "__split__": split})
     return convert_rows(name, raws)
-
-
-def _read(source: str, split: str, revision: str | None) -> list[dict]:
-    """A hub id's split, a file, or every data file under a local folder, however deep (RMB_dataset nests its
-    files by goal and scenario)."""
-    from pathlib import Path
-
-    from rmflow.data.loaders import LOCAL_SUFFIXES, looks_local, read_rows
-
-    folder = Path(source).expanduser()
-    if looks_local(source) and folder.is_dir():
-        files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in LOCAL_SUFFIXES)
-        if not files:
-            raise RmflowError("holds no data files (.json, .jsonl, .parquet, ...)", file=source)
-        return [row for f in files for row in read_rows(str(f), split=split, revision=revision)]
-    return read_rows(source, split=split, revision=revision)
 
 
 def _chat(context: list[dict], answer: str) -> list[dict]:
     return [*context, {"role": "assistant", "content": answer}]
 
 
-def score_items(scorer, name: str, items: list[dict]) -> list[dict]:
+def score_items(scorer, name: str, items: list[dict]) -> tuple[list[dict], dict]:
     """Each item's credit row (``correct``, the rule's detail and the model's raw output), from the scorer the
     model has: per-step probabilities (ProcessBench), a reward per candidate (scalar models), or both-order
-    verdicts per comparison (pairwise models and judges)."""
+    verdicts per comparison (pairwise models and judges); and the scorer's own pairwise output ({} otherwise),
+    which its ``summary`` reads."""
+    scored: dict = {}
     module = benchmarks.get(name)
     if getattr(module, "STEP_LEVEL", False):
         if not hasattr(scorer, "chat_probabilities"):
@@ -86,7 +74,7 @@ def score_items(scorer, name: str, items: list[dict]) -> list[dict]:
         scored = scorer.score_pairs(pairs)
         orders = iter(zip(scored.get("p_order1", scored["p_chosen"]), scored.get("p_order2", scored["p_chosen"])))
         outputs = [{"orders": [list(next(orders)) for _ in item["comparisons"]]} for item in items]
-    return [credit_row(module, item, output) for item, output in zip(items, outputs)]
+    return [credit_row(module, item, output) for item, output in zip(items, outputs)], scored
 
 
 def credit_row(module, item: dict, output: dict) -> dict:
@@ -122,16 +110,16 @@ def report(name: str, items: list[dict], rows: list[dict]) -> dict:
             "tie_rule": module.TIE_RULE, "details": detail, "unscored_subsets": {}}
 
 
+# what rescoring an examples.parquet needs of each item besides the model's output (never the texts)
+ITEM_KEYS = ("comparisons", "label")
+
+
 def examples_columns(items: list[dict], rows: list[dict]) -> dict[str, list]:
     """Per-item columns of examples.parquet: what the bootstrap resamples (id, subset, correct) and the detail."""
-    keys = [k for k in rows[0] if k not in ("correct", "wins")] if rows else []
+    keys = [k for k in rows[0] if k != "correct"] if rows else []
     kept = {k: [i.get(k) for i in items] for k in ITEM_KEYS if items and k in items[0]}
     return {"id": [i["id"] for i in items], "subset": [i["subset"] for i in items], **kept,
             **{k: [r.get(k) for r in rows] for k in keys}, "correct": [r["correct"] for r in rows]}
-
-
-# what rescoring an examples.parquet needs of each item besides the model's output (never the texts)
-ITEM_KEYS = ("comparisons", "label")
 
 
 def items_from_examples(frame) -> tuple[list[dict], list[dict]]:
