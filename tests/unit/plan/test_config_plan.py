@@ -292,6 +292,8 @@ def test_an_input_another_rule_writes_under_results_is_local_before_it_exists(tm
     plan = Plan(load_config(*layers, schema_path=SCHEMA))
     assert plan.local_inputs("eval_sets", "rewardbench") == ["results/data/samples/rewardbench"]
     assert plan.local_inputs("eval_sets", "rewardbench2") == ["results/data/samples/rewardbench2.jsonl"]
+    # found by CI too: every eval set the smoke layer plans must be local (paper.yaml's hub sets stop prepare_eval)
+    assert all(plan.local_inputs("eval_sets", name) for name in plan.eval_sets), plan.eval_sets
     assert Plan(load_config(REPO / "config/config.yaml", REPO / "config/paper.yaml",
                             schema_path=SCHEMA)).local_inputs("eval_sets", "rewardbench") == []
 
