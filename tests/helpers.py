@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -100,3 +101,30 @@ def hub_cache(cache: Path, repo_id: str, folder: Path, repo_type: str = "model")
     from rmflow.rehearsal.writer import write_repo
 
     return write_repo(cache, repo_id, repo_type, {f.name: f.read_bytes() for f in folder.iterdir() if f.is_file()})
+
+
+@contextlib.contextmanager
+def serving(app):
+    """``app`` (an ASGI app) served by uvicorn on a free loopback port in a thread: a real HTTP server for real
+    clients; yields its URL and stops it on exit."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from rmflow.serve.run import bind
+
+    sock = bind("127.0.0.1", 0)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(15)
+        sock.close()

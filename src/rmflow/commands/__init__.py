@@ -6,6 +6,6 @@ rmflow.cli builds the parser, so each default is written once, there) and the fu
 
 from __future__ import annotations
 
-from rmflow.commands import cluster, data, scoring, training
+from rmflow.commands import cluster, data, scoring, serving, training
 
-COMMANDS = [*data.COMMANDS, *cluster.COMMANDS, *training.COMMANDS, *scoring.COMMANDS]
+COMMANDS = [*data.COMMANDS, *cluster.COMMANDS, *training.COMMANDS, *scoring.COMMANDS, *serving.COMMANDS]

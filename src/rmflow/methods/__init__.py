@@ -45,6 +45,8 @@ OPTIONAL = {
     "SETUP_ONLY": "True: it trains nothing; a local job writes its model directory (the judge)",
     "EXTERNAL": "True: scores reward models declared under reward_models; never a training method",
     "STEP_LEVEL": "True: its scorer reads a reward at every step (chat_probabilities): it is scored on ProcessBench",
+    "EXPORT_HEAD": "int: its reward is this output of the saved *ForSequenceClassification; `rmflow export` writes "
+                   "that head alone (num_labels 1) for vLLM/TRL/OpenRLHF; without it the method is served only",
     "final_model_dir": "final_model_dir(base, config, results) -> path: it has its own rules (SSRM's rounds, the one "
                        "method-owned rule file); its model lives there",
     "extra_targets": "extra_targets(base, results) -> [path]: outputs of its own rules that `all` asks for",

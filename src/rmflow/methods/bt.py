@@ -10,6 +10,7 @@ from rmflow.spec import RunSpec
 
 VERSION = 1
 KIND = "scalar"
+EXPORT_HEAD = 0  # rmflow export: the only output
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from rmflow.spec import RunSpec
 VERSION = 1
 KIND = "scalar"
 LENGTH_HEAD, QUALITY_HEAD = 0, 1
+EXPORT_HEAD = QUALITY_HEAD  # rmflow export: the quality head, not the length head
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from rmflow.spec import RunSpec
 
 VERSION = 1
 KIND = "scalar"
+EXPORT_HEAD = 0  # rmflow export: the only output
 
 # rmflow plan: pointwise, one solution per row
 SIZING = {"sequences_per_row": 1}

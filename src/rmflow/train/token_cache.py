@@ -3,8 +3,8 @@ a content-addressed cache every method and every evaluation of the same base rea
 
 The key is a SHA-256 of everything the ids depend on, so a changed tokenizer, template, length limit or data set is
 a new key and nothing stale is ever read. Entries live in ``results/scratch/tokens/`` (outside every rule's
-outputs, so Snakemake never deletes them; ``$RMFLOW_TOKEN_CACHE`` moves them) as one ``.npz`` of concatenated ids and
-offsets, written atomically; a damaged entry is ignored and rewritten.
+outputs, so Snakemake never deletes them; ``$RMFLOW_TOKEN_CACHE`` moves them, ``off`` turns the cache off) as one
+``.npz`` of concatenated ids and offsets, written atomically; a damaged entry is ignored and rewritten.
 """
 
 from __future__ import annotations
@@ -104,6 +104,8 @@ def encode_all(tokenizer, conversations: list[list[dict]], max_length: int, trun
 
     if not conversations:
         return []
+    if os.environ.get("RMFLOW_TOKEN_CACHE") == "off":  # a server: each request's few texts, never read again
+        return [encode(tokenizer, c, max_length, truncation_side, generation_prompt) for c in conversations]
     key = cache_key(tokenizer, conversations, max_length, truncation_side, generation_prompt)
     path = cache_dir() / key[:2] / f"{key}.npz"
     if path.exists():

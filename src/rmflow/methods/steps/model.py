@@ -124,10 +124,14 @@ class StepScorer:
                     out[i] = probs[row, :len(encoded[i][1])].tolist()
         return out
 
-    def score_conversations(self, conversations: list[list[dict]], progress: bool = True) -> list[float]:
+    def details(self, conversations: list[list[dict]], progress: bool = True) -> dict:
+        """score (the aggregate) and steps (P(+) at every step), one row per conversation."""
         problems = [" ".join(m["content"] for m in c[:-1] if m["role"] == "user") for c in conversations]
         steps = self.step_probabilities(problems, [c[-1]["content"] for c in conversations], progress)
-        return [aggregate(p, self.aggregation) for p in steps]
+        return {"score": [aggregate(p, self.aggregation) for p in steps], "steps": steps}
+
+    def score_conversations(self, conversations: list[list[dict]], progress: bool = True) -> list[float]:
+        return self.details(conversations, progress)["score"]
 
     def score_pairs(self, rows: list[dict]) -> dict:
         n = len(rows)
