@@ -154,8 +154,25 @@ def write_results(out: str, results: list[dict], missing: dict, dag: tuple, mach
         f"`snakemake -n` for 10 methods x 8 base models x 3 eval sets ({jobs} jobs): {dag_s:.1f} s "
         f"(median of {repeats}); target under 10 s: {_check(dag_s < 10)}.",
         "",
+        *_serving(Path(out).with_name("SERVING.json")),
     ]
     Path(out).write_text("\n".join(lines))
+
+
+def _serving(path: Path) -> list[str]:
+    """The ratio of `rmflow serve` to a one-request-at-a-time transformers server (benchmarks/serve.sh measures it
+    on its own; SERVING.md holds the whole table)."""
+    if not path.is_file():
+        return ["## Serving under load", "", "Not measured yet: `bash benchmarks/serve.sh` writes SERVING.md.", ""]
+    import json
+
+    raw = json.loads(path.read_text())
+    cells = [f"{lv['rmflow']['clients']} clients: {lv['rmflow']['rps'] / lv['baseline']['rps']:.2f}x "
+             f"({lv['rmflow']['rps']:.1f} vs {lv['baseline']['rps']:.1f} requests/s, p99 "
+             f"{lv['rmflow']['p99_ms']:.0f} vs {lv['baseline']['p99_ms']:.0f} ms)" for lv in raw["levels"]]
+    return ["## Serving under load", "",
+            f"`rmflow serve` against a transformers server answering one request at a time, same model ({raw['model']})"
+            f" in the same run ([SERVING.md](SERVING.md), `benchmarks/serve.sh`): " + "; ".join(cells) + ".", ""]
 
 
 if __name__ == "__main__":  # re-render RESULTS.md from RESULTS.json without measuring again

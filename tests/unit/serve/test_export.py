@@ -81,11 +81,23 @@ def test_trls_grpo_reward_path_loads_the_export_by_its_path(exported, tiny_base,
 
 
 def test_serve_takes_the_export_too(exported, method_scores):
+    import httpx
+
+    from helpers import serving
+    from rmflow.serve.app import create_app
     from rmflow.serve.engine import RewardEngine
 
     engine = RewardEngine(str(exported))
     assert engine.name == "tiny/bt"
-    assert max(abs(r - e) for (r, _), e in zip(engine.score(CHATS), method_scores)) < 1e-5
+    with serving(create_app(engine)) as url:
+        for path in ("/classify", "/pooling"):
+            answer = httpx.post(url + path, json={"input": [engine.tokenizer.apply_chat_template(c, tokenize=False)
+                                                            for c in CHATS], "use_activation": False}).json()
+            got = [d["probs"][0] if path == "/classify" else d["data"][0] for d in answer["data"]]
+            assert max(abs(r - e) for r, e in zip(got, method_scores)) < 1e-5
+        group = httpx.post(url + "/v1/group_rewards", json={"messages": CHATS[0][:1], "responses": [
+            c[1]["content"] for c in CHATS]}).json()
+        assert max(abs(r - e) for r, e in zip(group["rewards"], method_scores)) < 1e-5
 
 
 def test_a_method_that_is_not_one_head_is_refused_with_a_pointer_to_serve(tmp_path):
