@@ -220,13 +220,17 @@ def create_app(engine: RewardEngine, limits: Limits = Limits(), token: str | Non
                                              "owned_by": "rmflow", "max_model_len": max_tokens,
                                              "rmflow": {**engine.card(), "batcher": batcher.stats}}]}
 
-    @app.post("/classify")
-    @app.post("/v1/classify")
-    async def classify(body: PoolingRequest):
+    async def pooled(body: PoolingRequest) -> tuple[list[tuple[float, list[float]]], int]:
+        """/classify's and /pooling's work: (reward, vector) per input, and the tokens read."""
         check_model(body.model)
         conversations = conversations_of(body)
         tokens = checked(conversations)
-        out = await rewards_of(conversations, tokens)
+        return await rewards_of(conversations, tokens), tokens
+
+    @app.post("/classify")
+    @app.post("/v1/classify")
+    async def classify(body: PoolingRequest):
+        out, tokens = await pooled(body)
         # one label, as vLLM serves a num_labels=1 classifier: its activation is the sigmoid; a pairwise model's
         # group reward is a probability already
         activate = body.activated() and engine.kind == "scalar"
@@ -236,10 +240,7 @@ def create_app(engine: RewardEngine, limits: Limits = Limits(), token: str | Non
 
     @app.post("/pooling")
     async def pooling(body: PoolingRequest):
-        check_model(body.model)
-        conversations = conversations_of(body)
-        tokens = checked(conversations)
-        out = await rewards_of(conversations, tokens)
+        out, tokens = await pooled(body)
         return envelope("pool", [{"index": i, "object": "pooling", "data": v} for i, (_, v) in enumerate(out)], tokens)
 
     @app.post("/get_reward")

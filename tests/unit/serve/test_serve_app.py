@@ -157,30 +157,16 @@ def test_the_serve_command_prints_its_url_guards_with_a_token_and_stops_on_sigte
     the trainer's job, the token from the environment (never on the command line)."""
     import os
     import signal
-    import subprocess
     import sys
-    import time
 
     from helpers import REPO
 
     url_file = tmp_path / "url"
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "RMFLOW_SERVE_TOKEN": "t0ken"}
-    proc = subprocess.Popen([sys.executable, "-m", "rmflow.cli", "serve", "--model-dir", str(trained_bt),
-                             "--port", "0", "--url-file", str(url_file)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc, url = started([sys.executable, "-m", "rmflow.cli", "serve", "--model-dir", str(trained_bt), "--port", "0",
+                         "--url-file", str(url_file)], env, url_file)
     try:
-        deadline = time.monotonic() + 120
-        while not url_file.exists():
-            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-2000:]
-            time.sleep(0.2)
-        url = url_file.read_text().strip()
         assert url.startswith("http://127.0.0.1:")
-        for _ in range(100):  # the file is written just before uvicorn takes the socket
-            try:
-                httpx.get(url + "/health", timeout=5)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
         assert httpx.post(url + "/classify", json={"messages": CHATS[0]}).status_code == 401
         answer = httpx.post(url + "/classify", json={"messages": CHATS[0]}, headers={"Authorization": "Bearer t0ken"})
         assert answer.status_code == 200 and answer.json()["model"] == "tiny/bt"
@@ -208,7 +194,6 @@ def test_the_sbatch_recipe_serves_on_the_nodes_name_and_refuses_without_a_token(
     import signal
     import subprocess
     import sys
-    import time
 
     from helpers import REPO
 
@@ -219,23 +204,31 @@ def test_the_sbatch_recipe_serves_on_the_nodes_name_and_refuses_without_a_token(
     refused = subprocess.run(["bash", str(script), str(trained_bt), str(url_file), "0"], env=env,
                              capture_output=True, text=True)
     assert refused.returncode == 2 and "set RMFLOW_SERVE_TOKEN" in refused.stderr
-    proc = subprocess.Popen(["bash", str(script), str(trained_bt), str(url_file), "0"],
-                            env={**env, "RMFLOW_SERVE_TOKEN": "tok"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc, url = started(["bash", str(script), str(trained_bt), str(url_file), "0"],
+                        {**env, "RMFLOW_SERVE_TOKEN": "tok"}, url_file)
     try:
-        deadline = time.monotonic() + 120
-        while not url_file.exists():
-            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-2000:]
-            time.sleep(0.2)
-        url = url_file.read_text().strip()
         assert not url.startswith("http://127.") and not url.startswith("http://localhost")
-        for _ in range(100):
-            try:
-                answer = httpx.get(url + "/health", timeout=5)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        assert answer.status_code == 200
+        assert httpx.get(url + "/health", timeout=5).status_code == 200
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=60)
+
+
+def started(cmd: list[str], env: dict, url_file: Path):
+    """A server command in its own process, once its URL file is written and /health answers: (process, URL)."""
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not url_file.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-2000:]
+        time.sleep(0.2)
+    url = url_file.read_text().strip()
+    for _ in range(100):  # the file is written just before uvicorn takes the socket
+        try:
+            httpx.get(url + "/health", timeout=5)
+            break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    return proc, url
