@@ -98,6 +98,12 @@ def test_serve_takes_the_export_too(exported, method_scores):
         group = httpx.post(url + "/v1/group_rewards", json={"messages": CHATS[0][:1], "responses": [
             c[1]["content"] for c in CHATS]}).json()
         assert max(abs(r - e) for r, e in zip(group["rewards"], method_scores)) < 1e-5
+        one = httpx.post(url + "/classify", json={"messages": CHATS[2], "use_activation": False}).json()
+        assert abs(one["data"][0]["probs"][0] - method_scores[2]) < 1e-5
+        queries = [f"<|im_start|>user\n{c[0]['content']}<|im_end|>\n<|im_start|>assistant\n{c[1]['content']}<|im_end|>"
+                   for c in CHATS]  # a ChatML policy's text, as OpenRLHF sends it
+        rewards = httpx.post(url + "/get_reward", json={"query": queries}).json()["rewards"]
+        assert max(abs(r - e) for r, e in zip(rewards, method_scores)) < 1e-5
 
 
 def test_a_method_that_is_not_one_head_is_refused_with_a_pointer_to_serve(tmp_path):
