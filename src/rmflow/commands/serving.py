@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from rmflow.errors import RmflowError
 from rmflow.options import Command, Compute, opt, set_threads
+from rmflow.serve import Limits
 
 
 @dataclass(kw_only=True)
@@ -34,12 +35,12 @@ class Serve(Compute):
     policy_tokenizer: str | None = opt(None, "the policy's tokenizer (folder or hub id): the template /get_reward "
                                              "queries arrive in (default: the model's own, then known families)")
     served_model_name: str | None = opt(None, "the name in /v1/models and answers (default: <base>/<method>)")
-    max_inputs: int = opt(256, "conversations per request")
+    max_inputs: int = opt(Limits.max_inputs, "conversations per request")
     max_input_tokens: int | None = opt(None, "tokens per conversation (default: the model's context length)")
-    max_body_mb: float = opt(8.0, "request body size limit")
-    max_batch_tokens: int = opt(16384, "tokens the batcher gathers for one forward call")
-    max_wait_ms: float = opt(5.0, "how long the batcher waits for more requests")
-    max_queued: int = opt(4096, "queued conversations beyond which requests get 429")
+    max_body_mb: float = opt(Limits.max_body_bytes / (1 << 20), "request body size limit")
+    max_batch_tokens: int = opt(Limits.max_batch_tokens, "tokens the batcher gathers for one forward call")
+    max_wait_ms: float = opt(Limits.max_wait_ms, "how long the batcher waits for more requests")
+    max_queued: int = opt(Limits.max_queued_items, "queued conversations beyond which requests get 429")
 
     def __post_init__(self):
         super().__post_init__()
@@ -54,7 +55,6 @@ class Serve(Compute):
 
 def serve(a: Serve) -> None:
     from rmflow.serve import run
-    from rmflow.serve.app import Limits
 
     set_threads(a.threads)
     limits = Limits(max_inputs=a.max_inputs, max_input_tokens=a.max_input_tokens,

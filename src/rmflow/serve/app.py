@@ -4,18 +4,19 @@ token. Every reward is the model's ``rmflow evaluate`` score of the same convers
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import math
 import time
 import uuid
-from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from rmflow.errors import RmflowError
+from rmflow.serve import Limits
 from rmflow.serve.batcher import Batcher, Busy
 from rmflow.serve.chat_text import formats, parse_chat_text
 from rmflow.serve.engine import RewardEngine, group_rewards
@@ -23,16 +24,6 @@ from rmflow.serve.protocol import GroupRequest, Message, PoolingRequest, RewardR
 
 log = logging.getLogger(__name__)
 OPEN_PATHS = ("/health", "/ping")  # what a load balancer polls: no token needed
-
-
-@dataclass(frozen=True)
-class Limits:
-    max_inputs: int = 256              # conversations (or completions) per request
-    max_input_tokens: int | None = None  # per conversation; None: the model's context length
-    max_body_bytes: int = 8 << 20
-    max_batch_tokens: int = 16384      # the batcher's budget per forward call
-    max_wait_ms: float = 5.0           # how long the batcher waits for more requests
-    max_queued_items: int = 4096       # beyond it: 429
 
 
 class ApiError(Exception):
@@ -186,17 +177,25 @@ def create_app(engine: RewardEngine, limits: Limits = Limits(), token: str | Non
             total += n
         return total
 
-    async def rewards_of(conversations: list[list[dict]], tokens: int) -> list[tuple[float, list[float]]]:
-        """(reward, vector) per conversation: a scalar model's own; a pairwise model's group rewards, the
-        conversations being completions of one prompt."""
+    async def rewards_of(conversations: list[list[dict]], tokens: int,
+                         keys: list[str] | None = None) -> list[tuple[float, list[float]]]:
+        """(reward, vector) per conversation: a scalar model's own; for a pairwise model, group rewards over the
+        completions of each prompt (``keys``: which prompt each belongs to; default: the turns before the answer)."""
         if engine.kind == "scalar":
             return await batcher.submit("score", conversations, tokens)
-        contexts = {repr(c[:-1]) for c in conversations}
-        if len(conversations) < 2 or len(contexts) != 1:
-            raise ApiError(400, f"{engine.method} compares answers: send 2 or more completions of one prompt "
+        keys = keys or [repr(c[:-1]) for c in conversations]
+        groups = [[i for i, k in enumerate(keys) if k == key] for key in dict.fromkeys(keys)]
+        if any(len(members) < 2 for members in groups):
+            raise ApiError(400, f"{engine.method} compares answers: send 2 or more completions of each prompt "
                                 "(or use /v1/group_rewards)")
-        group = await _group(conversations[0][:-1], [c[-1]["content"] for c in conversations], "round_robin", tokens)
-        return [(r, [r]) for r in group["rewards"]]
+        results = await asyncio.gather(*(  # every group's comparisons queued at once: they share batches
+            _group(conversations[m[0]][:-1], [conversations[i][-1]["content"] for i in m], "round_robin", tokens)
+            for m in groups))
+        out: list[tuple[float, list[float]]] = [(0.0, [])] * len(conversations)
+        for members, result in zip(groups, results):
+            for i, r in zip(members, result["rewards"]):
+                out[i] = (r, [r])
+        return out
 
     async def _group(context: list[dict], responses: list[str], mode: str, tokens: int) -> dict:
         async def compare(pairs):
@@ -249,19 +248,7 @@ def create_app(engine: RewardEngine, limits: Limits = Limits(), token: str | Non
             raise ApiError(400, f"prompts: {len(body.prompts)} for {len(body.query)} queries")
         conversations = from_text(body.query, policy_formats, "query")
         tokens = checked(conversations)
-        if engine.kind == "scalar":
-            rewards = [r for r, _ in await batcher.submit("score", conversations, tokens)]
-        else:  # a pairwise model: one group per prompt
-            keys = body.prompts or [repr(c[:-1]) for c in conversations]
-            rewards = [0.0] * len(conversations)
-            for key in dict.fromkeys(keys):
-                members = [i for i, k in enumerate(keys) if k == key]
-                if len(members) < 2:
-                    raise ApiError(400, f"{engine.method} compares answers: every prompt needs 2 or more queries")
-                group = await _group(conversations[members[0]][:-1],
-                                     [conversations[i][-1]["content"] for i in members], "round_robin", tokens)
-                for i, r in zip(members, group["rewards"]):
-                    rewards[i] = r
+        rewards = [r for r, _ in await rewards_of(conversations, tokens, body.prompts)]  # pairwise: by prompt
         return {"rewards": rewards, "scores": rewards, "extra_logs": {"rm_reward": rewards}}
 
     @app.post("/v1/group_rewards")
