@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -15,6 +16,11 @@ import pytest
 import yaml
 
 from helpers import DEFAULT, QUICK, REPO, SNAKEMAKE, snakemake
+
+# scripts/results-page.py (a script, not a module: its name has a hyphen)
+_spec = importlib.util.spec_from_file_location("results_page", REPO / "scripts/results-page.py")
+RESULTS_PAGE = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(RESULTS_PAGE)
 
 
 def quick_plan():
@@ -431,14 +437,18 @@ def test_no_rule_runs_python_in_a_run_block():
 def test_a_results_page_is_written_from_the_runs_own_outputs_and_stamped(finished_run, tmp_path):
     import csv
 
-    def page(results: Path, out: Path) -> subprocess.CompletedProcess:
+    def page(results: Path, out: Path, *more: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, str(REPO / "scripts/results-page.py"), "--results", str(results),
-                               "--title", "Quick run", "--command", "snakemake all", "--out", str(out)],
+                               "--title", "Quick run", "--command", "snakemake all", "--out", str(out), *more],
                               capture_output=True, text=True, timeout=120)
 
     out = tmp_path / "docs/quick.md"
     out.parent.mkdir()
-    proc = page(finished_run / "results", out)
+    readme = tmp_path / "README.md"  # the front page's generated block, with the real README's markers around it
+    real = (REPO / "README.md").read_text()
+    start, end = real.index(RESULTS_PAGE.README_START), real.index(RESULTS_PAGE.README_END)
+    readme.write_text("# Front\n\n" + real[start:end] + RESULTS_PAGE.README_END + "\n\nAfter.\n")
+    proc = page(finished_run / "results", out, "--readme", str(readme))
     assert proc.returncode == 0, proc.stderr
     text = out.read_text()
     assert (finished_run / "results/leaderboard.md").read_text().strip() in text
@@ -450,6 +460,16 @@ def test_a_results_page_is_written_from_the_runs_own_outputs_and_stamped(finishe
     assert "## Best-of-N" in text
     figures = re.findall(r"!\[[^]]+\]\(([^)]+)\)", text)
     assert len(figures) == 3 and all((out.parent / f).is_file() for f in figures)
+    # the front page's table: the run's RewardBench v1 rows, stamped with the same commit and CPU
+    front = readme.read_text()
+    assert front.startswith("# Front\n") and front.endswith("After.\n")
+    assert f"at commit {head.stdout.strip()}" in front and f"{os.cpu_count()} cores" in front
+    rows = [line for line in (finished_run / "results/leaderboard.md").read_text().splitlines()
+            if line.startswith("| rewardbench_v1 |")]
+    assert rows
+    for line in rows:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert f"| {cells[2]} | {cells[3]} |" in front  # model and score
 
     # a results folder the run has not finished is refused by name, and no page is left
     (tmp_path / "unfinished").mkdir()

@@ -36,8 +36,8 @@ def bt_loss(r_chosen, r_rejected, margin=None, center_coefficient: float = 0.0):
 def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None = None) -> None:
     options = spec.options
 
-    def pair_loss(model, scores, indices, margin):
-        return bt_loss(scores[0::2, 0], scores[1::2, 0], margin, options.center_rewards_coefficient)
+    def pair_loss(batch):
+        return bt_loss(batch.scores[0::2, 0], batch.scores[1::2, 0], batch.margin, options.center_rewards_coefficient)
 
     train_scalar(spec, out_dir, num_labels=1, pair_loss=pair_loss, data=data, init=init)
 

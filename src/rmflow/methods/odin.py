@@ -99,10 +99,10 @@ def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None
         model.score.register_forward_hook(lambda module, args, out: latest.update(ortho=orthogonality(module.weight)),
                                           prepend=True)
 
-    def pair_loss(model, scores, indices, margin):
-        lengths = torch.tensor([n for i in indices for n in length_of[i]], dtype=scores.dtype,
-                               device=scores.device)
-        losses = odin_losses(scores, lengths, None, options, ortho=latest.pop("ortho"))
+    def pair_loss(batch):
+        lengths = torch.tensor([n for i in batch.indices for n in length_of[i]], dtype=batch.scores.dtype,
+                               device=batch.scores.device)
+        losses = odin_losses(batch.scores, lengths, None, options, ortho=latest.pop("ortho"))
         # its four terms logged beside the loss (train_log.jsonl "terms", train/<term> in the trackers)
         return losses["loss"], {name: losses[name] for name in ("rank", "length_fit", "quality_free", "ortho")}
 

@@ -235,3 +235,28 @@ def remote_code_error(ref: str, auto_class: str, revision: str | None, exc: Impo
         f"{transformers.__version__}: {exc}. For RLHFlow's ArmoRM declare scorer: armo (rmflow's implementation of "
         "its architecture; no remote code); otherwise score it in an environment with the transformers version its "
         "code was written for", field="trust_remote_code")
+
+
+def base_tensor(ref: str, name: str, revision: str | None = None):
+    """One tensor of a model's safetensors weights, read alone (e.g. an untied ``lm_head.weight`` that a
+    ``*ForSequenceClassification`` load leaves out): from a local folder, or the hub snapshot transformers already
+    fetched (or fetches) at ``revision``."""
+    from pathlib import Path
+
+    from safetensors import safe_open
+
+    if looks_local(ref):
+        folder = Path(os.path.expanduser(ref))
+    else:
+        from huggingface_hub import snapshot_download
+
+        _prepare_hub(ref)
+        try:
+            folder = Path(snapshot_download(ref, revision=revision, allow_patterns=["*.safetensors", "*.json"]))
+        except Exception as exc:  # offline and not cached, gated, missing: the same hint as a model load
+            raise _hub_hint(ref, exc) from exc
+    for path in sorted(folder.glob("*.safetensors")):
+        with safe_open(str(path), framework="pt") as weights:
+            if name in weights.keys():
+                return weights.get_tensor(name)
+    raise RmflowError(f"no tensor '{name}' in the model's safetensors files", file=str(folder))

@@ -35,8 +35,10 @@ def hidden_at_last(model, input_ids, attention_mask):
     return hidden[torch.arange(hidden.shape[0], device=hidden.device), last_token_index(attention_mask)]
 
 
-def head_outputs(model, input_ids, attention_mask):
-    """Every output of a ``*ForSequenceClassification`` head at the last real token, shape (batch, num_labels)."""
+def head_outputs(model, input_ids, attention_mask, keep_hidden: bool = False):
+    """Every output of a ``*ForSequenceClassification`` head at the last real token, shape (batch, num_labels);
+    with ``keep_hidden``, also the last layer's hidden states at every position (batch, length, hidden) from the
+    same forward (a loss that reads them, e.g. GRM's LM term, then needs no second forward)."""
     import torch
 
     wrapped = getattr(model, "module", None)  # DistributedDataParallel (multi-process training)
@@ -45,15 +47,18 @@ def head_outputs(model, input_ids, attention_mask):
     if head is None:
         raise TypeError(f"{type(inner).__name__} has no 'score' head; expected a decoder *ForSequenceClassification")
     if wrapped is None:
-        pooled = hidden_at_last(model, input_ids, attention_mask)
+        backbone = getattr(model, model.base_model_prefix)
+        hidden = backbone(input_ids=input_ids, attention_mask=attention_mask,
+                          position_ids=position_ids(attention_mask)).last_hidden_state
     else:
         # DDP synchronises gradients only for work done inside its own forward, so the whole model must run
-        # through it; the final (normed) hidden states are the ones hidden_at_last reads from the backbone.
+        # through it; the final (normed) hidden states are the ones the backbone alone returns.
         out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids(attention_mask),
                     output_hidden_states=True)
         hidden = out.hidden_states[-1]
-        pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last_token_index(attention_mask)]
-    return head(pooled.to(head.weight.dtype)).float()
+    pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last_token_index(attention_mask)]
+    scores = head(pooled.to(head.weight.dtype)).float()
+    return (scores, hidden) if keep_hidden else scores
 
 
 def rewards(model, input_ids, attention_mask, head: int = 0):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 
 from rmflow.errors import RmflowError
 
@@ -79,13 +78,6 @@ def encode_user_turn_end(tokenizer, messages: list[dict], max_length: int, trunc
     while not keep_trailing_whitespace and len(ids) > 1 and not tokenizer.decode([ids[-1]]).strip():
         ids = ids[:-1]
     return cut(ids, max_length, truncation_side)
-
-
-@dataclass
-class PairBatch:
-    """Indices of the pairs in one micro-batch; the collate step builds tensors."""
-
-    indices: list[int]
 
 
 def length_grouped_batches(lengths: list[int], batch_size: int, seed: int, group: bool = True,

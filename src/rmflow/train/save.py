@@ -13,6 +13,10 @@ from rmflow.spec import RunSpec
 
 log = logging.getLogger(__name__)
 
+# a module of this name on the trained model is used in training only (GRM's LM head): checkpoints keep it, so a
+# resume continues it, and the saved model leaves it out, so it reloads as the plain architecture its config names
+TRAINING_ONLY = "rmflow_training_only"
+
 
 def save_run(result: dict, tokenizer, spec: RunSpec, out_dir: str, metrics: dict) -> None:
     """Write model, tokenizer, ``rmflow_run.json``, ``metrics.json`` and ``train_log.jsonl`` atomically.
@@ -31,6 +35,8 @@ def save_run(result: dict, tokenizer, spec: RunSpec, out_dir: str, metrics: dict
     if merge_adapters(accelerator.unwrap_model(model)):  # LoRA: the saved model is the merged plain one
         log.info("merged LoRA adapters into the weights")
     state = accelerator.get_state_dict(model)
+    if state is not None:  # only the main process holds the gathered weights
+        state = {k: v for k, v in state.items() if not k.startswith(f"{TRAINING_ONLY}.")}
     if accelerator.is_main_process:
         with atomic_dir(out_dir) as tmp:
             accelerator.unwrap_model(model).save_pretrained(tmp, state_dict=state)

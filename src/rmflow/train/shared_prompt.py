@@ -134,8 +134,9 @@ def packed_batch(pairs: list[PackedPair], pad_id: int, config, device):
     return ids.to(device), attention, positions, ends.to(device)
 
 
-def pair_head_outputs(model, pairs: list[PackedPair], pad_id: int, device):
-    """Every head output for both sides of each pair, shape (2B, num_labels), rows [c0, r0, c1, r1, …]."""
+def pair_head_outputs(model, pairs: list[PackedPair], pad_id: int, device, keep_hidden: bool = False):
+    """Every head output for both sides of each pair, shape (2B, num_labels), rows [c0, r0, c1, r1, …]; with
+    ``keep_hidden``, also the packed rows' last-layer hidden states (B, width, hidden) from the same forward."""
     import torch
 
     wrapped = getattr(model, "module", None)  # DistributedDataParallel: run the whole model through its forward
@@ -149,19 +150,48 @@ def pair_head_outputs(model, pairs: list[PackedPair], pad_id: int, device):
                        output_hidden_states=True).hidden_states[-1]
     rows = torch.arange(len(pairs), device=hidden.device)[:, None].expand(-1, 2)
     pooled = hidden[rows, ends].reshape(2 * len(pairs), hidden.shape[-1])
-    return inner.score(pooled.to(inner.score.weight.dtype)).float()
+    scores = inner.score(pooled.to(inner.score.weight.dtype)).float()
+    return (scores, hidden) if keep_hidden else scores
 
 
-def pair_outputs_in_parts(model, pairs: list[PackedPair], pad_id: int, device, max_padding: float):
+def answer_predictors(pair: PackedPair) -> tuple[tuple[list[int], list[int]], tuple[list[int], list[int]]]:
+    """For each answer of a packed row, (positions whose next-token prediction is one of its tokens, those
+    tokens). The first answer token of either side is predicted from the prompt's last position, as in its own
+    sequence; without a prompt an answer's first token has no predictor and is left out."""
+    n, c, r = len(pair.prompt), len(pair.chosen), len(pair.rejected)
+    if n:
+        chosen = ([n - 1, *range(n, n + c - 1)], pair.chosen)
+        rejected = ([n - 1, *range(n + c, n + c + r - 1)], pair.rejected)
+    else:
+        chosen = (list(range(0, c - 1)), pair.chosen[1:])
+        rejected = (list(range(c, c + r - 1)), pair.rejected[1:])
+    return chosen, rejected
+
+
+def pair_outputs_in_parts(model, pairs: list[PackedPair], pad_id: int, device, max_padding: float,
+                          keep_answers: bool = False):
     """``pair_head_outputs`` over forwards split by ``padding_chunks`` (each pads at most ``max_padding``), put
-    back in the pairs' order."""
+    back in the pairs' order; with ``keep_answers``, also each side's (hidden states predicting its answer tokens,
+    those tokens) in the same order: ``answer_predictors`` read from the same forward."""
     import torch
 
     from rmflow.train.batching import padding_chunks
 
     chunks = padding_chunks([p.length for p in pairs], max_padding)
-    parts = [pair_head_outputs(model, [pairs[i] for i in chunk], pad_id, device) for chunk in chunks]
+    parts, answers = [], []
+    for chunk in chunks:
+        batch = [pairs[i] for i in chunk]
+        out = pair_head_outputs(model, batch, pad_id, device, keep_hidden=keep_answers)
+        if keep_answers:
+            out, hidden = out
+            for row, pair in enumerate(batch):
+                for where, tokens in answer_predictors(pair):
+                    answers.append((hidden[row, where], torch.tensor(tokens, device=hidden.device)))
+        parts.append(out)
     order = torch.tensor([2 * i + side for chunk in chunks for i in chunk for side in (0, 1)], device=device)
     inverse = torch.empty_like(order)
     inverse[order] = torch.arange(len(order), device=device)
-    return torch.cat(parts)[inverse]
+    scores = torch.cat(parts)[inverse]
+    if not keep_answers:
+        return scores
+    return scores, [answers[k] for k in inverse.tolist()]

@@ -29,6 +29,7 @@ TRAIN = {"lr": 3e-3, "max_steps": 3, "per_device_batch": 2, "max_length": 96, "l
 FAMILIES = {  # method: (data, plain transformers class)
     "bt": ("pairs", "AutoModelForSequenceClassification"),
     "odin": ("pairs", "AutoModelForSequenceClassification"),
+    "grm": ("pairs", "AutoModelForSequenceClassification"),  # its LM head (tied here) trained beside the score head
     "pair_pm": ("pm", "AutoModelForCausalLM"),
     "prm": ("steps", "AutoModelForCausalLM"),
     "orm": ("steps", "AutoModelForCausalLM"),
@@ -39,11 +40,12 @@ MODES = {"ddp": None, "zero2": "config/deepspeed/zero2.json", "zero3": "config/d
 # docs/tests.md):
 # - ZeRO-3 shards the parameters and gathers them at save, which is method-specific: every family.
 # - DDP (gloo, accelerate's wrapper, no DeepSpeed) runs each family's own loss code exactly as ZeRO-3 does; what it
-#   adds is the engine, so CI runs it on one family of each head (bt: a score head; pair_pm: the LM head) and on
-#   ODIN, whose length correlations are gathered across ranks.
+#   adds is the engine, so CI runs it on one family of each head (bt: a score head; pair_pm: the LM head), on
+#   ODIN, whose length correlations are gathered across ranks, and on GRM, whose LM head runs outside the model's
+#   forward on the hidden states it returned.
 # - ZeRO-2 shards only optimizer state and gradients, which no method touches: bt and pair_pm.
 FULL = os.environ.get("RMFLOW_TEST_FULL") == "1"
-IN_CI = {"ddp": ("bt", "pair_pm", "odin"), "zero2": ("bt", "pair_pm")}
+IN_CI = {"ddp": ("bt", "pair_pm", "odin", "grm"), "zero2": ("bt", "pair_pm")}
 CASES = [pytest.param(method, mode, marks=pytest.mark.skipif(
              mode in IN_CI and method not in IN_CI[mode] and not FULL,
              reason=f"{mode} runs on {', '.join(IN_CI.get(mode, ()))} in CI; RMFLOW_TEST_FULL=1 runs every family"))

@@ -4,24 +4,40 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Callable
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from rmflow.options import SCORE_BATCH_SIZE
 from rmflow.spec import RunSpec
 
 log = logging.getLogger(__name__)
 
-# pair_loss(model, scores (2B, num_labels) as [c0, r0, c1, r1, ...], indices of the batch's pairs, margins or None)
-# -> loss, or (loss, {term name: value}): each term is logged, averaged per pair, beside the loss (train_log.jsonl,
-# TensorBoard/W&B as train/<name>)
-MakeLoss = Callable[[object, object, list[int], object], object]
+
+@dataclass(frozen=True)
+class PairBatch:
+    """What a pair loss sees of one micro-batch, all from its one forward (DDP and ZeRO need one per backward)."""
+
+    model: Any  # the model being trained (wrapped by DDP/DeepSpeed when several processes run)
+    scores: Any  # (2B, num_labels) head outputs, rows [c0, r0, c1, r1, ...]
+    indices: list[int]  # the pairs' positions in the training rows
+    margin: Any = None  # (B,) margins (train.margin_field), else None
+    # with train_scalar(answer_states=True): per row of ``scores``, (final hidden states at the positions that
+    # predict the answer's tokens (n, hidden), those tokens (n,)). The answer is what follows the two sides' common
+    # prefix (the prompt), the same on the shared-prompt and the separate path. None otherwise.
+    answers: list[tuple[Any, Any]] | None = None
 
 
-def train_scalar(spec: RunSpec, out_dir: str, num_labels: int, pair_loss: MakeLoss, reward_head: int = 0,
+# pair_loss(batch: PairBatch) -> loss, or (loss, {term name: value}): each term is logged, averaged per pair, beside
+# the loss (train_log.jsonl, TensorBoard/W&B as train/<name>)
+PairLoss = Callable[[PairBatch], Any]
+
+
+def train_scalar(spec: RunSpec, out_dir: str, num_labels: int, pair_loss: PairLoss, reward_head: int = 0,
                  data: str | None = None, init: str | None = None, extra_metrics: dict | None = None,
-                 prepare_model: Callable[[object], None] | None = None) -> None:
+                 prepare_model: Callable[[object], None] | None = None, answer_states: bool = False) -> None:
     """Train a ``*ForSequenceClassification`` with ``num_labels`` heads; ``reward_head`` is the one reported.
-    ``prepare_model`` sees the loaded model before the accelerator wraps it (hooks a loss needs)."""
+    ``prepare_model`` sees the loaded model before the accelerator wraps it (hooks or modules a loss needs);
+    ``answer_states`` hands the loss each answer's hidden states (``PairBatch.answers``)."""
     import torch
 
     from rmflow.data.prepare import read_pairs
@@ -67,16 +83,20 @@ def train_scalar(spec: RunSpec, out_dir: str, num_labels: int, pair_loss: MakeLo
 
     def loss_fn(model, indices: list[int]):
         device = next(model.parameters()).device
+        answers = None
         if sharing["used"]:
             batch = [packed[i] for i in indices]
-            scores = pair_outputs_in_parts(model, batch, tokenizer.pad_token_id, device, split)
+            scores = pair_outputs_in_parts(model, batch, tokenizer.pad_token_id, device, split, answer_states)
             computed = sum(p.length for p in batch)
         else:
             sequences = [seq for i in indices for seq in pairs[i]]
-            scores = forward_in_parts(model, sequences, tokenizer.pad_token_id, device, split)
+            starts = [answer_start(*pairs[i]) for i in indices for _ in (0, 1)] if answer_states else None
+            scores = forward_in_parts(model, sequences, tokenizer.pad_token_id, device, split, starts)
             computed = sum(map(len, sequences))
+        if answer_states:
+            scores, answers = scores
         margin = torch.tensor([margins[i] for i in indices], device=device) if margins else None
-        out = pair_loss(model, scores, indices, margin)
+        out = pair_loss(PairBatch(model, scores, indices, margin, answers))
         # a pair loss may also return its named terms (ODIN's rank, length fit, ...): logged per pair, not summed in
         loss, terms = out if isinstance(out, tuple) else (out, {})
         reward = scores[:, reward_head]
@@ -122,22 +142,42 @@ def shared_prompt_plan(model, config, full: list[tuple[list[int], list[int]]]) -
             "prompt_share_saved": round(saved / max(1, separate), 4), "pairs_cut_once": cut_once}
 
 
-def forward_in_parts(model, sequences: list[list[int]], pad_id: int, device, max_padding: float):
-    """Head outputs (len(sequences), num_labels) in input order, from forward passes split by padding_chunks."""
+def answer_start(chosen: list[int], rejected: list[int]) -> int:
+    """Where a pair's answers begin in each side's tokens: after their common prefix, as ``pack_pair`` splits it."""
+    from rmflow.train.shared_prompt import common_prefix
+
+    return min(common_prefix(chosen, rejected), len(chosen) - 1, len(rejected) - 1)
+
+
+def forward_in_parts(model, sequences: list[list[int]], pad_id: int, device, max_padding: float,
+                     answer_starts: list[int] | None = None):
+    """Head outputs (len(sequences), num_labels) in input order, from forward passes split by padding_chunks; with
+    ``answer_starts`` (where each sequence's answer begins), also each sequence's (hidden states predicting its
+    answer tokens, those tokens), as ``PairBatch.answers`` holds them."""
     import torch
 
     from rmflow.models.scalar import head_outputs
     from rmflow.train.batching import pad, padding_chunks
 
     chunks = padding_chunks([len(s) for s in sequences], max_padding)
-    parts = []
+    parts, answers = [], []
     for chunk in chunks:
         ids, mask = pad([sequences[i] for i in chunk], pad_id, side="right")
-        parts.append(head_outputs(model, ids.to(device), mask.to(device)))
+        out = head_outputs(model, ids.to(device), mask.to(device), keep_hidden=answer_starts is not None)
+        if answer_starts is not None:
+            out, hidden = out
+            for row, i in enumerate(chunk):
+                first = max(answer_starts[i], 1)  # a first token with nothing before it has no predictor
+                answers.append((hidden[row, first - 1:len(sequences[i]) - 1],
+                                torch.tensor(sequences[i][first:], device=hidden.device)))
+        parts.append(out)
     order = torch.tensor([i for chunk in chunks for i in chunk], device=device)
     inverse = torch.empty_like(order)
     inverse[order] = torch.arange(len(order), device=device)
-    return torch.cat(parts)[inverse]
+    scores = torch.cat(parts)[inverse]
+    if answer_starts is None:
+        return scores
+    return scores, [answers[k] for k in inverse.tolist()]
 
 
 def load_scalar_scorer(model_dir: str, device: str = "cpu", batch_size: int = SCORE_BATCH_SIZE, num_labels: int = 1,
