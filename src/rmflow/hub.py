@@ -14,6 +14,17 @@ import os
 log = logging.getLogger(__name__)
 
 OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+LOCAL_SUFFIXES = (".jsonl", ".json", ".parquet")
+
+
+def looks_local(ref: str) -> bool:
+    """A reference is a local path when it exists or is spelled like one (./x, ../x, /x, ~/x, x.jsonl); else it is a
+    hub id."""
+    return (
+        os.path.exists(os.path.expanduser(ref))
+        or ref.startswith(("/", "./", "../", "~"))
+        or ref.endswith(LOCAL_SUFFIXES)
+    )
 
 
 def _truthy(value: str | None) -> bool:
@@ -69,8 +80,6 @@ def resolved_commit(repo_id: str, revision: str | None = None, repo_type: str = 
     import re
     from pathlib import Path
 
-    from rmflow.data.loaders import looks_local
-
     if looks_local(repo_id):
         return None
     if revision and re.fullmatch(r"[0-9a-f]{40}", revision):
@@ -95,8 +104,6 @@ def resolved_commit(repo_id: str, revision: str | None = None, repo_type: str = 
 def hub_record(repo_id: str, revision: str | None = None, repo_type: str = "model",
                commit: str | None = None) -> dict | None:
     """{id, revision, commit} of a hub reference (None for a local path): what a paper's table must cite."""
-    from rmflow.data.loaders import looks_local
-
     if looks_local(repo_id):
         return None
     return {"id": repo_id, "revision": revision or "main",

@@ -42,7 +42,7 @@ def is_hub_id(ref: str) -> bool:
 
 def hub_refs(config: dict) -> list[HubRef]:
     """The hub references a resolved config names, each with the key that names it (local paths left out)."""
-    from rmflow.data.loaders import looks_local
+    from rmflow.hub import looks_local
 
     refs: list[HubRef] = []
 

@@ -10,17 +10,7 @@ import os
 from pathlib import Path
 
 from rmflow.errors import RmflowError
-
-LOCAL_SUFFIXES = (".jsonl", ".json", ".parquet")
-
-
-def looks_local(ref: str) -> bool:
-    """A reference is a local path when it exists or is spelled like one (./x, ../x, /x, ~/x, x.jsonl)."""
-    return (
-        os.path.exists(os.path.expanduser(ref))
-        or ref.startswith(("/", "./", "../", "~"))
-        or ref.endswith(LOCAL_SUFFIXES)
-    )
+from rmflow.hub import LOCAL_SUFFIXES, looks_local
 
 
 def read_rows(ref: str | list[str], *, split: str = "train", revision: str | None = None,

@@ -60,7 +60,8 @@ OPTIONAL = {
     "SIZING": "{sequences_per_row, head, rows_factor, score, logit_positions} (sizing.jobs.DEFAULT_SIZING; "
               "another key is refused): its training and scoring shape",
     "sizing": "sizing(config) -> SIZING for one configuration",
-    "sizing_jobs": "sizing_jobs(plan, base, config) -> [Job]: the jobs its own rules schedule",
+    "sizing_jobs": "sizing_jobs(plan, base, config, builders) -> [Job]: the jobs its own rules schedule, built with "
+                   "`builders` (rmflow.sizing.jobs, handed in: a method never imports the planner)",
 }
 
 

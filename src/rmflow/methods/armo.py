@@ -89,10 +89,9 @@ def dataset_options(config: Config) -> dict[str, str]:
     return {"attributes": "attributes"}
 
 
-def sizing_jobs(plan, base: str, config: Config) -> list:
+def sizing_jobs(plan, base: str, config: Config, builders) -> list:
     """rmflow plan: stage 1 embeds each attribute row, stage 2 each pair's two answers and its prompt."""
-    from rmflow.sizing.jobs import embed_job
-
+    embed_job = builders.embed_job
     return [embed_job(plan, "stage_probe", "armo", base, config.attributes, 1),
             embed_job(plan, "stage_gate", "armo", base, plan.dataset_of("armo", base), 3)]
 

@@ -62,10 +62,11 @@ def extra_targets(base: str, results: str = "results") -> list[str]:
     return [f"{results}/ssrm/{base}/report.json"]
 
 
-def sizing_jobs(plan, base: str, config: Config) -> list:
+def sizing_jobs(plan, base: str, config: Config, builders) -> list:
     """rmflow plan: the rounds of workflow/rules/ssrm.smk. Round k > 0 trains on the labeled rows and at most
     the whole pool (every pseudo-label kept): an upper bound."""
-    from rmflow.sizing.jobs import Data, Job, data_facts, eval_batch, score_work, train_work
+    Data, Job, data_facts, eval_batch = builders.Data, builders.Job, builders.data_facts, builders.eval_batch
+    score_work, train_work = builders.score_work, builders.train_work
 
     labeled = data_facts(plan, "datasets", plan.dataset_of("ssrm", base))
     if config.unlabeled_dataset:

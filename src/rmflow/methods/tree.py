@@ -202,10 +202,9 @@ def run_stage(stage: str, spec_path: str, inputs: dict[str, str], out_dir: str) 
         main_fit(spec_path, inputs["backbone"], inputs["probe"], inputs["data"], out_dir)
 
 
-def sizing_jobs(plan, base: str, config: Config) -> list:
+def sizing_jobs(plan, base: str, config: Config, builders) -> list:
     """rmflow plan: its own stage 1 (with attribute data of its own), then each preference pair's two answers."""
-    from rmflow.sizing.jobs import embed_job
-
+    embed_job = builders.embed_job
     own = [embed_job(plan, "stage_probe", "tree", base, config.attributes, 1)] if config.attributes else []
     return own + [embed_job(plan, "stage_fit", "tree", base, plan.dataset_of("tree", base), 2)]
 

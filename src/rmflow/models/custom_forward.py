@@ -72,7 +72,7 @@ def custom_code_of(ref: str, auto_class: str, revision: str | None = None) -> st
     import json
     import os
 
-    from rmflow.data.loaders import looks_local
+    from rmflow.hub import looks_local
 
     path = os.path.join(os.path.expanduser(ref), "config.json")
     if not looks_local(ref):

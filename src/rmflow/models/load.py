@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import os
 
-from rmflow.data.loaders import looks_local
 from rmflow.errors import RmflowError
+from rmflow.hub import looks_local
 
 log = logging.getLogger(__name__)
 

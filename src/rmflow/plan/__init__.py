@@ -15,8 +15,8 @@ import dataclasses
 import re
 
 from rmflow import methods
-from rmflow.data.loaders import looks_local
 from rmflow.errors import RmflowError
+from rmflow.hub import looks_local
 from rmflow.plan import checks, paths
 from rmflow.plan.bases import BasesMixin
 from rmflow.plan.paths import RESULTS

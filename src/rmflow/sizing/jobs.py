@@ -10,6 +10,7 @@ of their own list those jobs in ``sizing_jobs``. Nothing here branches on a meth
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -212,8 +213,8 @@ def planned_jobs(plan) -> list[Job]:
             rule = f"train_{plan.base_entry(base).get('gpu_preset', 'cpu')}"
             jobs.append(Job(rule, {"method": method, "base": base}, method, base, train_work(plan, method, base)))
         hook = methods.hook(plan.module(method), "sizing_jobs", None)
-        if hook:
-            jobs += hook(plan, base, plan.method_options(method, base))
+        if hook:  # handed this module, so a method describes its jobs without importing the planner
+            jobs += hook(plan, base, plan.method_options(method, base), sys.modules[__name__])
     for eval_set, method, base in plan.evaluations():
         data = data_facts(plan, "eval_sets", eval_set)
         pairs = plan.benchmark_of(eval_set) != "rewardbench_v2"

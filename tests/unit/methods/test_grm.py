@@ -104,3 +104,48 @@ def test_grm_logs_its_terms_and_saves_a_plain_classifier(tmp_path, synthetic, ti
     assert model.config.num_labels == 1
     scored = grm.load_scorer(str(tmp_path / "model")).score_pairs(synthetic["train"][:4])
     assert len(scored["score_chosen"]) == 4
+
+
+@pytest.mark.slow
+def test_a_preempted_grm_resumes_its_lm_head_bit_identically(tmp_path, synthetic, tiny_base):
+    """The LM head is checkpointed with the model (tied here: one parameter under two names), so a run stopped by
+    SIGUSR1 and resumed ends with the uninterrupted run's weights and losses."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from safetensors.torch import load_file
+
+    from rmflow.data.prepare import write_pairs
+    from rmflow.train.checkpoint import PREEMPTED_EXIT
+
+    write_pairs(synthetic["train"], tmp_path / "train.parquet")
+    spec = spec_for("grm", tiny_base, tmp_path / "train.parquet", options={"alpha": 0.3},
+                    train={"per_device_batch": 2, "max_steps": 40, "checkpoint_every": 10})
+    (tmp_path / "spec.json").write_text(spec.to_json())
+
+    def cmd(out, *extra):
+        return [sys.executable, "-m", "rmflow.cli", "train", "--spec", str(tmp_path / "spec.json"), "--out",
+                str(tmp_path / out), "--threads", "1", *extra]
+
+    clean = subprocess.run(cmd("clean"), capture_output=True, text=True, timeout=300)
+    assert clean.returncode == 0, clean.stderr[-2000:]
+    scratch, log_file = tmp_path / "scratch", tmp_path / "first.log"
+    with open(log_file, "w") as log:
+        proc = subprocess.Popen(cmd("resumed", "--checkpoint-dir", str(scratch)), stdout=log,
+                                stderr=subprocess.STDOUT)
+        deadline = time.time() + 240
+        while "step 12/40" not in log_file.read_text() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGUSR1)
+        assert proc.wait(timeout=120) == PREEMPTED_EXIT, log_file.read_text()[-2000:]
+    again = subprocess.run(cmd("resumed", "--checkpoint-dir", str(scratch)), capture_output=True, text=True,
+                           timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "resuming from" in again.stderr
+    a, b = (load_file(str(tmp_path / d / "model.safetensors")) for d in ("clean", "resumed"))
+    assert a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)
+    losses = [[json.loads(line)["loss"] for line in (tmp_path / d / "train_log.jsonl").read_text().splitlines()]
+              for d in ("clean", "resumed")]
+    assert losses[0] == losses[1]

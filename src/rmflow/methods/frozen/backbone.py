@@ -139,7 +139,7 @@ def copy_backbone(backbone: str, out_dir: Path, revision: str | None = None) -> 
     followed: a cache snapshot holds links to its blobs."""
     import shutil
 
-    from rmflow.data.loaders import looks_local
+    from rmflow.hub import looks_local
 
     commit = None
     if looks_local(backbone):
