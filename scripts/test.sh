@@ -4,7 +4,7 @@
 # Much of the suite waits rather than computes: a SLURM job queued and polled, a job's ~7 s of imports on one
 # core, a real checkpoint unpacked. One process leaves the second core idle through all of that. The lanes split
 # where no session fixture is shared: lane "cluster" holds the SLURM tests (their one cluster), the real-
-# checkpoint smoke part and the DeepSpeed tests (to even the lanes out); lane "suite" holds everything else (the quick workflow run that test_workflow and
+# checkpoint smoke part, the DeepSpeed tests and the new-method copy (to even the lanes out); lane "suite" holds everything else (the quick workflow run that test_workflow and
 # test_envs read is made once, there). Each lane's output goes to its own log; the suite lane's is shown as it
 # runs, the cluster lane's when it ends. Either lane failing fails the command.
 #
@@ -17,7 +17,7 @@ if [[ "${TEST_LANES:-2}" == 1 ]]; then
     exec python -m pytest "$@"
 fi
 
-CLUSTER=(tests/slurm tests/workflow/test_smoke.py tests/unit/train/test_deepspeed.py)
+CLUSTER=(tests/slurm tests/workflow/test_smoke.py tests/unit/train/test_deepspeed.py tests/workflow/test_new_method.py)
 logs=$(mktemp -d "${TMPDIR:-/tmp}/rmflow-tests.XXXXXX")
 ignore=()
 for path in "${CLUSTER[@]}"; do ignore+=(--ignore "$path"); done

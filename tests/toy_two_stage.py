@@ -14,6 +14,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from rmflow.options import SCORE_BATCH_SIZE
+
 VERSION = 1
 KIND = "scalar"
 STAGES = ("count", "weigh")
@@ -96,5 +98,5 @@ class WordScorer:
         return {"score_chosen": scores[:n], "score_rejected": scores[n:]}
 
 
-def load_scorer(model_dir: str, device: str = "cpu", batch_size: int = 16):
+def load_scorer(model_dir: str, device: str = "cpu", batch_size: int = SCORE_BATCH_SIZE):
     return WordScorer(model_dir)

@@ -215,6 +215,9 @@ def planned_jobs(plan) -> list[Job]:
         hook = methods.hook(plan.module(method), "sizing_jobs", None)
         if hook:  # handed this module, so a method describes its jobs without importing the planner
             jobs += hook(plan, base, plan.method_options(method, base), sys.modules[__name__])
+        else:  # a staged method that describes no work: its stage jobs are listed, with nothing to estimate
+            jobs += [Job(f"stage_{stage}", {"method": method, "base": base}, method, base)
+                     for stage in plan.stages_of(method, base)]
     for eval_set, method, base in plan.evaluations():
         data = data_facts(plan, "eval_sets", eval_set)
         pairs = plan.benchmark_of(eval_set) != "rewardbench_v2"

@@ -29,6 +29,7 @@ def method_scores(trained_bt) -> list[float]:
     return bt.load_scorer(str(trained_bt)).score_conversations(CHATS, progress=False)
 
 
+@pytest.mark.slow  # its model is trained (trained_bt)
 def test_the_export_has_the_layout_the_loaders_need(exported):
     from transformers import AutoTokenizer
 
@@ -49,6 +50,7 @@ def test_the_export_has_the_layout_the_loaders_need(exported):
     assert json.loads((exported / "rmflow_export.json").read_text())["max_probe_difference"] < 1e-4
 
 
+@pytest.mark.slow  # its model is trained (trained_bt)
 def test_plain_transformers_and_the_token_classifier_view_give_the_methods_scores(exported, method_scores):
     import torch
     from transformers import AutoModelForTokenClassification, AutoTokenizer
@@ -66,6 +68,7 @@ def test_plain_transformers_and_the_token_classifier_view_give_the_methods_score
             assert abs(model(**ids).logits[0, -1, 0].item() - expected) < 1e-5
 
 
+@pytest.mark.slow  # its model is trained (trained_bt)
 def test_trls_grpo_reward_path_loads_the_export_by_its_path(exported, tiny_base, method_scores, tmp_path):
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
@@ -80,6 +83,7 @@ def test_trls_grpo_reward_path_loads_the_export_by_its_path(exported, tiny_base,
     assert max(abs(a - b) for a, b in zip(rewards[:, 0].tolist(), method_scores)) < 1e-5
 
 
+@pytest.mark.slow  # its model is trained (trained_bt)
 def test_serve_takes_the_export_too(exported, method_scores):
     import httpx
 

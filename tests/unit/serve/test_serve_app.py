@@ -48,6 +48,7 @@ def post(url: str, path: str, body, token: str | None = "s3cret") -> httpx.Respo
     return httpx.post(url + path, json=body, headers=headers, timeout=60)
 
 
+@pytest.mark.slow  # its model is trained (trained_bt)
 def test_classify_takes_messages_strings_lists_and_token_ids(server, engine, expected):
     from rmflow.train.batching import render
 
@@ -68,6 +69,7 @@ def test_classify_takes_messages_strings_lists_and_token_ids(server, engine, exp
     assert abs(activated - 1 / (1 + math.exp(-expected[0]))) < TOL
 
 
+@pytest.mark.slow  # its model is trained (trained_bt)
 def test_pooling_get_reward_and_group_rewards(server, expected):
     pooled = post(server, "/pooling", {"messages": CHATS[2]}).json()
     assert pooled["data"][0]["object"] == "pooling" and abs(pooled["data"][0]["data"][0] - expected[2]) < TOL
@@ -75,6 +77,7 @@ def test_pooling_get_reward_and_group_rewards(server, expected):
     assert abs(group["rewards"][0] - expected[0]) < TOL and group["mode"] == "scalar" and group["best"] == 0
 
 
+@pytest.mark.slow  # its model is trained (trained_bt)
 def test_a_policy_templated_query_scores_as_the_same_conversation_sent_as_messages(server, expected):
     """OpenRLHF sends the policy's chat-templated text (another template, special tokens, left padding, EOS): the
     server re-renders it with the reward model's own template, once, with one BOS."""
@@ -89,6 +92,7 @@ def test_a_policy_templated_query_scores_as_the_same_conversation_sent_as_messag
     assert all(abs(r - expected[3]) < TOL for r in answer["rewards"]), answer
 
 
+@pytest.mark.slow  # its model is trained (trained_bt)
 def test_rewards_do_not_depend_on_the_batch_16_concurrent_clients(server, engine, expected):
     before = dict(engine_stats(server))
     with ThreadPoolExecutor(16) as pool:
@@ -106,6 +110,7 @@ def engine_stats(url: str) -> dict:
         "batcher"]
 
 
+@pytest.mark.slow  # its model is trained (trained_bt)
 @pytest.mark.parametrize("path, body, token, status, words", [
     ("/classify", {}, "s3cret", 400, "exactly one of `input` and `messages`"),
     ("/classify", {"input": "x", "messages": CHATS[0]}, "s3cret", 400, "exactly one"),
@@ -132,6 +137,7 @@ def test_bad_requests_get_a_4xx_with_a_message(server, path, body, token, status
     assert words in message and "Traceback" not in answer.text
 
 
+@pytest.mark.slow  # its model is trained (trained_bt)
 def test_a_body_that_is_not_json_and_an_unknown_route(server):
     answer = httpx.post(server + "/classify", content=b"{not json", headers={"Authorization": "Bearer s3cret",
                                                                             "Content-Type": "application/json"})
@@ -140,6 +146,7 @@ def test_a_body_that_is_not_json_and_an_unknown_route(server):
     assert httpx.get(server + "/nothing", headers={"Authorization": "Bearer s3cret"}).status_code == 404
 
 
+@pytest.mark.slow  # its model is trained (trained_bt)
 def test_a_full_queue_answers_429(engine):
     from rmflow.serve.app import Limits, create_app
 
