@@ -1,5 +1,6 @@
 """A new method is one module and one config entry, nothing else: in a copy of this tree, two toy methods are added
-that way (a scalar pair loss through train_scalar, and a method of two stages) and joined to the default run; then
+that way (a scalar pair loss through train_scalar, and a method of two stages: a BT warm start, then a hinge
+fine-tune from it) and joined to the default run; then
 the fast tier, the method contract test and a one-method workflow run of each pass there, unedited."""
 
 from __future__ import annotations
@@ -49,6 +50,63 @@ def load_scorer(model_dir, device="cpu", batch_size=SCORE_BATCH_SIZE):
 '''
 
 
+TOY_STAGED = '''"""Toy of two stages: a BT warm start (stage "warm"), then a hinge fine-tune from it (stage "hinge")."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from rmflow.methods.bt import bt_loss
+from rmflow.methods.scalar.train import load_scalar_scorer, train_scalar
+from rmflow.options import SCORE_BATCH_SIZE
+from rmflow.spec import RunSpec
+
+VERSION = 1
+KIND = "scalar"
+STAGES = ("warm", "hinge")
+
+
+@dataclass(frozen=True)
+class Config:
+    margin: float = 1.0  # the second stage's hinge margin
+
+
+def stage_inputs(plan, method, base, config, stage):
+    data = plan.train_data(method, base)
+    return {"data": data} if stage == "warm" else {"data": data, "warm": plan.stage_dir(method, base, "warm")}
+
+
+def run_stage(stage, spec_path, inputs, out_dir):
+    import torch
+
+    spec = RunSpec.read(spec_path)
+
+    def warm(batch):
+        return bt_loss(batch.scores[0::2, 0], batch.scores[1::2, 0])
+
+    def hinge(batch):
+        return torch.relu(spec.options.margin - (batch.scores[0::2, 0] - batch.scores[1::2, 0])).mean()
+
+    train_scalar(spec, out_dir, num_labels=1, pair_loss=warm if stage == "warm" else hinge, data=inputs["data"],
+                 init=inputs.get("warm"))
+
+
+def train(spec, out_dir, data=None, init=None):
+    with tempfile.TemporaryDirectory(dir=Path(out_dir).parent) as scratch:
+        spec_path = Path(scratch) / "spec.json"
+        spec_path.write_text(spec.to_json())
+        data = data or spec.train_data
+        run_stage("warm", str(spec_path), {"data": data}, f"{scratch}/warm")
+        run_stage("hinge", str(spec_path), {"data": data, "warm": f"{scratch}/warm"}, out_dir)
+
+
+def load_scorer(model_dir, device="cpu", batch_size=SCORE_BATCH_SIZE):
+    return load_scalar_scorer(model_dir, device, batch_size)
+'''
+
+
 def _copy_of_this_tree(dest: Path) -> Path:
     """The tree as a fresh clone would have it, plus what is not committed yet (tracked and untracked files that git
     does not ignore)."""
@@ -67,7 +125,7 @@ def tree(tmp_path_factory) -> Path:
     tree = _copy_of_this_tree(tmp_path_factory.mktemp("newmethod") / "rmflow")
     methods = tree / "src/rmflow/methods"
     (methods / "toy_hinge.py").write_text(TOY_SCALAR)
-    (methods / "toy_stages.py").write_text((REPO / "tests/toy_two_stage.py").read_text())
+    (methods / "toy_stages.py").write_text(TOY_STAGED)
     # the config entries: the default runs them (run.methods) with their options (methods.<name>)
     config = tree / "config/config.yaml"
     text = config.read_text()
@@ -127,3 +185,6 @@ def test_a_one_method_run_trains_scores_and_lists_it(tree, method):
     assert scores["method"] == method and 0 <= scores["score"] <= 1
     assert f"tiny_llama/{method}" in (results / "leaderboard.md").read_text()
     assert [p.name for p in (results / "models").iterdir()] == [method]  # nothing else was trained
+    if method == "toy_stages":  # each stage ran as its own job of the generic stage rules
+        assert "rule stage_warm:" in proc.stdout + proc.stderr and "rule stage_hinge:" in proc.stdout + proc.stderr
+        assert (results / "stages/toy_stages/tiny_llama/warm/config.json").is_file()

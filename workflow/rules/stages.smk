@@ -11,6 +11,7 @@ for stage in PLAN.stage_names():
         input:
             spec=paths.pattern("run_spec"),
             files=stage_files(stage),
+            base=base_inputs,  # a base the workflow builds (tiny, GGUF) exists before any stage reads spec.base_model
         output:
             directory(stage_output(stage)),
         log:
