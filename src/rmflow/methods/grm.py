@@ -29,7 +29,8 @@ from rmflow.spec import RunSpec
 VERSION = 1
 KIND = "scalar"
 EXPORT_HEAD = 0  # rmflow export: the reward head (the LM head is a training-time regulariser only)
-# the module the LM head lives in while training; rmflow.train.save leaves every module of this name out of the model
+# the LM head's name inside the model's training-only modules (rmflow.train.save.TRAINING_ONLY: trained and
+# checkpointed, left out of the saved model)
 LM_HEAD = "lm_head"
 # rmflow plan: BT's shape plus the LM head's logits over the chosen answer's tokens (one text in two): planned at up
 # to 2,048 answer tokens a chosen text, 1,024 a text on average (fp32 logits and their log-softmax)
@@ -42,6 +43,11 @@ class Config:
 
     alpha: float = 0.01  # weight of the text-generation term (the script's weight_ratio); 0 = plain BT
     beta: float = 0.1  # the SFT term is -log sigmoid(beta * log p(chosen answer))
+
+
+def reward_loss(batch):
+    """The BT term: -log sigmoid(r_chosen - r_rejected [- margin]), as BT trains it."""
+    return bt_loss(batch.scores[0::2, 0], batch.scores[1::2, 0], batch.margin)
 
 
 def sft_term(logps, beta: float):
@@ -88,10 +94,7 @@ def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None
 
     options = spec.options
     if options.alpha == 0:  # no regulariser: BT's own path, with no LM head and no hidden states kept
-        def bt_only(batch):
-            return bt_loss(batch.scores[0::2, 0], batch.scores[1::2, 0], batch.margin)
-
-        train_scalar(spec, out_dir, num_labels=1, pair_loss=bt_only, data=data, init=init,
+        train_scalar(spec, out_dir, num_labels=1, pair_loss=reward_loss, data=data, init=init,
                      extra_metrics={"grm": {"alpha": 0.0, "lm_head": None}})
         return
     record = {"alpha": options.alpha, "beta": options.beta}  # metrics.json "grm"; the head is named once loaded
@@ -104,7 +107,7 @@ def train(spec: RunSpec, out_dir: str, data: str | None = None, init: str | None
 
     def pair_loss(batch):
         inner = getattr(batch.model, "module", batch.model)
-        reward = bt_loss(batch.scores[0::2, 0], batch.scores[1::2, 0], batch.margin)
+        reward = reward_loss(batch)
         logps = answer_logps(getattr(inner, TRAINING_ONLY)[LM_HEAD], batch.answers[0::2], record["softcap"])
         sft = sft_term(logps, options.beta)
         loss = options.alpha * sft + (1 - options.alpha) * reward

@@ -25,13 +25,18 @@ def position_ids(attention_mask):
     return (attention_mask.cumsum(-1) - 1).clamp(min=0)
 
 
+def last_hidden(model, input_ids, attention_mask):
+    """The backbone's last-layer (normed) hidden states at every position, (batch, length, hidden)."""
+    backbone = getattr(model, model.base_model_prefix)
+    return backbone(input_ids=input_ids, attention_mask=attention_mask,
+                    position_ids=position_ids(attention_mask)).last_hidden_state
+
+
 def hidden_at_last(model, input_ids, attention_mask):
     """Last-layer hidden state at the last real token (the embedding ArmoRM-style heads read)."""
     import torch
 
-    backbone = getattr(model, model.base_model_prefix)
-    out = backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids(attention_mask))
-    hidden = out.last_hidden_state
+    hidden = last_hidden(model, input_ids, attention_mask)
     return hidden[torch.arange(hidden.shape[0], device=hidden.device), last_token_index(attention_mask)]
 
 
@@ -47,9 +52,7 @@ def head_outputs(model, input_ids, attention_mask, keep_hidden: bool = False):
     if head is None:
         raise TypeError(f"{type(inner).__name__} has no 'score' head; expected a decoder *ForSequenceClassification")
     if wrapped is None:
-        backbone = getattr(model, model.base_model_prefix)
-        hidden = backbone(input_ids=input_ids, attention_mask=attention_mask,
-                          position_ids=position_ids(attention_mask)).last_hidden_state
+        hidden = last_hidden(model, input_ids, attention_mask)
     else:
         # DDP synchronises gradients only for work done inside its own forward, so the whole model must run
         # through it; the final (normed) hidden states are the ones the backbone alone returns.

@@ -151,3 +151,17 @@ def padded_tokens(sequences: list[list[int]], max_padding: float) -> int:
     """Tokens a forward over ``sequences`` processes when split by ``padding_chunks``."""
     lengths = [len(s) for s in sequences]
     return sum(len(c) * max(lengths[i] for i in c) for c in padding_chunks(lengths, max_padding))
+
+
+def in_input_order(order: list[int], parts: list, answers: list | None = None):
+    """Outputs computed chunk by chunk put back in input order: ``order`` lists, per row of ``torch.cat(parts)``,
+    the input position it belongs to. With ``answers`` (one item per row, in the same chunk order), also those, as
+    ``(outputs, answers)``."""
+    import torch
+
+    index = torch.tensor(order, device=parts[0].device)
+    inverse = torch.empty_like(index)
+    inverse[index] = torch.arange(len(order), device=index.device)
+    outputs = torch.cat(parts)[inverse]
+    return outputs if answers is None else (outputs, [answers[k] for k in inverse.tolist()])
+

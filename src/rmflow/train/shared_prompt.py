@@ -175,7 +175,7 @@ def pair_outputs_in_parts(model, pairs: list[PackedPair], pad_id: int, device, m
     those tokens) in the same order: ``answer_predictors`` read from the same forward."""
     import torch
 
-    from rmflow.train.batching import padding_chunks
+    from rmflow.train.batching import in_input_order, padding_chunks
 
     chunks = padding_chunks([p.length for p in pairs], max_padding)
     parts, answers = [], []
@@ -188,10 +188,5 @@ def pair_outputs_in_parts(model, pairs: list[PackedPair], pad_id: int, device, m
                 for where, tokens in answer_predictors(pair):
                     answers.append((hidden[row, where], torch.tensor(tokens, device=hidden.device)))
         parts.append(out)
-    order = torch.tensor([2 * i + side for chunk in chunks for i in chunk for side in (0, 1)], device=device)
-    inverse = torch.empty_like(order)
-    inverse[order] = torch.arange(len(order), device=device)
-    scores = torch.cat(parts)[inverse]
-    if not keep_answers:
-        return scores
-    return scores, [answers[k] for k in inverse.tolist()]
+    order = [2 * i + side for chunk in chunks for i in chunk for side in (0, 1)]
+    return in_input_order(order, parts, answers if keep_answers else None)

@@ -157,7 +157,7 @@ def forward_in_parts(model, sequences: list[list[int]], pad_id: int, device, max
     import torch
 
     from rmflow.models.scalar import head_outputs
-    from rmflow.train.batching import pad, padding_chunks
+    from rmflow.train.batching import in_input_order, pad, padding_chunks
 
     chunks = padding_chunks([len(s) for s in sequences], max_padding)
     parts, answers = [], []
@@ -171,13 +171,8 @@ def forward_in_parts(model, sequences: list[list[int]], pad_id: int, device, max
                 answers.append((hidden[row, first - 1:len(sequences[i]) - 1],
                                 torch.tensor(sequences[i][first:], device=hidden.device)))
         parts.append(out)
-    order = torch.tensor([i for chunk in chunks for i in chunk], device=device)
-    inverse = torch.empty_like(order)
-    inverse[order] = torch.arange(len(order), device=device)
-    scores = torch.cat(parts)[inverse]
-    if answer_starts is None:
-        return scores
-    return scores, [answers[k] for k in inverse.tolist()]
+    order = [i for chunk in chunks for i in chunk]
+    return in_input_order(order, parts, answers if answer_starts is not None else None)
 
 
 def load_scalar_scorer(model_dir: str, device: str = "cpu", batch_size: int = SCORE_BATCH_SIZE, num_labels: int = 1,
